@@ -1,0 +1,42 @@
+"""tulip-bridges: one asyncio loop for Twisted, Tornado, gevent and asyncore.
+
+The public API is what this module exports; everything else is private.
+Framework-specific helpers live in ``bridges.twisted``, ``bridges.tornado``,
+``bridges.gevent`` and ``bridges.asyncore``.
+"""
+
+from ._convert import awaitable, register
+from ._errors import (
+    BridgeError,
+    FdConflictError,
+    FrameworkNotInstalledError,
+    HubNotRunningError,
+    HubStateError,
+    LoopFactoryError,
+    NotAwaitableError,
+    SignalConflictError,
+    StopTimeoutError,
+    UnknownFrameworkError,
+)
+from ._hub import Hub, current_hub
+from ._run import run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BridgeError",
+    "FdConflictError",
+    "FrameworkNotInstalledError",
+    "Hub",
+    "HubNotRunningError",
+    "HubStateError",
+    "LoopFactoryError",
+    "NotAwaitableError",
+    "SignalConflictError",
+    "StopTimeoutError",
+    "UnknownFrameworkError",
+    "awaitable",
+    "current_hub",
+    "register",
+    "run",
+]

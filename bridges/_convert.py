@@ -1,0 +1,143 @@
+"""``bridges.awaitable()``: one door through which every framework's primitive becomes awaitable.
+
+The registry is a :func:`functools.singledispatch` function, so registration
+follows the type's MRO and abstract base classes the way Python users expect.
+Adapters register their native primitives when they are imported; users
+register their own types with :func:`register`.
+
+What needs no framework lives here too: ``concurrent.futures.Future`` and the
+Tulip-era ``yield from`` generator coroutines that predate ``async def``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+from typing import Any, Awaitable, Callable, Generator, TypeVar
+
+from ._errors import NotAwaitableError
+
+__all__ = ["awaitable", "register", "to_future"]
+
+T = TypeVar("T")
+Converter = Callable[[Any], Awaitable[Any]]
+
+
+@functools.singledispatch
+def _convert(obj: Any) -> Awaitable[Any]:
+    if inspect.isawaitable(obj):
+        return obj
+    if inspect.isgenerator(obj):
+        return _drive_generator(obj)
+    raise NotAwaitableError(_not_awaitable_message(obj))
+
+
+def _not_awaitable_message(obj: object) -> str:
+    kind = type(obj)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if inspect.iscoroutinefunction(obj) or inspect.isgeneratorfunction(obj):
+        return (
+            f"bridges.awaitable() was given the function {obj!r}, not the coroutine it "
+            f"makes: call it first, e.g. bridges.awaitable(f(...))."
+        )
+    return (
+        f"bridges.awaitable() does not know how to await a {name} object. "
+        "If it belongs to a framework, attach that framework "
+        "(bridges.run(..., frameworks=[...]) or bridges.Hub(frameworks=[...])); "
+        f"for a type of your own, teach the hub with bridges.register({kind.__qualname__}, "
+        "converter), where converter(obj) returns an awaitable."
+    )
+
+
+def register(type_: type, converter: Converter) -> None:
+    """Teach :func:`awaitable` to convert instances of ``type_`` (and its subclasses).
+
+    ``converter(obj)`` must return an awaitable (an ``asyncio.Future``, a
+    coroutine, ...).  A later registration for the same type replaces the
+    earlier one.
+    """
+    if not isinstance(type_, type):
+        raise NotAwaitableError(
+            f"bridges.register() takes a class as its first argument, not {type_!r}."
+        )
+    if not callable(converter):
+        raise NotAwaitableError(
+            f"bridges.register({type_.__qualname__}, ...) needs a callable converter, "
+            f"not {converter!r}."
+        )
+    _convert.register(type_, converter)
+
+
+def awaitable(obj: Any) -> Awaitable[Any]:
+    """Return something that can be awaited for ``obj``'s outcome.
+
+    Accepts any awaitable, a ``concurrent.futures.Future``, a Tulip-era
+    generator coroutine, and every type an attached framework (or the user,
+    through :func:`register`) registered.  Results and exceptions pass through
+    unchanged; cancelling the awaiting task cancels ``obj`` natively.
+    """
+    return _convert(obj)
+
+
+def to_future(obj: Any) -> asyncio.Future[Any]:
+    """Like :func:`awaitable`, but always an ``asyncio.Future`` of the running loop.
+
+    Adapters use this where the other framework needs a future object (a
+    Tornado future, a callback target) rather than something to ``await``.
+    Coroutines become tasks of the current hub, so the hub cancels them when it
+    stops.
+    """
+    converted = _convert(obj)
+    if isinstance(converted, asyncio.Future):
+        return converted
+    from ._hub import current_hub
+
+    return current_hub().spawn(converted)
+
+
+def _from_concurrent(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+    # wrap_future already carries cancellation both ways: cancelling the asyncio
+    # future cancels the concurrent one (if it has not started running), and a
+    # concurrent future cancelled by its owner cancels the asyncio one.
+    return asyncio.wrap_future(fut)
+
+
+register(concurrent.futures.Future, _from_concurrent)
+
+
+async def _drive_generator(gen: Generator[Any, Any, T]) -> T:
+    """Run a Tulip-era ``yield from`` coroutine as a native one.
+
+    Such a generator yields the futures it waits on (``yield from fut`` yields
+    ``fut`` itself) and, on Python 3.11+, cannot be awaited any more because
+    ``@asyncio.coroutine`` is gone.  Each yielded value is awaited through
+    :func:`awaitable`, so legacy code may also yield Deferreds or greenlets;
+    its outcome is sent (or thrown) back in.  A bare ``yield`` is one loop pass.
+    """
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                yielded = gen.throw(exc)
+            else:
+                yielded = gen.send(to_send)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+                to_send = None
+            else:
+                if getattr(yielded, "_asyncio_future_blocking", False):
+                    # `yield from fut` flagged the future as being waited on, as the
+                    # future protocol says; a Task clears the flag when it takes the
+                    # future over, and so must we, or awaiting it raises.
+                    yielded._asyncio_future_blocking = False
+                to_send = await _convert(yielded)
+        except BaseException as exc:  # noqa: BLE001 - every outcome, cancellation included, goes back into the generator
+            to_throw = exc
+            to_send = None

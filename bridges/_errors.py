@@ -1,0 +1,74 @@
+"""The errors the hub raises.
+
+Every one is a :class:`BridgeError`, so ``except bridges.BridgeError`` catches
+anything the hub itself complains about.  Where Python already has a fitting
+built-in exception (``TypeError`` for a wrong argument, ``RuntimeError`` for a
+wrong state) the error subclasses that too, so code written against plain
+asyncio keeps catching what it caught before.
+
+Each message says what happened *and* what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BridgeError",
+    "FdConflictError",
+    "FrameworkNotInstalledError",
+    "HubNotRunningError",
+    "HubStateError",
+    "LoopFactoryError",
+    "NotAwaitableError",
+    "SignalConflictError",
+    "StopTimeoutError",
+    "UnknownFrameworkError",
+]
+
+
+class BridgeError(Exception):
+    """Base class of every error the hub raises."""
+
+
+class FrameworkNotInstalledError(BridgeError, ImportError):
+    """A framework was asked for by name but its package is not installed."""
+
+
+class UnknownFrameworkError(BridgeError, ValueError):
+    """A framework name that the hub has no adapter for."""
+
+
+class LoopFactoryError(BridgeError, ValueError):
+    """``loop_factory`` named a loop that cannot be made here."""
+
+
+class HubNotRunningError(BridgeError, RuntimeError):
+    """Code that needs the hub ran where no hub is running."""
+
+
+class HubStateError(BridgeError, RuntimeError):
+    """The hub was used in a way its lifecycle does not allow (started twice, nested, ...)."""
+
+
+class FdConflictError(BridgeError):
+    """Two owners claimed the reader (or writer) of one file descriptor.
+
+    asyncio keeps one reader and one writer per fd; a second ``add_reader``
+    silently replaces the first callback, and the first framework then waits
+    forever.  The hub refuses instead.
+    """
+
+
+class SignalConflictError(BridgeError):
+    """Two owners claimed the handler of one signal."""
+
+
+class NotAwaitableError(BridgeError, TypeError):
+    """:func:`bridges.awaitable` was given something it cannot convert."""
+
+
+class StopTimeoutError(BridgeError):
+    """A stage of the stop sequence did not finish within its bounded wait.
+
+    It is *reported* through the loop's exception handler, not raised: the hub
+    moves on to the next stage so that shutdown never hangs.
+    """

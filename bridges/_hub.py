@@ -1,0 +1,443 @@
+"""The hub: one asyncio loop that every attached framework runs on.
+
+The hub does four things the frameworks cannot do for each other:
+
+* **Lifecycle.**  It attaches the adapters in a fixed order and, when it
+  stops, runs the stop sequence in the reverse order with a bounded wait per
+  stage, so that one stuck framework is reported instead of hanging the exit.
+* **Ownership.**  asyncio keeps one reader and one writer per file descriptor
+  and one handler per signal, and silently replaces an earlier one.  Adapters
+  register through the hub, which refuses a second owner with an error that
+  names both.
+* **Legacy tasks.**  Tasks started on behalf of legacy code (a coroutine
+  wrapped in a Deferred, a greenlet's awaitable) are tracked, so the stop
+  sequence can cancel them at the right moment.
+* **The error sink.**  An exception nobody awaited, in any framework's
+  callback, is reported exactly once through the loop's exception handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+from types import ModuleType, TracebackType
+from typing import Any, Awaitable, Callable, Iterator
+
+from . import _adapters
+from ._errors import (
+    BridgeError,
+    FdConflictError,
+    HubNotRunningError,
+    HubStateError,
+    SignalConflictError,
+    StopTimeoutError,
+)
+
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub"]
+
+log = logging.getLogger("bridges")
+
+DEFAULT_STOP_TIMEOUT = 5.0
+"""Seconds each stage of the stop sequence may take before the hub moves on."""
+
+_REPORTED = "__bridges_reported__"
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def current_hub() -> Hub:
+    """The hub running on this thread's event loop.
+
+    Raises :class:`bridges.HubNotRunningError` (a ``RuntimeError``) when there
+    is none, e.g. when called from another thread or before ``bridges.run``.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    hub = _hubs.get(loop) if loop is not None else None
+    if hub is None:
+        raise HubNotRunningError(
+            "no bridges hub is running in this thread. Call this from code that runs on "
+            "the hub (inside bridges.run(...) or `async with bridges.Hub():`); from another "
+            "thread, hand the call to the hub's loop with hub.loop.call_soon_threadsafe(...)."
+        )
+    return hub
+
+
+class Hub:
+    """One asyncio loop shared by every attached framework.
+
+    ``bridges.run(main)`` creates one for you.  Inside a loop that is already
+    running (a test, an application that owns its loop), use it directly::
+
+        async with bridges.Hub(frameworks=["twisted"]) as hub:
+            ...
+
+    ``frameworks`` is ``"auto"`` (every installed framework), ``None`` (plain
+    asyncio), or names from ``"asyncore"``, ``"gevent"``, ``"tornado"``,
+    ``"twisted"``.  ``stop_timeout`` bounds each stage of the stop sequence.
+    """
+
+    def __init__(
+        self,
+        frameworks: _adapters.FrameworksArg = "auto",
+        *,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    ) -> None:
+        self._specs = _adapters.resolve(frameworks)
+        self.stop_timeout = stop_timeout
+        self.state: dict[str, Any] = {}
+        """Per-hub state of the adapters, each under its own framework name."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id: int | None = None
+        self._attached: list[tuple[_adapters.AdapterSpec, ModuleType]] = []
+        self._readers: dict[int, str] = {}
+        self._writers: dict[int, str] = {}
+        self._signals: dict[int, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._host: asyncio.Task[Any] | None = None
+        self._stop_reason: str | None = None
+        self._phase = "new"
+
+    # -- inspection ---------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop the hub runs on."""
+        if self._loop is None:
+            raise HubNotRunningError(
+                "this hub has not started: enter it with `async with hub:` "
+                "or let bridges.run() start it."
+            )
+        return self._loop
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        """Names of the attached frameworks, in attach order."""
+        return tuple(spec.name for spec, _ in self._attached)
+
+    @property
+    def running(self) -> bool:
+        return self._phase == "running"
+
+    @property
+    def stopping(self) -> bool:
+        return self._phase == "stopping"
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why :meth:`request_stop` was called, or None if it was not."""
+        return self._stop_reason
+
+    def fd_owners(self) -> dict[str, dict[int, str]]:
+        """A snapshot of who owns which fd: ``{"readers": {fd: owner}, "writers": {...}}``."""
+        return {"readers": dict(self._readers), "writers": dict(self._writers)}
+
+    def pending_tasks(self) -> list[asyncio.Task[Any]]:
+        """Tasks started for legacy code that have not finished yet."""
+        return [task for task in self._tasks if not task.done()]
+
+    def __repr__(self) -> str:
+        return f"<bridges.Hub {self._phase} frameworks={list(self.frameworks)}>"
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def __aenter__(self) -> Hub:
+        if self._phase != "new":
+            raise HubStateError(
+                f"this hub is {self._phase}; a Hub starts once. Make a new bridges.Hub()."
+            )
+        loop = asyncio.get_running_loop()
+        if loop in _hubs:
+            raise HubStateError(
+                "a bridges hub is already running on this event loop; one loop has one hub. "
+                "Use bridges.current_hub() to reach it instead of starting another."
+            )
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+        self._host = asyncio.current_task()
+        _hubs[loop] = self
+        self._phase = "running"
+        try:
+            for spec in self._specs:
+                module = _adapters.load(spec)
+                outcome = module.attach(self)
+                self._attached.append((spec, module))
+                if outcome is not None:
+                    await outcome
+                log.debug("bridges: attached %s", spec.name)
+        except BaseException:
+            await self._stop_shielded()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        await self._stop_shielded()
+        return isinstance(exc, asyncio.CancelledError) and self._swallow_own_cancel()
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the hub from inside: cancel the code running in it, then run the stop sequence.
+
+        This is what SIGTERM, SIGINT and Twisted's ``reactor.stop()`` do.  The
+        task that entered the hub is cancelled; ``async with Hub()`` swallows
+        that one cancellation when it exits, so ``bridges.run`` returns None.
+        Safe to call more than once and from any thread.
+        """
+        if self._loop is not None and threading.get_ident() != self._thread_id:
+            self._loop.call_soon_threadsafe(self.request_stop, reason)
+            return
+        if self._stop_reason is not None or self._phase != "running":
+            return
+        self._stop_reason = reason
+        log.debug("bridges: stop requested by %s", reason)
+        if self._host is not None and not self._host.done():
+            self._host.cancel(f"bridges: hub stop requested by {reason}")
+
+    def _swallow_own_cancel(self) -> bool:
+        if self._stop_reason is None or self._host is None:
+            return False
+        if sys.version_info >= (3, 11):
+            # Only swallow our own cancellation: if someone else cancelled the
+            # host task too (a timeout around the hub), let theirs propagate.
+            return self._host.uncancel() == 0
+        return True
+
+    async def _stop_shielded(self) -> None:
+        # The stop sequence runs in its own task and is shielded: a caller that
+        # is cancelled again while we stop (AnyIO's cancel scopes re-cancel on
+        # every loop pass) must not abandon the frameworks half-stopped.  Every
+        # stage is bounded, so this wait is bounded too.
+        if self._phase in ("stopping", "stopped"):
+            return
+        self._phase = "stopping"
+        stopper = self.loop.create_task(self._stop_sequence())
+        cancelled = False
+        while not stopper.done():
+            try:
+                await asyncio.shield(stopper)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _stop_stages(self) -> Iterator[tuple[str, Callable[[], Awaitable[Any] | None]]]:
+        attached = list(reversed(self._attached))
+        for spec, module in attached:
+            if spec.runs_shutdown_work:
+                yield spec.name, _bind_detach(module, self)
+        yield "legacy tasks", self._cancel_legacy_tasks
+        for spec, module in attached:
+            if not spec.runs_shutdown_work:
+                yield spec.name, _bind_detach(module, self)
+
+    async def _stop_sequence(self) -> None:
+        try:
+            for stage, begin in self._stop_stages():
+                log.debug("bridges: stop stage %s", stage)
+                try:
+                    outcome = begin()
+                    if outcome is not None:
+                        await self._bounded(stage, outcome)
+                except Exception as exc:  # noqa: BLE001 - one failing stage must not skip the rest
+                    self.report(exc, f"bridges: stop stage {stage!r} failed")
+        finally:
+            self._release_registrations()
+            self._attached.clear()
+            _hubs.pop(self.loop, None)
+            self._phase = "stopped"
+            log.debug("bridges: stopped")
+
+    async def _bounded(self, stage: str, outcome: Awaitable[Any]) -> None:
+        waiter = asyncio.ensure_future(outcome)
+        done, _ = await asyncio.wait({waiter}, timeout=self.stop_timeout)
+        if done:
+            waiter.result()
+            return
+        waiting_for = _describe_wait(waiter)
+        waiter.cancel()
+        self.report(
+            StopTimeoutError(
+                f"bridges: stop stage {stage!r} did not finish within {self.stop_timeout:g}s; "
+                f"it was still waiting for {waiting_for}. The hub cancelled it and went on "
+                "so that shutdown does not hang. Make that work finish (or respect "
+                "cancellation) sooner, or raise Hub(stop_timeout=...)."
+            ),
+            f"bridges: stop stage {stage!r} timed out",
+        )
+        await asyncio.wait({waiter}, timeout=min(self.stop_timeout, 1.0))
+
+    def _cancel_legacy_tasks(self) -> Awaitable[None] | None:
+        pending = self.pending_tasks()
+        if not pending:
+            return None
+        for task in pending:
+            task.cancel()
+        return self._collect(pending)
+
+    async def _collect(self, tasks: list[asyncio.Task[Any]]) -> None:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results):
+            if isinstance(result, Exception):
+                self.report(result, f"bridges: {task!r} raised while it was cancelled at stop")
+
+    def _release_registrations(self) -> None:
+        loop = self.loop
+        if loop.is_closed():
+            return
+        for fd in list(self._readers):
+            loop.remove_reader(fd)
+        for fd in list(self._writers):
+            loop.remove_writer(fd)
+        for signum in list(self._signals):
+            loop.remove_signal_handler(signum)
+        self._readers.clear()
+        self._writers.clear()
+        self._signals.clear()
+
+    # -- legacy tasks -------------------------------------------------------
+
+    def spawn(self, aw: Awaitable[Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``aw`` as a task that the hub cancels when it stops.
+
+        Adapters use this for work they start on behalf of legacy code.  The
+        task runs in a copy of the caller's context, so ``contextvars`` set by
+        the caller are visible inside.
+        """
+        task = asyncio.ensure_future(aw, loop=self.loop)
+        if name is not None:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- file descriptors ---------------------------------------------------
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
+        """``loop.add_reader`` that refuses to replace another owner's reader."""
+        fileno = _fileno(fd)
+        _claim(self._readers, fileno, owner, "reader", FdConflictError)
+        self.loop.add_reader(fileno, callback, *args)
+
+    def remove_reader(self, fd: Any, *, owner: str) -> bool:
+        fileno = _fileno(fd)
+        if not _release(self._readers, fileno, owner, "reader", FdConflictError):
+            return False
+        return self.loop.remove_reader(fileno)
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
+        """``loop.add_writer`` that refuses to replace another owner's writer."""
+        fileno = _fileno(fd)
+        _claim(self._writers, fileno, owner, "writer", FdConflictError)
+        self.loop.add_writer(fileno, callback, *args)
+
+    def remove_writer(self, fd: Any, *, owner: str) -> bool:
+        fileno = _fileno(fd)
+        if not _release(self._writers, fileno, owner, "writer", FdConflictError):
+            return False
+        return self.loop.remove_writer(fileno)
+
+    # -- signals ------------------------------------------------------------
+
+    def add_signal_handler(
+        self, signum: int, callback: Callable[..., Any], *args: Any, owner: str
+    ) -> None:
+        """``loop.add_signal_handler`` that refuses to replace another owner's handler."""
+        _claim(self._signals, int(signum), owner, "handler", SignalConflictError)
+        try:
+            self.loop.add_signal_handler(signum, callback, *args)
+        except BaseException:
+            del self._signals[int(signum)]
+            raise
+
+    def remove_signal_handler(self, signum: int, *, owner: str) -> bool:
+        if not _release(self._signals, int(signum), owner, "handler", SignalConflictError):
+            return False
+        return self.loop.remove_signal_handler(signum)
+
+    # -- the error sink -----------------------------------------------------
+
+    def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
+        """Report an error nobody handled, once, through the loop's exception handler.
+
+        Adapters route their framework's "unhandled error" paths here (Twisted's
+        unhandled Failures, gevent's ``handle_error``, Tornado's callback
+        errors).  The same exception object is reported only the first time,
+        however many paths it takes.  Callable from any thread.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.error("%s", message, exc_info=exc)
+            return
+        if threading.get_ident() != self._thread_id:
+            loop.call_soon_threadsafe(lambda: self.report(exc, message, **context))
+            return
+        if exc is not None:
+            if getattr(exc, _REPORTED, False):
+                return
+            with contextlib.suppress(AttributeError):  # exceptions with __slots__
+                setattr(exc, _REPORTED, True)
+        payload: dict[str, Any] = {"message": message, "hub": self, **context}
+        if exc is not None:
+            payload["exception"] = exc
+        loop.call_exception_handler(payload)
+
+
+def _bind_detach(module: ModuleType, hub: Hub) -> Callable[[], Awaitable[Any] | None]:
+    return lambda: module.detach(hub)
+
+
+def _fileno(fd: Any) -> int:
+    return fd if isinstance(fd, int) else int(fd.fileno())
+
+
+def _claim(
+    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
+) -> None:
+    current = table.get(key)
+    if current is not None and current != owner:
+        what = _KIND[error]
+        raise error(
+            f"{what} {key} already has a {role} owned by {current!r}, and {owner!r} tried "
+            f"to register another. asyncio keeps one {role} per {what}, so the second "
+            f"would silently replace the first and {current!r} would wait forever. Let one "
+            f"framework own {what} {key} (close or unregister {current!r}'s object first), "
+            "and pass results between the frameworks with bridges.awaitable()."
+        )
+    table[key] = owner
+
+
+def _release(
+    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
+) -> bool:
+    current = table.get(key)
+    if current is None:
+        return False
+    if current != owner:
+        raise error(
+            f"{owner!r} tried to remove the {role} of {_KIND[error]} {key}, which belongs "
+            f"to {current!r}. Each owner removes only what it registered."
+        )
+    del table[key]
+    return True
+
+
+_KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictError: "signal"}
+
+
+def _describe_wait(waiter: asyncio.Future[Any]) -> str:
+    if isinstance(waiter, asyncio.Task):
+        frames = waiter.get_stack()
+        if frames:
+            frame = frames[-1]
+            where = f"{frame.f_code.co_name} at {frame.f_code.co_filename}:{frame.f_lineno}"
+            return f"{waiter.get_coro()!r}, suspended in {where}"
+        return repr(waiter.get_coro())
+    return repr(waiter)

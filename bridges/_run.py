@@ -1,0 +1,170 @@
+"""``bridges.run()``: ``asyncio.run`` with every requested framework attached to the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import threading
+from typing import Any, Callable, TypeVar, Union
+
+from ._adapters import FrameworksArg
+from ._convert import awaitable
+from ._errors import HubStateError, LoopFactoryError
+from ._hub import DEFAULT_STOP_TIMEOUT, Hub
+
+__all__ = ["make_loop_factory", "run"]
+
+log = logging.getLogger("bridges")
+
+T = TypeVar("T")
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LoopFactoryArg = Union[None, str, LoopFactory]
+
+_SIGINT = "SIGINT"
+_OWNER = "bridges.run"
+
+
+def make_loop_factory(loop_factory: LoopFactoryArg) -> LoopFactory:
+    """Resolve ``loop_factory=`` into a callable returning a new event loop."""
+    if loop_factory is None or loop_factory == "asyncio":
+        return asyncio.new_event_loop
+    if loop_factory == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise LoopFactoryError(
+                "loop_factory='uvloop' needs the uvloop package, which is not installed. "
+                "Install it with: pip install 'tulip-bridges[uvloop]'"
+            ) from None
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    if callable(loop_factory):
+        return loop_factory
+    raise LoopFactoryError(
+        "loop_factory must be None (the default asyncio loop), 'uvloop', or a callable "
+        f"that returns a new event loop, not {loop_factory!r}."
+    )
+
+
+def run(
+    main: Any,
+    *args: Any,
+    frameworks: FrameworksArg = "auto",
+    loop_factory: LoopFactoryArg = None,
+    debug: bool = False,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> Any:
+    """Run ``main`` on a new hub, like :func:`asyncio.run`, and return its result.
+
+    ``main`` is a coroutine function (called with ``args``), a coroutine, or
+    anything :func:`bridges.awaitable` accepts.  ``frameworks`` is ``"auto"``
+    (each installed framework), ``None`` (plain asyncio) or an iterable of
+    names.  ``loop_factory`` is None, ``"uvloop"`` or a callable.
+
+    How it ends: main's result is returned and its exception raised.  SIGTERM
+    (or ``reactor.stop()``) cancels main, runs the stop sequence and returns
+    None.  SIGINT runs the stop sequence and raises ``KeyboardInterrupt``, as
+    ``asyncio.run`` does; a second SIGINT interrupts the stop sequence itself.
+    ``run`` may be called again and again in one process.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise HubStateError(
+            "bridges.run() cannot be called from a running event loop. Inside one, "
+            "use `async with bridges.Hub(): ...` instead."
+        )
+    factory = make_loop_factory(loop_factory)
+    hub = Hub(frameworks, stop_timeout=stop_timeout)
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.set_debug(debug)
+        result = loop.run_until_complete(_main_on_hub(hub, main, args))
+    finally:
+        try:
+            _finish_loop(loop, stop_timeout)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    if hub.stop_reason == _SIGINT:
+        raise KeyboardInterrupt
+    return result
+
+
+async def _main_on_hub(hub: Hub, main: Any, args: tuple[Any, ...]) -> Any:
+    async with hub:
+        _install_stop_signals(hub)
+        return await awaitable(_call_main(main, args))
+    return None  # reached only when a stop request cancelled main
+
+
+def _call_main(main: Any, args: tuple[Any, ...]) -> Any:
+    if callable(main) and not inspect.isawaitable(main):
+        return main(*args)
+    if args:
+        raise TypeError(
+            f"bridges.run() got arguments {args!r} for main, but main is {main!r}, "
+            "not a function to call with them. Pass the function itself: "
+            "bridges.run(main, *args)."
+        )
+    return main
+
+
+def _install_stop_signals(hub: Hub) -> None:
+    # Signal handlers can only be set from the main thread (as asyncio.run does it).
+    if threading.current_thread() is not threading.main_thread():
+        return
+    hub.add_signal_handler(signal.SIGINT, _on_sigint, hub, owner=_OWNER)
+    hub.add_signal_handler(signal.SIGTERM, hub.request_stop, "SIGTERM", owner=_OWNER)
+
+
+def _on_sigint(hub: Hub) -> None:
+    # Give the default handler back at once, so that a second Ctrl-C raises
+    # KeyboardInterrupt straight away if the stop sequence is not quick enough.
+    hub.remove_signal_handler(signal.SIGINT, owner=_OWNER)
+    hub.request_stop(_SIGINT)
+
+
+def _finish_loop(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """What ``asyncio.run`` does after main, each step bounded so that exit never hangs."""
+    _cancel_remaining_tasks(loop, timeout)
+    loop.run_until_complete(_bounded(loop.shutdown_asyncgens(), timeout, "async generators"))
+    loop.run_until_complete(
+        _bounded(loop.shutdown_default_executor(), timeout, "the default executor's threads")
+    )
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+    for task in tasks:
+        if not task.done():
+            log.error(
+                "bridges: %r ignored cancellation for %gs at exit; abandoning it. "
+                "Let it respect asyncio.CancelledError.",
+                task,
+                timeout,
+            )
+        elif not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception during bridges.run() shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+
+
+async def _bounded(aw: Any, timeout: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(aw, timeout)
+    except asyncio.TimeoutError:
+        log.error("bridges: gave up waiting for %s after %gs at exit.", what, timeout)
