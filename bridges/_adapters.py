@@ -68,7 +68,7 @@ _BY_NAME = {spec.name: spec for spec in ADAPTERS}
 def installed(spec: AdapterSpec) -> bool:
     """Whether the framework's package can be imported (without importing it)."""
     if spec.requires in sys.modules:
-        return True
+        return sys.modules[spec.requires] is not None  # None: the import is blocked
     try:
         return importlib.util.find_spec(spec.requires) is not None
     except (ImportError, ValueError):

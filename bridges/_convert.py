@@ -46,7 +46,7 @@ def _not_awaitable_message(obj: object) -> str:
         f"bridges.awaitable() does not know how to await a {name} object. "
         "If it belongs to a framework, attach that framework "
         "(bridges.run(..., frameworks=[...]) or bridges.Hub(frameworks=[...])); "
-        f"for a type of your own, teach the hub with bridges.register({kind.__qualname__}, "
+        f"for a type of your own, teach the hub with bridges.register({kind.__name__}, "
         "converter), where converter(obj) returns an awaitable."
     )
 

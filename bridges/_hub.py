@@ -24,7 +24,7 @@ import logging
 import sys
 import threading
 from types import ModuleType, TracebackType
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, NamedTuple
 
 from . import _adapters
 from ._errors import (
@@ -45,6 +45,18 @@ DEFAULT_STOP_TIMEOUT = 5.0
 
 _REPORTED = "__bridges_reported__"
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def _os_thread_ident() -> Callable[[], int]:
+    """``threading.get_ident`` as the OS sees it.
+
+    ``gevent.monkey.patch_all()`` replaces it with a per-greenlet id, which
+    would make every greenlet look like another thread to the hub.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return monkey.get_original("_thread", "get_ident")  # type: ignore[no-any-return]
+    return threading.get_ident
 
 
 def current_hub() -> Hub:
@@ -93,6 +105,7 @@ class Hub:
         """Per-hub state of the adapters, each under its own framework name."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
+        self._get_ident: Callable[[], int] = threading.get_ident
         self._attached: list[tuple[_adapters.AdapterSpec, ModuleType]] = []
         self._readers: dict[int, str] = {}
         self._writers: dict[int, str] = {}
@@ -157,7 +170,8 @@ class Hub:
                 "Use bridges.current_hub() to reach it instead of starting another."
             )
         self._loop = loop
-        self._thread_id = threading.get_ident()
+        self._get_ident = _os_thread_ident()
+        self._thread_id = self._get_ident()
         self._host = asyncio.current_task()
         _hubs[loop] = self
         self._phase = "running"
@@ -191,7 +205,7 @@ class Hub:
         that one cancellation when it exits, so ``bridges.run`` returns None.
         Safe to call more than once and from any thread.
         """
-        if self._loop is not None and threading.get_ident() != self._thread_id:
+        if self._loop is not None and self._get_ident() != self._thread_id:
             self._loop.call_soon_threadsafe(self.request_stop, reason)
             return
         if self._stop_reason is not None or self._phase != "running":
@@ -228,26 +242,26 @@ class Hub:
         if cancelled:
             raise asyncio.CancelledError
 
-    def _stop_stages(self) -> Iterator[tuple[str, Callable[[], Awaitable[Any] | None]]]:
+    def _stop_stages(self) -> Iterator[_Stage]:
         attached = list(reversed(self._attached))
         for spec, module in attached:
             if spec.runs_shutdown_work:
-                yield spec.name, _bind_detach(module, self)
-        yield "legacy tasks", self._cancel_legacy_tasks
+                yield _adapter_stage(spec.name, module, self)
+        yield _Stage("legacy tasks", self._cancel_legacy_tasks, self._describe_legacy_tasks)
         for spec, module in attached:
             if not spec.runs_shutdown_work:
-                yield spec.name, _bind_detach(module, self)
+                yield _adapter_stage(spec.name, module, self)
 
     async def _stop_sequence(self) -> None:
         try:
-            for stage, begin in self._stop_stages():
-                log.debug("bridges: stop stage %s", stage)
+            for stage in self._stop_stages():
+                log.debug("bridges: stop stage %s", stage.name)
                 try:
-                    outcome = begin()
+                    outcome = stage.begin()
                     if outcome is not None:
                         await self._bounded(stage, outcome)
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not skip the rest
-                    self.report(exc, f"bridges: stop stage {stage!r} failed")
+                    self.report(exc, f"bridges: stop stage {stage.name!r} failed")
         finally:
             self._release_registrations()
             self._attached.clear()
@@ -255,38 +269,43 @@ class Hub:
             self._phase = "stopped"
             log.debug("bridges: stopped")
 
-    async def _bounded(self, stage: str, outcome: Awaitable[Any]) -> None:
+    async def _bounded(self, stage: _Stage, outcome: Awaitable[Any]) -> None:
         waiter = asyncio.ensure_future(outcome)
         done, _ = await asyncio.wait({waiter}, timeout=self.stop_timeout)
         if done:
             waiter.result()
             return
-        waiting_for = _describe_wait(waiter)
+        waiting_for = stage.describe(waiter)
         waiter.cancel()
         self.report(
             StopTimeoutError(
-                f"bridges: stop stage {stage!r} did not finish within {self.stop_timeout:g}s; "
-                f"it was still waiting for {waiting_for}. The hub cancelled it and went on "
-                "so that shutdown does not hang. Make that work finish (or respect "
+                f"bridges: stop stage {stage.name!r} did not finish within "
+                f"{self.stop_timeout:g}s; it was still waiting for {waiting_for}. The hub "
+                "went on so that shutdown does not hang. Make that work finish (or respect "
                 "cancellation) sooner, or raise Hub(stop_timeout=...)."
             ),
-            f"bridges: stop stage {stage!r} timed out",
+            f"bridges: stop stage {stage.name!r} timed out",
         )
         await asyncio.wait({waiter}, timeout=min(self.stop_timeout, 1.0))
 
     def _cancel_legacy_tasks(self) -> Awaitable[None] | None:
         pending = self.pending_tasks()
-        if not pending:
-            return None
         for task in pending:
             task.cancel()
-        return self._collect(pending)
+        return self._report_cancel_failures(pending) if pending else None
 
-    async def _collect(self, tasks: list[asyncio.Task[Any]]) -> None:
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for task, result in zip(tasks, results):
-            if isinstance(result, Exception):
-                self.report(result, f"bridges: {task!r} raised while it was cancelled at stop")
+    async def _report_cancel_failures(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # asyncio.wait, unlike gather, leaves the tasks alone if this stage is
+        # itself cancelled after its bounded wait.
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                self.report(
+                    task.exception(), f"bridges: {task!r} raised while it was cancelled at stop"
+                )
+
+    def _describe_legacy_tasks(self, _: asyncio.Future[Any]) -> str:
+        return ", ".join(_describe_task(task) for task in self.pending_tasks())
 
     def _release_registrations(self) -> None:
         loop = self.loop
@@ -376,7 +395,7 @@ class Hub:
         if loop is None or loop.is_closed():
             log.error("%s", message, exc_info=exc)
             return
-        if threading.get_ident() != self._thread_id:
+        if self._get_ident() != self._thread_id:
             loop.call_soon_threadsafe(lambda: self.report(exc, message, **context))
             return
         if exc is not None:
@@ -390,8 +409,14 @@ class Hub:
         loop.call_exception_handler(payload)
 
 
-def _bind_detach(module: ModuleType, hub: Hub) -> Callable[[], Awaitable[Any] | None]:
-    return lambda: module.detach(hub)
+class _Stage(NamedTuple):
+    name: str
+    begin: Callable[[], Awaitable[Any] | None]
+    describe: Callable[[asyncio.Future[Any]], str]
+
+
+def _adapter_stage(name: str, module: ModuleType, hub: Hub) -> _Stage:
+    return _Stage(name, lambda: module.detach(hub), _describe_task)
 
 
 def _fileno(fd: Any) -> int:
@@ -432,12 +457,12 @@ def _release(
 _KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictError: "signal"}
 
 
-def _describe_wait(waiter: asyncio.Future[Any]) -> str:
-    if isinstance(waiter, asyncio.Task):
-        frames = waiter.get_stack()
-        if frames:
-            frame = frames[-1]
-            where = f"{frame.f_code.co_name} at {frame.f_code.co_filename}:{frame.f_lineno}"
-            return f"{waiter.get_coro()!r}, suspended in {where}"
-        return repr(waiter.get_coro())
-    return repr(waiter)
+def _describe_task(waiter: asyncio.Future[Any]) -> str:
+    if not isinstance(waiter, asyncio.Task):
+        return repr(waiter)
+    frames = waiter.get_stack()
+    where = ""
+    if frames:
+        code, line = frames[-1].f_code, frames[-1].f_lineno
+        where = f" suspended in {code.co_name} at {code.co_filename}:{line}"
+    return f"task {waiter.get_name()!r} ({waiter.get_coro()!r}){where}"

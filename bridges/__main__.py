@@ -1,0 +1,35 @@
+"""``python -m bridges demo | doctor | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridges", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the mixed-framework demo service on 127.0.0.1")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="first port to serve on (default 8080)"
+    )
+    demo.add_argument(
+        "--self-test",
+        action="store_true",
+        help="send real requests to every endpoint, print a report, exit 0 or 1",
+    )
+    commands.add_parser("doctor", help="report versions, what attaches, and known conflicts")
+
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from ._doctor import doctor
+
+        return doctor()
+    from ._demo import demo as run_demo
+
+    return run_demo(port=args.port, self_test=args.self_test)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``python -m bridges doctor``: what this environment can run, and what will fight the hub.
+
+It checks in the order problems bite: conflicts that already exist in the
+process (a reactor imported, gevent monkey-patching) are read before the hub
+tries anything, because attaching a framework would change them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import platform
+import sys
+from typing import Iterable, TextIO
+
+from . import __version__, _adapters
+from ._run import run
+
+__all__ = ["COMPETING_PYTEST_PLUGINS", "doctor", "framework_version"]
+
+# Distributions whose pytest plugins want to run async tests their own way.
+# The advice is what to do when they are installed beside ours.
+COMPETING_PYTEST_PLUGINS: dict[str, str] = {
+    "pytest-twisted": (
+        "installs its own reactor and runs tests in a greenlet; tests marked "
+        "@pytest.mark.bridges must not also use it: disable it with -p no:twisted"
+    ),
+    "pytest-tornasync": (
+        "runs gen_test-style tests on its own IOLoop; disable it with -p no:tornasync"
+    ),
+    "pytest-tornado": "runs tests on its own IOLoop; disable it with -p no:tornado",
+    "pytest-asyncio": "coexists: it runs tests marked asyncio, the hub runs tests marked bridges",
+    "anyio": "coexists: its plugin runs tests marked anyio, the hub runs tests marked bridges",
+}
+
+
+def framework_version(name: str) -> str | None:
+    """The installed version of a framework, or None when it is not installed."""
+    if name == "asyncore" and sys.version_info < (3, 12):
+        return f"stdlib (Python {platform.python_version()})"
+    return _dist_version("pyasyncore" if name == "asyncore" else name)
+
+
+def doctor(out: TextIO = sys.stdout) -> int:
+    """Print the report; return 0 when every installed framework attaches, else 1."""
+
+    def say(line: str) -> None:
+        print(line, file=out)
+
+    say(f"tulip-bridges {__version__}")
+    say(
+        f"Python {platform.python_version()} ({platform.python_implementation()}) on {sys.platform}"
+    )
+    say("")
+    say("Conflicts:")
+    conflicts = list(_conflicts())
+    for line in conflicts or ["none found"]:
+        say(f"  - {line}")
+    say("")
+    say("Event loops:")
+    say(f"  asyncio  stdlib, default policy {type(asyncio.get_event_loop_policy()).__name__}")
+    uvloop_version = _dist_version("uvloop")
+    say(
+        f"  uvloop   {uvloop_version}, use loop_factory='uvloop'"
+        if uvloop_version
+        else "  uvloop   not installed (pip install 'tulip-bridges[uvloop]')"
+    )
+    say("")
+    say("Frameworks:")
+    failures = 0
+    for spec in _adapters.ADAPTERS:
+        version = framework_version(spec.name) if _adapters.installed(spec) else None
+        if version is None:
+            say(f"  {spec.name:<9} not installed (pip install '{spec.extra}')")
+            continue
+        verdict = _try_attach(spec.name)
+        failures += verdict != "attaches"
+        say(f"  {spec.name:<9} {version:<28} {verdict}")
+    say("")
+    say("pytest plugins:")
+    for line in _pytest_plugins() or ["none besides bridges' own"]:
+        say(f"  - {line}")
+    return 1 if failures else 0
+
+
+def _conflicts() -> Iterable[str]:
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is not None:
+        kind = type(reactor)
+        yield (
+            f"a Twisted reactor ({kind.__module__}.{kind.__qualname__}) is already imported in "
+            "this process; the hub must install its own first. Import bridges.twisted (or start "
+            "the hub) before anything imports twisted.internet.reactor."
+        )
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_anything_patched():
+        patched = ", ".join(sorted(monkey.saved))
+        yield f"gevent monkey-patching is active ({patched}); see docs/gevent.md for what is supported"
+
+
+def _try_attach(name: str) -> str:
+    try:
+        run(asyncio.sleep, 0, frameworks=[name])
+    except Exception as exc:  # noqa: BLE001 - the doctor reports every failure instead of dying on it
+        return f"does not attach: {type(exc).__name__}: {exc}"
+    return "attaches"
+
+
+def _pytest_plugins() -> list[str]:
+    found = []
+    for dist, advice in COMPETING_PYTEST_PLUGINS.items():
+        version = _dist_version(dist)
+        if version is not None:
+            found.append(f"{dist} {version}: {advice}")
+    return found
+
+
+def _dist_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
