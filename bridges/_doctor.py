@@ -95,7 +95,10 @@ def _conflicts() -> Iterable[str]:
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_anything_patched():
         patched = ", ".join(sorted(monkey.saved))
-        yield f"gevent monkey-patching is active ({patched}); see docs/gevent.md for what is supported"
+        yield (
+            f"gevent monkey-patching is active ({patched}); "
+            "docs/gevent.md says what is supported under it"
+        )
 
 
 def _try_attach(name: str) -> str:

@@ -314,8 +314,9 @@ def test_a_bare_yield_is_one_pass_of_the_loop() -> None:
         order.append("other task")
 
     async def main() -> None:
-        asyncio.ensure_future(other())
+        concurrent_task = asyncio.ensure_future(other())
         await bridges.awaitable(legacy())
+        await concurrent_task
 
     run(main)
     assert order == ["before yield", "other task", "after yield"]
