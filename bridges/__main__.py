@@ -20,12 +20,24 @@ def main(argv: list[str] | None = None) -> int:
         help="send real requests to every endpoint, print a report, exit 0 or 1",
     )
     commands.add_parser("doctor", help="report versions, what attaches, and known conflicts")
+    bench = commands.add_parser(
+        "bench", help="run every benchmark in benchmarks/ and write docs/benchmarks.md and .png"
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
+    bench.add_argument("--only", help="run only the benchmarks whose name contains this")
+    bench.add_argument("--out", default="docs", help="where to write the report (default docs)")
 
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from ._doctor import doctor
 
         return doctor()
+    if args.command == "bench":
+        from pathlib import Path
+
+        from ._bench import bench as run_bench
+
+        return run_bench(Path.cwd(), Path(args.out), quick=args.quick, only=args.only)
     from ._demo import demo as run_demo
 
     return run_demo(port=args.port, self_test=args.self_test)

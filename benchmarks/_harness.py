@@ -1,0 +1,110 @@
+"""Shared measuring rules for the benchmarks (see ../shared/BENCHMARKING.md).
+
+* Interleave: baseline and candidate alternate (A B A B ...), and the figure is
+  the median of the per-repetition ratios, shown with its min and max.
+* Every benchmark script takes ``--report PATH`` and writes its rows there as
+  JSON, so ``python -m bridges bench`` can put every figure into one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+__all__ = ["Row", "compare", "emit", "parse_args"]
+
+
+@dataclass
+class Row:
+    benchmark: str
+    """Which benchmark file (e.g. "twisted")."""
+    case: str
+    """What was measured, e.g. "ping-pong, 1 connection, stdlib loop"."""
+    unit: str
+    """Unit of ``ours`` and ``baseline``, e.g. "round trips/s" or "µs per await"."""
+    higher_is_better: bool
+    ours: float
+    baseline: float
+    baseline_name: str
+    ratio: float
+    """Median over repetitions of ours/baseline when higher is better, else baseline/ours:
+    above 1 always means we are faster."""
+    ratio_min: float
+    ratio_max: float
+    target: str
+    """The DESIGN.md target in words, e.g. ">= 0.8x epoll"; empty when none."""
+    meets_target: bool | None = None
+
+
+def compare(
+    *,
+    benchmark: str,
+    case: str,
+    unit: str,
+    higher_is_better: bool,
+    baseline_name: str,
+    baseline: Callable[[], float],
+    ours: Callable[[], float],
+    repetitions: int = 5,
+    target: str = "",
+    target_ratio: float | None = None,
+) -> Row:
+    """Measure ``baseline`` and ``ours`` alternately and summarise the ratios.
+
+    Each callable runs one measurement and returns its figure in ``unit``.
+    ``target_ratio`` (when given) decides ``meets_target`` from the median ratio.
+    """
+    pairs = []
+    for _ in range(repetitions):
+        base = baseline()
+        mine = ours()
+        pairs.append((base, mine))
+    ratios = [_speedup(base, mine, higher_is_better) for base, mine in pairs]
+    ratio = statistics.median(ratios)
+    return Row(
+        benchmark=benchmark,
+        case=case,
+        unit=unit,
+        higher_is_better=higher_is_better,
+        ours=statistics.median(mine for _, mine in pairs),
+        baseline=statistics.median(base for base, _ in pairs),
+        baseline_name=baseline_name,
+        ratio=ratio,
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        target=target,
+        meets_target=None if target_ratio is None else ratio >= target_ratio,
+    )
+
+
+def _speedup(base: float, mine: float, higher_is_better: bool) -> float:
+    if higher_is_better:
+        return mine / base if base else float("inf")
+    return base / mine if mine else float("inf")
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--report", help="write the result rows to this JSON file")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, for a smoke run"
+    )
+    return parser.parse_args(argv)
+
+
+def emit(rows: Sequence[Row], report: str | None) -> None:
+    """Print the rows as a table and, with ``--report``, write them as JSON."""
+    for row in rows:
+        verdict = "" if row.meets_target is None else ("  ok" if row.meets_target else "  MISSED")
+        print(
+            f"{row.case:<48} ours {row.ours:>10.1f} {row.unit:<14} "
+            f"{row.baseline_name} {row.baseline:>10.1f}  "
+            f"ratio {row.ratio:.2f} ({row.ratio_min:.2f}-{row.ratio_max:.2f})"
+            f"  target {row.target or '-'}{verdict}"
+        )
+    if report:
+        with open(report, "w", encoding="utf-8") as out:
+            json.dump([asdict(row) for row in rows], out, indent=1)
