@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import types
 from typing import Any, Awaitable, Callable, Generator, TypeVar
 
 from ._errors import NotAwaitableError
@@ -107,14 +108,18 @@ def _from_concurrent(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]
 register(concurrent.futures.Future, _from_concurrent)
 
 
-async def _drive_generator(gen: Generator[Any, Any, T]) -> T:
+@types.coroutine
+def _drive_generator(gen: Generator[Any, Any, T]) -> Generator[Any, Any, T]:
     """Run a Tulip-era ``yield from`` coroutine as a native one.
 
     Such a generator yields the futures it waits on (``yield from fut`` yields
     ``fut`` itself) and, on Python 3.11+, cannot be awaited any more because
-    ``@asyncio.coroutine`` is gone.  Each yielded value is awaited through
-    :func:`awaitable`, so legacy code may also yield Deferreds or greenlets;
-    its outcome is sent (or thrown) back in.  A bare ``yield`` is one loop pass.
+    ``@asyncio.coroutine`` is gone.  This driver is itself a generator-based
+    coroutine, so the task waits on the legacy futures directly, as it did in
+    Python 3.4, with cancellation thrown back in where the generator waits.
+    Anything else it yields (a Deferred, a concurrent future, ...) goes through
+    :func:`awaitable` and its outcome is sent (or thrown) back in.  A bare
+    ``yield`` is one loop pass.
     """
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -127,17 +132,22 @@ async def _drive_generator(gen: Generator[Any, Any, T]) -> T:
                 yielded = gen.send(to_send)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        to_send = None
         try:
             if yielded is None:
-                await asyncio.sleep(0)
-                to_send = None
+                yield None
+            elif asyncio.isfuture(yielded):
+                # `yield from fut` flagged it (the generator then reads the result
+                # itself); a bare `yield fut` did not, and expects the result sent in.
+                reads_result_itself = yielded._asyncio_future_blocking
+                yielded._asyncio_future_blocking = True
+                yield yielded
+                if not reads_result_itself:
+                    to_send = yielded.result()
             else:
-                if getattr(yielded, "_asyncio_future_blocking", False):
-                    # `yield from fut` flagged the future as being waited on, as the
-                    # future protocol says; a Task clears the flag when it takes the
-                    # future over, and so must we, or awaiting it raises.
-                    yielded._asyncio_future_blocking = False
-                to_send = await _convert(yielded)
+                future = to_future(yielded)
+                future._asyncio_future_blocking = True
+                yield future
+                to_send = future.result()
         except BaseException as exc:  # noqa: BLE001 - every outcome, cancellation included, goes back into the generator
             to_throw = exc
-            to_send = None

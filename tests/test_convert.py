@@ -241,6 +241,19 @@ def test_a_generator_coroutine_may_yield_anything_awaitable_accepts() -> None:
         assert run(main, pool) == 5
 
 
+def test_a_bare_yield_of_an_asyncio_future_sends_its_result_back() -> None:
+    def legacy(fut: asyncio.Future[str]) -> Generator[Any, Any, str]:
+        value = yield fut  # Tulip accepted `yield fut` as well as `yield from fut`
+        return value
+
+    async def main() -> str:
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(fut.set_result, "bare")
+        return await bridges.awaitable(legacy(fut))
+
+    assert run(main) == "bare"
+
+
 def test_an_exception_is_thrown_into_the_generator_where_it_waited() -> None:
     def legacy(fut: asyncio.Future[None]) -> Generator[Any, Any, str]:
         try:
