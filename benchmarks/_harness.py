@@ -89,9 +89,7 @@ def _speedup(base: float, mine: float, higher_is_better: bool) -> float:
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--report", help="write the result rows to this JSON file")
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer repetitions, for a smoke run"
-    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
     return parser.parse_args(argv)
 
 
