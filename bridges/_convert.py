@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Generator, TypeVar
 
 from ._errors import NotAwaitableError
 
-__all__ = ["awaitable", "register", "to_future"]
+__all__ = ["awaitable", "has_converter", "register", "to_future"]
 
 T = TypeVar("T")
 Converter = Callable[[Any], Awaitable[Any]]
@@ -69,6 +69,15 @@ def register(type_: type, converter: Converter) -> None:
             f"not {converter!r}."
         )
     _convert.register(type_, converter)
+
+
+def has_converter(cls: type) -> bool:
+    """Whether a converter is registered for ``cls`` (or a base of it).
+
+    Other frameworks' dispatch hooks (Tornado's ``convert_yielded``) ask this to
+    decide between the hub's converters and their own rules.
+    """
+    return _convert.dispatch(cls) is not _convert.registry[object]
 
 
 def awaitable(obj: Any) -> Awaitable[Any]:

@@ -35,6 +35,7 @@ from ._errors import (
     SignalConflictError,
     StopTimeoutError,
 )
+from ._introspect import await_chain
 
 __all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub"]
 
@@ -185,6 +186,7 @@ class Hub:
                 log.debug("bridges: attached %s", spec.name)
         except BaseException:
             await self._stop_shielded()
+            self._withdraw_own_cancel()
             raise
         return self
 
@@ -194,8 +196,15 @@ class Hub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        await self._stop_shielded()
-        return isinstance(exc, asyncio.CancelledError) and self._swallow_own_cancel()
+        interrupted = await self._stop_shielded()
+        own_cancel = self._withdraw_own_cancel()
+        if isinstance(exc, asyncio.CancelledError):
+            return own_cancel  # our stop request: swallow it, so run() returns None
+        if interrupted and not own_cancel:
+            raise asyncio.CancelledError  # someone else's cancellation arrived while we stopped
+        # Either nothing was cancelled, or our own stop request arrived while main
+        # was already leaving with its result or exception: keep that outcome.
+        return False
 
     def request_stop(self, reason: str) -> None:
         """Stop the hub from inside: cancel the code running in it, then run the stop sequence.
@@ -215,32 +224,35 @@ class Hub:
         if self._host is not None and not self._host.done():
             self._host.cancel(f"bridges: hub stop requested by {reason}")
 
-    def _swallow_own_cancel(self) -> bool:
+    def _withdraw_own_cancel(self) -> bool:
+        """Take back the cancellation :meth:`request_stop` sent; True if it was the only one."""
         if self._stop_reason is None or self._host is None:
             return False
         if sys.version_info >= (3, 11):
-            # Only swallow our own cancellation: if someone else cancelled the
-            # host task too (a timeout around the hub), let theirs propagate.
+            # If someone else cancelled the host task too (a timeout around the
+            # hub), theirs stays counted and must propagate.
             return self._host.uncancel() == 0
         return True
 
-    async def _stop_shielded(self) -> None:
-        # The stop sequence runs in its own task and is shielded: a caller that
-        # is cancelled again while we stop (AnyIO's cancel scopes re-cancel on
-        # every loop pass) must not abandon the frameworks half-stopped.  Every
-        # stage is bounded, so this wait is bounded too.
+    async def _stop_shielded(self) -> bool:
+        """Run the stop sequence to its end; return whether a cancellation arrived meanwhile.
+
+        The stop sequence runs in its own task and is shielded: a caller that is
+        cancelled again while we stop (AnyIO's cancel scopes re-cancel on every
+        loop pass) must not abandon the frameworks half-stopped.  Every stage is
+        bounded, so this wait is bounded too.
+        """
         if self._phase in ("stopping", "stopped"):
-            return
+            return False
         self._phase = "stopping"
         stopper = self.loop.create_task(self._stop_sequence())
-        cancelled = False
+        interrupted = False
         while not stopper.done():
             try:
                 await asyncio.shield(stopper)
             except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError
+                interrupted = True
+        return interrupted
 
     def _stop_stages(self) -> Iterator[_Stage]:
         attached = list(reversed(self._attached))
@@ -343,7 +355,7 @@ class Hub:
         """``loop.add_reader`` that refuses to replace another owner's reader."""
         fileno = _fileno(fd)
         _claim(self._readers, fileno, owner, "reader", FdConflictError)
-        self.loop.add_reader(fileno, callback, *args)
+        _register_or_unclaim(self._readers, fileno, self.loop.add_reader, callback, args)
 
     def remove_reader(self, fd: Any, *, owner: str) -> bool:
         fileno = _fileno(fd)
@@ -355,7 +367,7 @@ class Hub:
         """``loop.add_writer`` that refuses to replace another owner's writer."""
         fileno = _fileno(fd)
         _claim(self._writers, fileno, owner, "writer", FdConflictError)
-        self.loop.add_writer(fileno, callback, *args)
+        _register_or_unclaim(self._writers, fileno, self.loop.add_writer, callback, args)
 
     def remove_writer(self, fd: Any, *, owner: str) -> bool:
         fileno = _fileno(fd)
@@ -370,11 +382,9 @@ class Hub:
     ) -> None:
         """``loop.add_signal_handler`` that refuses to replace another owner's handler."""
         _claim(self._signals, int(signum), owner, "handler", SignalConflictError)
-        try:
-            self.loop.add_signal_handler(signum, callback, *args)
-        except BaseException:
-            del self._signals[int(signum)]
-            raise
+        _register_or_unclaim(
+            self._signals, int(signum), self.loop.add_signal_handler, callback, args
+        )
 
     def remove_signal_handler(self, signum: int, *, owner: str) -> bool:
         if not _release(self._signals, int(signum), owner, "handler", SignalConflictError):
@@ -439,6 +449,22 @@ def _claim(
     table[key] = owner
 
 
+def _register_or_unclaim(
+    table: dict[int, str],
+    key: int,
+    register: Callable[..., Any],
+    callback: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> None:
+    # A claim must not outlive a registration the loop refused (epoll refuses
+    # regular files; signals can only be set from the main thread).
+    try:
+        register(key, callback, *args)
+    except BaseException:
+        del table[key]
+        raise
+
+
 def _release(
     table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
 ) -> bool:
@@ -460,9 +486,6 @@ _KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictErro
 def _describe_task(waiter: asyncio.Future[Any]) -> str:
     if not isinstance(waiter, asyncio.Task):
         return repr(waiter)
-    frames = waiter.get_stack()
-    where = ""
-    if frames:
-        code, line = frames[-1].f_code, frames[-1].f_lineno
-        where = f" suspended in {code.co_name} at {code.co_filename}:{line}"
+    places = await_chain(waiter)
+    where = f", suspended in {' -> '.join(places)}" if places else ""
     return f"task {waiter.get_name()!r} ({waiter.get_coro()!r}){where}"

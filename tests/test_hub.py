@@ -404,3 +404,35 @@ def test_an_exception_raised_by_a_legacy_task_while_cancelled_is_reported() -> N
 
     bridges.run(main, frameworks=None)
     assert [type(e) for e in reports.exceptions] == [OSError]
+
+
+def test_a_refused_reader_registration_leaves_the_fd_unclaimed(tmp_path: Any) -> None:
+    async def main() -> dict[str, dict[int, str]]:
+        hub = bridges.current_hub()
+        with open(tmp_path / "regular-file", "w") as regular:
+            # epoll refuses regular files (EPERM); the claim must not outlive the refusal
+            with pytest.raises(PermissionError):
+                hub.add_reader(regular, lambda: None, owner="twisted")
+            return hub.fd_owners()
+
+    assert bridges.run(main, frameworks=None, loop_factory=asyncio.SelectorEventLoop) == {
+        "readers": {},
+        "writers": {},
+    }
+
+
+def test_an_exception_main_raises_right_after_a_stop_request_is_not_lost() -> None:
+    async def main() -> None:
+        bridges.current_hub().request_stop("reactor.stop()")
+        raise LookupError("raised after the stop request")
+
+    with pytest.raises(LookupError, match="after the stop request"):
+        bridges.run(main, frameworks=None)
+
+
+def test_a_result_main_returns_right_after_a_stop_request_is_kept() -> None:
+    async def main() -> str:
+        bridges.current_hub().request_stop("reactor.stop()")
+        return "finished anyway"
+
+    assert bridges.run(main, frameworks=None) == "finished anyway"
