@@ -1,4 +1,8 @@
-"""``bridges.awaitable`` and ``bridges.register`` for the primitives that need no framework."""
+"""``bridges.awaitable`` and ``bridges.register`` for the primitives that need no framework.
+
+These tests run on the project's own pytest plugin: each is an ``async def``
+on a fresh hub with no framework attached.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,13 @@ import pytest
 
 import bridges
 
-
-def run(main: Any, *args: Any) -> Any:
-    return bridges.run(main, *args, frameworks=None)
+pytestmark = pytest.mark.bridges(frameworks=None)
 
 
 # -- any awaitable ---------------------------------------------------------
 
 
-def test_a_coroutine_passes_through_with_its_result() -> None:
+async def test_a_coroutine_passes_through_with_its_result() -> None:
     marker = object()
 
     async def produce() -> object:
@@ -31,15 +33,15 @@ def test_a_coroutine_passes_through_with_its_result() -> None:
     async def main() -> object:
         return await bridges.awaitable(produce())
 
-    assert run(main) is marker
+    assert await main() is marker
 
 
-def test_an_asyncio_future_is_returned_as_it_is() -> None:
+async def test_an_asyncio_future_is_returned_as_it_is() -> None:
     async def main() -> bool:
         fut = asyncio.get_running_loop().create_future()
         return bridges.awaitable(fut) is fut
 
-    assert run(main) is True
+    assert await main() is True
 
 
 class CustomAwaitable:
@@ -48,11 +50,11 @@ class CustomAwaitable:
         return "custom"
 
 
-def test_any_object_with_await_is_accepted() -> None:
+async def test_any_object_with_await_is_accepted() -> None:
     async def main() -> str:
         return await bridges.awaitable(CustomAwaitable())
 
-    assert run(main) == "custom"
+    assert await main() == "custom"
 
 
 def test_something_not_awaitable_names_its_type_and_points_at_register() -> None:
@@ -87,7 +89,7 @@ class UrgentJob(Job):
     pass
 
 
-def test_a_registered_type_and_its_subclasses_are_converted() -> None:
+async def test_a_registered_type_and_its_subclasses_are_converted() -> None:
     async def finish(job: Job) -> object:
         await asyncio.sleep(0)
         return job.value
@@ -97,7 +99,7 @@ def test_a_registered_type_and_its_subclasses_are_converted() -> None:
     async def main() -> tuple[object, object]:
         return await bridges.awaitable(Job(1)), await bridges.awaitable(UrgentJob(2))
 
-    assert run(main) == (1, 2)
+    assert await main() == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -117,17 +119,17 @@ def test_register_rejects_bad_arguments_with_what_it_needs(
 # -- concurrent.futures ----------------------------------------------------
 
 
-def test_a_concurrent_future_gives_the_same_result_object() -> None:
+async def test_a_concurrent_future_gives_the_same_result_object() -> None:
     marker = object()
 
     async def main(pool: concurrent.futures.Executor) -> object:
         return await bridges.awaitable(pool.submit(lambda: marker))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        assert run(main, pool) is marker
+        assert await main(pool) is marker
 
 
-def test_a_concurrent_future_gives_the_same_exception_with_its_traceback() -> None:
+async def test_a_concurrent_future_gives_the_same_exception_with_its_traceback() -> None:
     raised: list[BaseException] = []
 
     def fail_in_thread() -> None:
@@ -143,13 +145,13 @@ def test_a_concurrent_future_gives_the_same_exception_with_its_traceback() -> No
         raise AssertionError("no exception")
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        caught = run(main, pool)
+        caught = await main(pool)
     assert caught is raised[0]
     frames = [frame.name for frame in traceback.extract_tb(caught.__traceback__)]
     assert "fail_in_thread" in frames
 
 
-def test_cancelling_the_awaiting_task_cancels_the_concurrent_future() -> None:
+async def test_cancelling_the_awaiting_task_cancels_the_concurrent_future() -> None:
     async def main() -> tuple[bool, bool]:
         source: concurrent.futures.Future[None] = concurrent.futures.Future()
 
@@ -164,10 +166,10 @@ def test_cancelling_the_awaiting_task_cancels_the_concurrent_future() -> None:
         await asyncio.sleep(0)  # asyncio delivers the cancel to the source on the next pass
         return source.cancelled(), waiter.cancelled()
 
-    assert run(main) == (True, True)
+    assert await main() == (True, True)
 
 
-def test_a_concurrent_future_cancelled_by_its_owner_cancels_the_awaiting_task() -> None:
+async def test_a_concurrent_future_cancelled_by_its_owner_cancels_the_awaiting_task() -> None:
     async def main() -> bool:
         source: concurrent.futures.Future[None] = concurrent.futures.Future()
         waiter = asyncio.ensure_future(bridges.awaitable(source))
@@ -177,10 +179,10 @@ def test_a_concurrent_future_cancelled_by_its_owner_cancels_the_awaiting_task() 
             await waiter
         return waiter.cancelled()
 
-    assert run(main) is True
+    assert await main() is True
 
 
-def test_context_set_by_the_caller_is_seen_by_the_callee() -> None:
+async def test_context_set_by_the_caller_is_seen_by_the_callee() -> None:
     user: contextvars.ContextVar[str] = contextvars.ContextVar("user")
 
     async def callee() -> str:
@@ -194,13 +196,13 @@ def test_context_set_by_the_caller_is_seen_by_the_callee() -> None:
         user.set("alice")
         return await bridges.awaitable(callee()), await bridges.awaitable(legacy())
 
-    assert run(main) == ("alice", "alice")
+    assert await main() == ("alice", "alice")
 
 
 # -- Tulip-era generator coroutines ----------------------------------------
 
 
-def test_a_generator_coroutine_yielding_from_a_future_gets_its_result() -> None:
+async def test_a_generator_coroutine_yielding_from_a_future_gets_its_result() -> None:
     def legacy(fut: asyncio.Future[int]) -> Generator[Any, Any, int]:
         value = yield from fut
         return value * 2
@@ -210,10 +212,10 @@ def test_a_generator_coroutine_yielding_from_a_future_gets_its_result() -> None:
         asyncio.get_running_loop().call_later(0.01, fut.set_result, 21)
         return await bridges.awaitable(legacy(fut))
 
-    assert run(main) == 42
+    assert await main() == 42
 
 
-def test_nested_generator_coroutines_run_like_nested_coroutines() -> None:
+async def test_nested_generator_coroutines_run_like_nested_coroutines() -> None:
     def inner(delay: float) -> Generator[Any, Any, str]:
         yield from asyncio.ensure_future(asyncio.sleep(delay))
         return "inner"
@@ -226,10 +228,10 @@ def test_nested_generator_coroutines_run_like_nested_coroutines() -> None:
     async def main() -> str:
         return await bridges.awaitable(outer())
 
-    assert run(main) == "inner+inner"
+    assert await main() == "inner+inner"
 
 
-def test_a_generator_coroutine_may_yield_anything_awaitable_accepts() -> None:
+async def test_a_generator_coroutine_may_yield_anything_awaitable_accepts() -> None:
     def legacy(pool: concurrent.futures.Executor) -> Generator[Any, Any, int]:
         value = yield pool.submit(lambda: 5)  # a concurrent future, yielded bare
         return value
@@ -238,10 +240,10 @@ def test_a_generator_coroutine_may_yield_anything_awaitable_accepts() -> None:
         return await bridges.awaitable(legacy(pool))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        assert run(main, pool) == 5
+        assert await main(pool) == 5
 
 
-def test_a_bare_yield_of_an_asyncio_future_sends_its_result_back() -> None:
+async def test_a_bare_yield_of_an_asyncio_future_sends_its_result_back() -> None:
     def legacy(fut: asyncio.Future[str]) -> Generator[Any, Any, str]:
         value = yield fut  # Tulip accepted `yield fut` as well as `yield from fut`
         return value
@@ -251,10 +253,10 @@ def test_a_bare_yield_of_an_asyncio_future_sends_its_result_back() -> None:
         asyncio.get_running_loop().call_soon(fut.set_result, "bare")
         return await bridges.awaitable(legacy(fut))
 
-    assert run(main) == "bare"
+    assert await main() == "bare"
 
 
-def test_an_exception_is_thrown_into_the_generator_where_it_waited() -> None:
+async def test_an_exception_is_thrown_into_the_generator_where_it_waited() -> None:
     def legacy(fut: asyncio.Future[None]) -> Generator[Any, Any, str]:
         try:
             yield from fut
@@ -267,10 +269,10 @@ def test_an_exception_is_thrown_into_the_generator_where_it_waited() -> None:
         fut.set_exception(KeyError("k"))
         return await bridges.awaitable(legacy(fut))
 
-    assert run(main) == "caught k"
+    assert await main() == "caught k"
 
 
-def test_an_exception_from_the_generator_is_the_same_object() -> None:
+async def test_an_exception_from_the_generator_is_the_same_object() -> None:
     raised: list[BaseException] = []
 
     def legacy() -> Generator[Any, Any, None]:
@@ -286,12 +288,12 @@ def test_an_exception_from_the_generator_is_the_same_object() -> None:
             return error
         raise AssertionError("no exception")
 
-    caught = run(main)
+    caught = await main()
     assert caught is raised[0]
     assert "legacy" in [frame.name for frame in traceback.extract_tb(caught.__traceback__)]
 
 
-def test_cancelling_the_task_throws_cancelled_error_into_the_generator() -> None:
+async def test_cancelling_the_task_throws_cancelled_error_into_the_generator() -> None:
     seen: list[str] = []
 
     def legacy() -> Generator[Any, Any, None]:
@@ -311,11 +313,11 @@ def test_cancelling_the_task_throws_cancelled_error_into_the_generator() -> None
             await task
         return task.cancelled()
 
-    assert run(main) is True
+    assert await main() is True
     assert seen == ["cancelled", "finally"]
 
 
-def test_a_bare_yield_is_one_pass_of_the_loop() -> None:
+async def test_a_bare_yield_is_one_pass_of_the_loop() -> None:
     order: list[str] = []
 
     def legacy() -> Generator[Any, Any, None]:
@@ -331,15 +333,15 @@ def test_a_bare_yield_is_one_pass_of_the_loop() -> None:
         await bridges.awaitable(legacy())
         await concurrent_task
 
-    run(main)
+    await main()
     assert order == ["before yield", "other task", "after yield"]
 
 
 # -- load ------------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
-def test_ten_thousand_concurrent_awaits_of_mixed_primitives_all_complete_correctly() -> None:
+@pytest.mark.bridges(frameworks=None, timeout=60)
+async def test_ten_thousand_concurrent_awaits_of_mixed_primitives_all_complete_correctly() -> None:
     count = 10_000
 
     def legacy(fut: asyncio.Future[int]) -> Generator[Any, Any, int]:
@@ -353,6 +355,7 @@ def test_ten_thousand_concurrent_awaits_of_mixed_primitives_all_complete_correct
     async def main() -> tuple[list[int], int, int]:
         loop = asyncio.get_running_loop()
         hub = bridges.current_hub()
+        already_running = asyncio.all_tasks()
         rng = random.Random(7)
         primitives: list[Any] = []
         thread_futures: list[tuple[concurrent.futures.Future[int], int]] = []
@@ -380,11 +383,10 @@ def test_ten_thousand_concurrent_awaits_of_mixed_primitives_all_complete_correct
         waiters = [asyncio.ensure_future(bridges.awaitable(p)) for p in primitives]
         threading.Thread(target=resolve_from_thread).start()
         results = await asyncio.wait_for(asyncio.gather(*waiters), 30)
-        current = asyncio.current_task()
-        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        left = [t for t in asyncio.all_tasks() - already_running if not t.done()]
         return results, len(left), len(hub.pending_tasks())
 
-    results, tasks_left, legacy_left = run(main)
+    results, tasks_left, legacy_left = await main()
     assert results == list(range(count))
     assert tasks_left == 0
     assert legacy_left == 0
