@@ -1,0 +1,416 @@
+"""gevent on the hub vs native gevent and plain asyncio, measured side by side in one run.
+
+Usage::
+
+    /work/venv/bin/python benchmarks/bench_gevent.py            # everything, about 40 s
+    /work/venv/bin/python benchmarks/bench_gevent.py roundtrip  # or: spawn, echo, wsgi
+
+Each figure is interleaved (baseline, candidate, baseline, candidate, ...)
+over several repetitions; the ratio printed is the median of the
+per-repetition ratios, with min-max.  Round trips are wall time per round
+trip in one process; servers are measured by the *server process's* CPU
+time per round trip (``/proc/PID/schedstat``), which is far steadier than
+requests per second on a shared VM.  Every echoed payload and every HTTP
+response is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+REPS = 5
+ROUND_TRIPS = 4000
+SPAWNS = 3000
+CONNECTIONS = 50
+ECHO_ROUNDS = 60
+WSGI_CONNECTIONS = 20
+WSGI_REQUESTS = 10
+PAYLOAD = b"x" * 64
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def loop_kinds() -> list[str | None]:
+    return [None, "uvloop"] if _has_uvloop() else [None]
+
+
+def median_ratio(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):5.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
+
+
+# -- in-process round trips ------------------------------------------------------
+
+
+def asyncio_round_trip(loop_factory: str | None) -> float:
+    """Plain asyncio: a task resolves the future another task awaits (µs per trip)."""
+    import bridges
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
+
+        async def resolver() -> None:
+            i = 0
+            while True:
+                fut = await queue.get()
+                fut.set_result(i)
+                i += 1
+
+        task = asyncio.ensure_future(resolver())
+        start = time.thread_time()
+        for _ in range(ROUND_TRIPS):
+            fut = loop.create_future()
+            queue.put_nowait(fut)
+            await fut
+        elapsed = time.thread_time() - start
+        task.cancel()
+        return elapsed / ROUND_TRIPS * 1e6
+
+    return bridges.run(main, frameworks=None, loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
+def coroutine_awaits_greenlet(loop_factory: str | None) -> float:
+    """A coroutine awaits an AsyncResult that a running greenlet sets (µs per trip)."""
+    import gevent.event
+    import gevent.queue
+
+    import bridges
+
+    async def main() -> float:
+        queue: gevent.queue.Queue[gevent.event.AsyncResult] = gevent.queue.Queue()
+
+        def setter() -> None:
+            i = 0
+            while True:
+                queue.get().set(i)
+                i += 1
+
+        glet = gevent.spawn(setter)
+        start = time.thread_time()
+        for _ in range(ROUND_TRIPS):
+            result = gevent.event.AsyncResult()
+            queue.put(result)
+            await bridges.awaitable(result)
+        elapsed = time.thread_time() - start
+        glet.kill(block=False)
+        return elapsed / ROUND_TRIPS * 1e6
+
+    return bridges.run(main, frameworks=["gevent"], loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
+def greenlet_waits_on_asyncio(loop_factory: str | None) -> float:
+    """A greenlet bg.wait()s on asyncio futures that a task resolves (µs per trip)."""
+    import gevent
+
+    import bridges
+    from bridges import gevent as bg
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
+
+        async def resolver() -> None:
+            i = 0
+            while True:
+                fut = await queue.get()
+                fut.set_result(i)
+                i += 1
+
+        task = asyncio.ensure_future(resolver())
+
+        def waiter() -> float:
+            start = time.thread_time()
+            for _ in range(ROUND_TRIPS):
+                fut = loop.create_future()
+                queue.put_nowait(fut)
+                bg.wait(fut)
+            return time.thread_time() - start
+
+        elapsed = await bridges.awaitable(gevent.spawn(waiter))
+        task.cancel()
+        return elapsed / ROUND_TRIPS * 1e6
+
+    return bridges.run(main, frameworks=["gevent"], loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
+def native_gevent_round_trip() -> float:
+    """Native gevent: the main greenlet waits on an AsyncResult another greenlet sets."""
+    import gevent
+    import gevent.event
+    import gevent.queue
+
+    queue: gevent.queue.Queue[gevent.event.AsyncResult] = gevent.queue.Queue()
+
+    def setter() -> None:
+        i = 0
+        while True:
+            queue.get().set(i)
+            i += 1
+
+    glet = gevent.spawn(setter)
+    start = time.thread_time()
+    for _ in range(ROUND_TRIPS):
+        result = gevent.event.AsyncResult()
+        queue.put(result)
+        result.get()
+    elapsed = time.thread_time() - start
+    glet.kill()
+    return elapsed / ROUND_TRIPS * 1e6
+
+
+def native_spawn_join() -> float:
+    import gevent
+
+    def work() -> int:
+        return 1
+
+    start = time.thread_time()
+    for _ in range(SPAWNS):
+        gevent.spawn(work).join()
+    return (time.thread_time() - start) / SPAWNS * 1e6
+
+
+def hub_await_fresh_greenlet(loop_factory: str | None) -> float:
+    import gevent
+
+    import bridges
+
+    def work() -> int:
+        return 1
+
+    async def main() -> float:
+        start = time.thread_time()
+        for _ in range(SPAWNS):
+            await bridges.awaitable(gevent.spawn(work))
+        return (time.thread_time() - start) / SPAWNS * 1e6
+
+    return bridges.run(main, frameworks=["gevent"], loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
+def interleave(
+    label: str, baseline: Callable[[], float], candidate: Callable[[], float], target: str
+) -> None:
+    base_values, cand_values, ratios = [], [], []
+    baseline()
+    candidate()  # warm-up: imports, first frames
+    for _ in range(REPS):
+        base = baseline()
+        cand = candidate()
+        base_values.append(base)
+        cand_values.append(cand)
+        ratios.append(cand / base)
+    print(
+        f"  {label:<52} {statistics.median(cand_values):7.2f} µs vs "
+        f"{statistics.median(base_values):7.2f} µs  ratio {median_ratio(ratios)}  [{target}]"
+    )
+
+
+def bench_roundtrip() -> None:
+    print(
+        "Round trips (µs per round trip, CPU time of this thread; "
+        "ratio = hub / baseline; lower is better)"
+    )
+    for kind in loop_kinds():
+        name = kind or "asyncio"
+        interleave(
+            f"coroutine awaits AsyncResult set by greenlet [{name}]",
+            lambda kind=kind: asyncio_round_trip(kind),
+            lambda kind=kind: coroutine_awaits_greenlet(kind),
+            "target <= 15 µs",
+        )
+        interleave(
+            f"greenlet bg.wait on asyncio future [{name}]",
+            lambda kind=kind: asyncio_round_trip(kind),
+            lambda kind=kind: greenlet_waits_on_asyncio(kind),
+            "target <= 15 µs",
+        )
+    interleave(
+        "native gevent AsyncResult ping-pong vs hub [asyncio]",
+        native_gevent_round_trip,
+        lambda: coroutine_awaits_greenlet(None),
+        "reference",
+    )
+
+
+def bench_spawn() -> None:
+    print("Awaiting a freshly spawned greenlet vs native gevent spawn+join (µs per spawn)")
+    for kind in loop_kinds():
+        interleave(
+            f"await awaitable(gevent.spawn(f)) [{kind or 'asyncio'}]",
+            native_spawn_join,
+            lambda kind=kind: hub_await_fresh_greenlet(kind),
+            "target <= 1.5x",
+        )
+
+
+# -- servers in a subprocess -------------------------------------------------------
+
+
+def _echo_handler(sock: Any, _address: Any) -> None:
+    with sock:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            sock.sendall(data)
+
+
+def _wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    body = b"hello from pywsgi"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve(mode: str, kind: str) -> None:
+    """Subprocess entry: run one server, print its port, serve until SIGTERM."""
+    import gevent
+    import gevent.pywsgi
+    import gevent.server
+
+    def make_server() -> Any:
+        if kind == "echo":
+            return gevent.server.StreamServer(("127.0.0.1", 0), _echo_handler)
+        return gevent.pywsgi.WSGIServer(("127.0.0.1", 0), _wsgi_app, log=None)
+
+    if mode == "native":
+        server = make_server()
+        server.start()
+        print(server.server_port, flush=True)
+        gevent.signal_handler(signal.SIGTERM, server.close)
+        server.serve_forever()
+        return
+
+    import bridges
+
+    async def main() -> None:
+        server = make_server()
+        await bridges.awaitable(gevent.spawn(server.start))
+        print(server.server_port, flush=True)
+        await asyncio.get_running_loop().create_future()  # until SIGTERM
+
+    bridges.run(main, frameworks=["gevent"], loop_factory="uvloop" if mode == "uvloop" else None)
+
+
+def _cpu_ns(pid: int) -> int:
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
+
+
+async def _echo_clients(port: int) -> int:
+    async def one() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(ECHO_ROUNDS):
+            writer.write(PAYLOAD)
+            if await reader.readexactly(len(PAYLOAD)) != PAYLOAD:
+                raise AssertionError("echo payload mismatch")
+        writer.close()
+        return ECHO_ROUNDS
+
+    return sum(await asyncio.gather(*(one() for _ in range(CONNECTIONS))))
+
+
+async def _wsgi_clients(port: int) -> int:
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    expected = b"hello from pywsgi"
+
+    async def one() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(WSGI_REQUESTS):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise AssertionError(f"bad response {head!r}")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            if await reader.readexactly(length) != expected:
+                raise AssertionError("bad body")
+        writer.close()
+        return WSGI_REQUESTS
+
+    return sum(await asyncio.gather(*(one() for _ in range(WSGI_CONNECTIONS))))
+
+
+def measure_server(mode: str, kind: str) -> float:
+    """Server CPU µs per round trip (echo) or per request (wsgi)."""
+    env = dict(os.environ)
+    if mode == "asyncio-per-fd":
+        # The alternative fd layer: every gevent fd registered with asyncio itself.
+        env["BRIDGES_GEVENT_POLLER"] = "asyncio"
+        mode = "asyncio"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", mode, kind],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        clients = _echo_clients if kind == "echo" else _wsgi_clients
+        asyncio.run(clients(port))  # warm-up connections
+        before = _cpu_ns(proc.pid)
+        done = asyncio.run(asyncio.wait_for(clients(port), 30))
+        after = _cpu_ns(proc.pid)
+        return (after - before) / done / 1000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bench_servers(kind: str) -> None:
+    what = "StreamServer echo, 50 conns x 64 B" if kind == "echo" else "pywsgi, 20 keep-alive conns"
+    print(f"{what}: server CPU µs per round trip; ratio = native / hub (>= 0.9 is the target)")
+    modes = ["asyncio", "uvloop"] if _has_uvloop() else ["asyncio"]
+    if kind == "echo":
+        modes.append("asyncio-per-fd")
+    for mode in modes:
+        native_values, hub_values, ratios = [], [], []
+        for _ in range(REPS):
+            native = measure_server("native", kind)
+            hub = measure_server(mode, kind)
+            native_values.append(native)
+            hub_values.append(hub)
+            ratios.append(native / hub)
+        print(
+            f"  hub on {mode:<14} {statistics.median(hub_values):7.1f} µs vs native libev "
+            f"{statistics.median(native_values):7.1f} µs  throughput ratio {median_ratio(ratios)}"
+        )
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--serve"]:
+        serve(argv[1], argv[2])
+        return
+    chosen = argv or ["roundtrip", "spawn", "echo", "wsgi"]
+    print(f"Python {sys.version.split()[0]}, {REPS} interleaved repetitions, medians")
+    if "roundtrip" in chosen:
+        bench_roundtrip()
+    if "spawn" in chosen:
+        bench_spawn()
+    if "echo" in chosen:
+        bench_servers("echo")
+    if "wsgi" in chosen:
+        bench_servers("wsgi")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

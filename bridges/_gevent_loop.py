@@ -1,0 +1,1247 @@
+"""A gevent event loop (``gevent._interfaces.ILoop``) built on an asyncio loop.
+
+gevent's hub is a greenlet that normally runs libev/libuv and switches to the
+greenlets whose watchers fired.  Here asyncio is the only poller: every
+gevent watcher is mapped onto the asyncio loop (``call_at``,
+``call_soon_threadsafe``, signal handlers; gevent's fds go into a private
+epoll whose own fd asyncio watches, or, without epoll, to
+``add_reader``/``add_writer``), and when one fires,
+the asyncio callback *switches into gevent's hub greenlet*, which runs the
+due gevent callbacks (each may switch to user greenlets, which switch back to
+the hub when they block) and then switches back to the greenlet that runs the
+asyncio loop.  The hub greenlet never polls by itself.
+
+Two ways of running, one watcher layer:
+
+* **hosted** (what ``bridges.run`` / ``bridges.Hub`` use): someone else runs the
+  asyncio loop; :meth:`AsyncioLoop.run` (called by gevent's ``Hub.run`` in the
+  hub greenlet) only drains gevent's work and *parks*, switching back to the
+  asyncio side.  The asyncio side may not block on gevent (it has no greenlet
+  to suspend), which :class:`bridges.gevent` enforces.
+* **standalone** (``GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop``, used by the
+  conformance script): gevent's hub greenlet runs the asyncio loop itself,
+  exactly like libev's ``run()``, and returns when no referenced watcher or
+  callback is left, so gevent raises ``LoopExit`` in the main greenlet as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal as _signal_module
+import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque
+
+from greenlet import getcurrent
+from greenlet import greenlet as _greenlet
+
+__all__ = ["AsyncioLoop", "RealThreadExecutor"]
+
+_switch = _greenlet.switch
+
+_READ = 1
+_WRITE = 2
+_EPOLLIN = 0x001
+_EPOLLPRI = 0x002
+_EPOLLOUT = 0x004
+_EPOLLERR = 0x008
+_EPOLLHUP = 0x010
+# libev wakes both directions on errors and hang-ups, so that the waiting
+# greenlet's next call sees the error.
+_EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
+_EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+_CALLBACK_CHECK_COUNT = 50
+
+
+def _original(module: str, name: str) -> Any:
+    """The unpatched ``module.name``: asyncio's machinery must not run on gevent's."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:  # pragma: no cover - gevent is always importable here
+        return getattr(__import__(module), name)
+    return get_original(module, name)
+
+
+def _core_events_sentinel() -> Any:
+    from gevent._ffi.loop import GEVENT_CORE_EVENTS
+
+    return GEVENT_CORE_EVENTS
+
+
+class _Callback:
+    """``ICallback``: a function that the hub greenlet runs on its next pass."""
+
+    __slots__ = ("args", "callback")
+
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.callback: Callable[..., Any] | None = callback
+        self.args: tuple[Any, ...] | None = args
+
+    def stop(self) -> None:
+        self.callback = None
+        self.args = None
+
+    close = stop
+
+    def __bool__(self) -> bool:
+        # gevent's convention: true while pending *or* running (args cleared after).
+        return self.args is not None
+
+    @property
+    def pending(self) -> bool:
+        return self.callback is not None
+
+    def _fire(self) -> None:
+        callback = self.callback
+        if callback is None:
+            return
+        args = self.args or ()
+        self.callback = None
+        try:
+            callback(*args)
+        finally:
+            self.args = None
+
+    def __repr__(self) -> str:
+        state = "pending" if self.pending else "stopped"
+        return f"<bridges gevent callback {state} {self.callback!r}>"
+
+
+class _Watcher:
+    """The part every ``IWatcher`` shares: callback, args, ref, active, pending."""
+
+    _kind = "watcher"
+
+    def __init__(self, loop: AsyncioLoop, ref: bool = True, priority: Any = None) -> None:
+        self.loop = loop
+        self._ref = bool(ref)
+        self.priority = priority
+        self.callback: Callable[..., Any] | None = None
+        self.args: tuple[Any, ...] = ()
+        self._active = False
+        self._queued = False
+
+    # -- IWatcher -----------------------------------------------------------
+
+    def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if callback is None:
+            raise TypeError("callback must be callable, not None")
+        self.callback = callback
+        self.args = args
+        if not self._active:
+            self._active = True
+            if self._ref:
+                self.loop._refs += 1
+        self._arm(**kwargs)
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            if self._ref:
+                self.loop._refs -= 1
+            self._disarm()
+        self.callback = None
+        self.args = ()
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> _Watcher:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def pending(self) -> bool:
+        return self._queued
+
+    def _get_ref(self) -> bool:
+        return self._ref
+
+    def _set_ref(self, value: bool) -> None:
+        value = bool(value)
+        if value == self._ref:
+            return
+        if self._active:
+            self.loop._refs += 1 if value else -1
+        self._ref = value
+
+    ref = property(_get_ref, _set_ref)
+
+    def feed(self, revents: int, callback: Callable[..., Any], *args: Any) -> None:
+        self.callback = callback
+        self.args = args
+        self.loop._queue_fire(self)
+
+    # -- the loop's side ----------------------------------------------------
+
+    def _arm(self, **kwargs: Any) -> None:
+        """Start watching (subclasses)."""
+
+    def _disarm(self) -> None:
+        """Stop watching (subclasses)."""
+
+    def _fire(self) -> None:
+        self._queued = False
+        callback = self.callback
+        if callback is None:
+            return
+        callback(*self.args)
+
+    def __repr__(self) -> str:
+        state = " active" if self._active else ""
+        return f"<bridges gevent {self._kind}{state} callback={self.callback!r}>"
+
+
+class _Io(_Watcher):
+    _kind = "io"
+
+    def __init__(
+        self, loop: AsyncioLoop, fd: int, events: int, ref: bool = True, priority: Any = None
+    ) -> None:
+        if fd < 0:
+            raise ValueError(f"fd must be non-negative: {fd!r}")
+        if events & ~(_READ | _WRITE):
+            raise ValueError(f"illegal event mask: {events!r}")
+        super().__init__(loop, ref, priority)
+        self.fd = fd
+        self.events = events
+        self._pass_events = False
+        self._revents = 0
+
+    @property
+    def events_str(self) -> str:
+        names = [n for bit, n in ((_READ, "READ"), (_WRITE, "WRITE")) if self.events & bit]
+        return "|".join(names)
+
+    def _fire(self) -> None:
+        self._queued = False
+        callback = self.callback
+        if callback is None or not self._active:
+            return
+        revents, self._revents = self._revents, 0
+        if self._pass_events:
+            callback(*(revents if a is _CORE_EVENTS else a for a in self.args))
+        else:
+            callback(*self.args)
+
+    # start/stop run on every EAGAIN of every gevent socket: kept flat.
+
+    def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if callback is None:
+            raise TypeError("callback must be callable, not None")
+        if kwargs:
+            self._pass_events = bool(kwargs.get("pass_events"))
+            if self._pass_events:
+                args = (_CORE_EVENTS, *args)
+        else:
+            self._pass_events = False
+        self.callback = callback
+        self.args = args
+        loop = self.loop
+        if not self._active:
+            self._active = True
+            if self._ref:
+                loop._refs += 1
+        loop._io_start(self)
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            loop = self.loop
+            if self._ref:
+                loop._refs -= 1
+            entry = loop._fds.get(self.fd)
+            if entry is not None and self in entry.watchers:
+                entry.watchers.remove(self)
+        self.callback = None
+        self.args = ()
+
+
+class _Timer(_Watcher):
+    _kind = "timer"
+
+    def __init__(
+        self,
+        loop: AsyncioLoop,
+        after: float = 0.0,
+        repeat: float = 0.0,
+        ref: bool = True,
+        priority: Any = None,
+    ) -> None:
+        if repeat < 0.0:
+            raise ValueError(f"repeat must be positive or zero: {repeat!r}")
+        super().__init__(loop, ref, priority)
+        self.after = after
+        self.repeat = repeat
+        self._handle: asyncio.TimerHandle | None = None
+
+    def _arm(self, update: Any = None, **_: Any) -> None:
+        self._schedule(self.after)
+
+    def _schedule(self, delay: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        aio = self.loop._aio
+        self._handle = aio.call_at(aio.time() + max(delay, 0.0), self.loop._timer_due, self)
+
+    def _disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def again(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.start(callback, *args, **kwargs)
+
+    def _fire(self) -> None:
+        self._queued = False
+        callback = self.callback
+        if callback is None or not self._active:
+            return
+        args = self.args
+        if self.repeat:
+            self._schedule(self.repeat)
+        else:
+            # libev stops a one-shot timer before its callback runs.
+            self._handle = None
+            self._active = False
+            if self._ref:
+                self.loop._refs -= 1
+        callback(*args)
+
+    @property
+    def at(self) -> float:
+        handle = self._handle
+        return handle.when() if handle is not None else self.loop.now() + self.after
+
+
+class _Loopwise(_Watcher):
+    """prepare / check / idle: run on every pass of the hub while active."""
+
+    def _arm(self, **_: Any) -> None:
+        self.loop._per_pass[self._kind].append(self)
+        self.loop._schedule_pass()
+
+    def _disarm(self) -> None:
+        watchers = self.loop._per_pass[self._kind]
+        if self in watchers:
+            watchers.remove(self)
+
+
+class _Prepare(_Loopwise):
+    _kind = "prepare"
+
+
+class _Check(_Loopwise):
+    _kind = "check"
+
+
+class _Idle(_Loopwise):
+    _kind = "idle"
+
+
+class _Async(_Watcher):
+    """Fires on the hub once per batch of ``send()`` calls, from any thread."""
+
+    _kind = "async"
+
+    def __init__(self, loop: AsyncioLoop, ref: bool = True, priority: Any = None) -> None:
+        super().__init__(loop, ref, priority)
+        self._sent = False
+
+    def send(self) -> None:
+        if self._sent:
+            return
+        self._sent = True
+        aio = self.loop._aio
+        if not aio.is_closed():
+            aio.call_soon_threadsafe(self.loop._async_due, self)
+
+    def send_ignoring_arg(self, _ignored: Any) -> None:
+        self.send()
+
+    @property
+    def pending(self) -> bool:
+        return self._sent
+
+    def _fire(self) -> None:
+        self._queued = False
+        self._sent = False
+        super()._fire()
+
+
+class _Fork(_Watcher):
+    _kind = "fork"
+
+    def _arm(self, **_: Any) -> None:
+        self.loop._forks.add(self)
+
+    def _disarm(self) -> None:
+        self.loop._forks.discard(self)
+
+
+class _Signal(_Watcher):
+    _kind = "signal"
+
+    def __init__(
+        self, loop: AsyncioLoop, signalnum: int, ref: bool = True, priority: Any = None
+    ) -> None:
+        if signalnum < 1 or signalnum >= _signal_module.NSIG:
+            raise ValueError(f"illegal signal number: {signalnum!r}")
+        super().__init__(loop, ref, priority)
+        self.signum = signalnum
+
+    def _arm(self, **_: Any) -> None:
+        self.loop._signal_start(self)
+
+    def _disarm(self) -> None:
+        self.loop._signal_stop(self)
+
+
+class _Child(_Watcher):
+    _kind = "child"
+
+    def __init__(self, loop: AsyncioLoop, pid: int, trace: int = 0, ref: bool = True) -> None:
+        super().__init__(loop, ref)
+        self.pid = pid
+        self.rpid: int | None = None
+        self.rstatus = 0
+
+    def _arm(self, **_: Any) -> None:
+        self.loop._child_start(self)
+
+    def _disarm(self) -> None:
+        self.loop._child_stop(self)
+
+
+class _Stat(_Watcher):
+    """Polls ``os.stat`` (asyncio has no file-change notification)."""
+
+    _kind = "stat"
+
+    def __init__(
+        self,
+        loop: AsyncioLoop,
+        path: str,
+        interval: float = 0.0,
+        ref: bool = True,
+        priority: Any = None,
+    ) -> None:
+        super().__init__(loop, ref, priority)
+        self.path = path
+        self.interval = interval if interval > 0 else 1.0
+        self.attr: os.stat_result | None = self._stat()
+        self.prev: os.stat_result | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def _stat(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except OSError:
+            return None
+
+    def _arm(self, **_: Any) -> None:
+        self._disarm()
+        self._handle = self.loop._aio.call_later(self.interval, self._poll)
+
+    def _disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _poll(self) -> None:
+        self._handle = self.loop._aio.call_later(self.interval, self._poll)
+        current = self._stat()
+        if current != self.attr:
+            self.prev, self.attr = self.attr, current
+            self.loop._queue_fire(self)
+            self.loop._enter_now()
+
+
+class _FdEntry:
+    """Per-fd state: gevent may have many watchers on one fd, asyncio one reader/writer."""
+
+    __slots__ = ("in_epoll", "known", "read_registered", "watchers", "write_registered")
+
+    def __init__(self) -> None:
+        self.watchers: list[_Io] = []
+        self.known: list[_Io] = []
+        self.in_epoll = False
+        self.read_registered = False
+        self.write_registered = False
+
+
+class AsyncioLoop:
+    """gevent's loop interface on top of an asyncio event loop.
+
+    ``AsyncioLoop(aio_loop=loop, register=...)`` is the hosted form that
+    :mod:`bridges.gevent` creates; ``AsyncioLoop(flags, default)`` is what
+    gevent itself calls when this class is named in ``GEVENT_LOOP``.
+    """
+
+    MAXPRI = 2
+    MINPRI = -2
+    approx_timer_resolution = 0.00001
+    backend = "asyncio"
+    backend_int = 0
+
+    def __init__(
+        self,
+        flags: Any = None,
+        default: bool | None = None,
+        *,
+        aio_loop: asyncio.AbstractEventLoop | None = None,
+        fd_registry: Any = None,
+    ) -> None:
+        self._hosted = aio_loop is not None
+        if aio_loop is None:
+            aio_loop = _new_standalone_loop()
+        self._aio = aio_loop
+        self._fd_registry = fd_registry
+        self.default = bool(default) if default is not None else not self._hosted
+        self.error_handler: Any = None
+        self._queue: Deque[Any] = deque()
+        self._per_pass: dict[str, list[_Watcher]] = {"prepare": [], "check": [], "idle": []}
+        self._fds: dict[int, _FdEntry] = {}
+        self._epoll: Any = _new_epoll()
+        self._epoll_watched = False
+        self._poll_due = False
+        self._signals: dict[int, list[_Signal]] = {}
+        self._children: dict[int, list[_Child]] = {}
+        self._forks: set[_Fork] = set()
+        self._refs = 0
+        self._hub_glet: _greenlet | None = None
+        self._entered_from: _greenlet | None = None
+        self.parked = self._hosted
+        """True while the hub greenlet has handed control back to the asyncio side."""
+        self._pass_scheduled = False
+        self._draining = False
+        self._unwinding: BaseException | None = None
+        self._destroyed = False
+        self.iteration = 0
+
+    # -- ILoop: time ----------------------------------------------------------
+
+    def now(self) -> float:
+        return self._aio.time()
+
+    def update_now(self) -> None:
+        """asyncio's clock is read live; there is no cached time to refresh."""
+
+    update = update_now
+
+    # -- ILoop: callbacks ---------------------------------------------------
+
+    def run_callback(self, func: Callable[..., Any], *args: Any) -> _Callback:
+        callback = _Callback(func, args)
+        self._queue.append(callback)
+        if not self._draining and not self._pass_scheduled and not self._destroyed:
+            # Outside a pass (asyncio code, or before the hub started): ask
+            # for one.  During a pass the drain loop picks it up.
+            self._pass_scheduled = True
+            self._aio.call_soon(self._enter)
+        return callback
+
+    def run_callback_threadsafe(self, func: Callable[..., Any], *args: Any) -> _Callback:
+        callback = _Callback(func, args)
+        self._queue.append(callback)
+        if not self._aio.is_closed():
+            self._aio.call_soon_threadsafe(self._enter)
+        return callback
+
+    # -- ILoop: watchers ----------------------------------------------------
+
+    def io(self, fd: int, events: int, ref: bool = True, priority: Any = None) -> _Io:
+        return _Io(self, fd, events, ref, priority)
+
+    def timer(
+        self, after: float, repeat: float = 0.0, ref: bool = True, priority: Any = None
+    ) -> _Timer:
+        return _Timer(self, after, repeat, ref, priority)
+
+    def signal(self, signum: int, ref: bool = True, priority: Any = None) -> _Signal:
+        return _Signal(self, signum, ref, priority)
+
+    def idle(self, ref: bool = True, priority: Any = None) -> _Idle:
+        return _Idle(self, ref, priority)
+
+    def prepare(self, ref: bool = True, priority: Any = None) -> _Prepare:
+        return _Prepare(self, ref, priority)
+
+    def check(self, ref: bool = True, priority: Any = None) -> _Check:
+        return _Check(self, ref, priority)
+
+    def fork(self, ref: bool = True, priority: Any = None) -> _Fork:
+        return _Fork(self, ref, priority)
+
+    def async_(self, ref: bool = True, priority: Any = None) -> _Async:
+        return _Async(self, ref, priority)
+
+    def child(self, pid: int, trace: int = 0, ref: bool = True) -> _Child:
+        return _Child(self, pid, trace, ref)
+
+    def stat(
+        self, path: str, interval: float = 0.0, ref: bool = True, priority: Any = None
+    ) -> _Stat:
+        return _Stat(self, path, interval, ref, priority)
+
+    def install_sigchld(self) -> None:
+        """Child watchers install their SIGCHLD handler when they start."""
+
+    def reset_sigchld(self) -> None:
+        """See :meth:`install_sigchld`."""
+
+    def closing_fd(self, fd: int) -> bool:
+        """Forget ``fd``'s registration and wake the watchers still waiting on it."""
+        entry = self._fds.pop(fd, None)
+        if entry is None:
+            return False
+        self._unregister(fd, entry)
+        woken = False
+        for watcher in entry.watchers:
+            if watcher._active:
+                watcher._revents |= watcher.events
+                self._queue_fire(watcher)
+                woken = True
+        if woken:
+            self._schedule_pass()
+        return woken
+
+    # -- ILoop: running -----------------------------------------------------
+
+    def run(self, nowait: bool = False, once: bool = False) -> None:
+        """Called by gevent's ``Hub.run`` in the hub greenlet."""
+        self._hub_glet = getcurrent()
+        self.parked = False
+        if not self._hosted:
+            self._run_standalone(nowait or once)
+            return
+        while True:
+            self._pass()
+            # Park: hand control back to the asyncio side until it enters again.
+            back = self._entered_from
+            self._entered_from = None
+            self.parked = True
+            _switch(back)
+            self.parked = False
+
+    def _run_standalone(self, once: bool) -> None:
+        aio = self._aio
+        if once:
+            aio.call_soon(aio.stop)
+        elif self._idle_now():
+            return
+        aio.run_forever()
+        unwinding, self._unwinding = self._unwinding, None
+        if unwinding is not None:
+            raise unwinding
+
+    def _idle_now(self) -> bool:
+        return self._refs <= 0 and not self._queue
+
+    def reinit(self) -> None:
+        """After ``fork()``: fire the fork watchers (the asyncio loop is not rebuilt)."""
+        for watcher in list(self._forks):
+            self._queue_fire(watcher)
+        self._schedule_pass()
+
+    def break_(self, how: Any = None) -> None:
+        if not self._hosted:
+            self._aio.stop()
+
+    def ref(self) -> None:
+        self._refs += 1
+
+    def unref(self) -> None:
+        self._refs -= 1
+
+    @property
+    def activecnt(self) -> int:
+        return self._refs
+
+    @property
+    def pendingcnt(self) -> int:
+        return len(self._queue)
+
+    def verify(self) -> None:
+        """Nothing to verify: asyncio keeps its own invariants."""
+
+    def fileno(self) -> int | None:
+        return None
+
+    def debug(self) -> list[str]:
+        return [f"{self!r}", f"referenced watchers: {self._refs}, queued: {len(self._queue)}"]
+
+    def handle_error(self, context: Any, type_: Any, value: Any, tb: Any) -> None:
+        handler = self.error_handler
+        if handler is not None:
+            handler.handle_error(context, type_, value, tb)
+            return
+        import traceback
+
+        traceback.print_exception(type_, value, tb)
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed
+
+    def _callback_failed(self, context: Any) -> None:
+        """Route the exception being handled to gevent's error handler, and never raise.
+
+        An exception escaping the hub greenlet would kill it.  gevent's rule is
+        that ``handle_error`` must not raise; when it does anyway (a broken
+        ``sys.stderr``), the error is written to the original stderr instead -
+        except ``HubDestroyed``, which gevent re-raises on purpose to unwind
+        the hub.
+        """
+        from gevent.exceptions import HubDestroyed
+
+        try:
+            self.handle_error(context, *sys.exc_info())
+        except HubDestroyed as exc:
+            if self._hosted:
+                raise
+            # Standalone, we are inside asyncio's run_forever(), which would
+            # swallow it: stop the loop and let run() raise it to unwind the hub.
+            self._unwinding = exc
+            self._aio.stop()
+        except BaseException:  # noqa: BLE001 - see the docstring
+            import traceback
+
+            with contextlib.suppress(Exception):
+                traceback.print_exc(file=sys.__stderr__)
+
+    def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.parked = True  # from now on every blocking call fails loudly
+        for fd, entry in list(self._fds.items()):
+            self._unregister(fd, entry)
+        self._fds.clear()
+        if self._epoll is not None:
+            if self._epoll_watched and not self._aio.is_closed():
+                epfd = self._epoll.fileno()
+                if self._fd_registry is not None:
+                    self._fd_registry.remove_reader(epfd, owner="gevent")
+                else:
+                    self._aio.remove_reader(epfd)
+            self._epoll_watched = False
+            self._epoll.close()
+        for signum in list(self._signals):
+            self._remove_signal(signum)
+        self._queue.clear()
+        for watchers in self._per_pass.values():
+            watchers.clear()
+        if not self._hosted and not self._aio.is_closed():
+            self._aio.close()
+
+    def _format(self) -> str:
+        mode = "hosted" if self._hosted else "standalone"
+        return f"asyncio {mode} refs={self._refs} queued={len(self._queue)}"
+
+    def __repr__(self) -> str:
+        return f"<bridges AsyncioLoop {self._format()} on {self._aio!r}>"
+
+    # -- dispatch: getting gevent work run in the hub greenlet ---------------
+
+    def _schedule_pass(self) -> None:
+        if self._pass_scheduled or self._destroyed:
+            return
+        self._pass_scheduled = True
+        self._aio.call_soon(self._enter)
+
+    def _enter(self) -> None:
+        """asyncio callback: let the hub greenlet run what is due."""
+        self._pass_scheduled = False
+        self._enter_now()
+
+    def _enter_now(self) -> None:
+        hub = self._hub_glet
+        current = getcurrent()
+        if current is hub:
+            self._pass()
+        elif hub is not None and not self._destroyed:
+            self._entered_from = current
+            _switch(hub)
+
+    def run_soon_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
+        """From an asyncio callback: run ``func(*args)`` in the hub greenlet right now."""
+        self._queue.append(_Callback(func, args))
+        self._enter_now()
+
+    def bind_hub(self, hub: _greenlet) -> None:
+        """Hosted mode: the gevent hub greenlet that asyncio callbacks switch into."""
+        self._hub_glet = hub
+
+    def _queue_fire(self, watcher: _Watcher) -> None:
+        if not watcher._queued:
+            watcher._queued = True
+            self._queue.append(watcher)
+
+    def _pass(self) -> None:
+        """One pass of the gevent loop: prepare, callbacks, check, idle (libev's order)."""
+        self.iteration += 1
+        queue = self._queue
+        per_pass = self._per_pass
+        self._draining = True
+        try:
+            if self._poll_due:
+                self._poll_fds()
+            if per_pass["prepare"]:
+                self._run_watchers(per_pass["prepare"])
+            count = _CALLBACK_CHECK_COUNT
+            deadline = 0.0
+            while queue:
+                item = queue.popleft()
+                try:
+                    item._fire()
+                except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
+                    self._callback_failed(item)
+                    if self._unwinding is not None:
+                        return
+                count -= 1
+                if not count:
+                    # Greenlets that keep yielding (sleep(0) loops) must not
+                    # starve asyncio: after a switch interval, give the loop a
+                    # turn and continue on the next pass.
+                    count = _CALLBACK_CHECK_COUNT
+                    now = self._aio.time()
+                    if not deadline:
+                        deadline = now + sys.getswitchinterval()
+                    elif now >= deadline:
+                        break
+            if per_pass["check"]:
+                self._run_watchers(per_pass["check"])
+            if per_pass["idle"] and not queue:
+                self._run_watchers(per_pass["idle"])
+        finally:
+            self._draining = False
+        if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
+            self._schedule_pass()
+        if not self._hosted and self._idle_now():
+            self._aio.stop()
+
+    def _run_watchers(self, watchers: list[_Watcher]) -> None:
+        for watcher in list(watchers):
+            if not watcher._active:
+                continue
+            try:
+                watcher._fire()
+            except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
+                self._callback_failed(watcher)
+
+    def _timer_due(self, watcher: _Timer) -> None:
+        watcher._handle = None
+        self._queue_fire(watcher)
+        self._enter_now()
+
+    def _async_due(self, watcher: _Async) -> None:
+        if watcher._active:
+            self._queue_fire(watcher)
+        else:
+            watcher._sent = False
+        self._enter_now()
+
+    # -- io: many gevent watchers per fd, registered lazily with asyncio ---
+
+    def _io_start(self, watcher: _Io) -> None:
+        fd = watcher.fd
+        entry = self._fds.get(fd)
+        if entry is None or watcher not in entry.known:
+            entry = self._io_first_start(watcher, entry)
+        watchers = entry.watchers
+        if watcher not in watchers:
+            watchers.append(watcher)
+        events = watcher.events
+        read = events & _READ and not entry.read_registered
+        write = events & _WRITE and not entry.write_registered
+        if read or write:
+            self._register(fd, entry, bool(read), bool(write))
+
+    def _io_first_start(self, watcher: _Io, entry: _FdEntry | None) -> _FdEntry:
+        if entry is None:
+            entry = self._fds[watcher.fd] = _FdEntry()
+        elif not entry.watchers:
+            # A watcher we have not seen on this fd: if the fd was closed
+            # without closing_fd() and its number reused, the registration we
+            # kept points at the old file, which epoll has already forgotten.
+            # Register afresh unless the registration is in live use.
+            self._unregister(watcher.fd, entry)
+        entry.known.append(watcher)
+        return entry
+
+    def _register(self, fd: int, entry: _FdEntry, read: bool, write: bool) -> None:
+        if self._epoll is not None:
+            before = entry.read_registered, entry.write_registered
+            entry.read_registered = entry.read_registered or read
+            entry.write_registered = entry.write_registered or write
+            try:
+                self._epoll_sync(fd, entry)
+            except BaseException:
+                entry.read_registered, entry.write_registered = before
+                raise
+            return
+        if read:
+            self._add(fd, True)
+            entry.read_registered = True
+        if write:
+            self._add(fd, False)
+            entry.write_registered = True
+
+    def _add(self, fd: int, read: bool) -> None:
+        registry = self._fd_registry
+        event = _READ if read else _WRITE
+        try:
+            if registry is not None:
+                (registry.add_reader if read else registry.add_writer)(
+                    fd, self._io_ready, fd, event, owner="gevent"
+                )
+            else:
+                (self._aio.add_reader if read else self._aio.add_writer)(
+                    fd, self._io_ready, fd, event
+                )
+        except ValueError as exc:
+            # asyncio refuses a closed fd with ValueError; gevent expects EBADF.
+            raise OSError(errno.EBADF, f"bad file descriptor {fd}: {exc}") from exc
+
+    def _remove(self, fd: int, read: bool) -> None:
+        registry = self._fd_registry
+        if self._aio.is_closed():
+            return
+        if registry is not None:
+            (registry.remove_reader if read else registry.remove_writer)(fd, owner="gevent")
+        else:
+            (self._aio.remove_reader if read else self._aio.remove_writer)(fd)
+
+    def _unregister(self, fd: int, entry: _FdEntry) -> None:
+        if self._epoll is not None:
+            entry.read_registered = entry.write_registered = False
+            self._epoll_sync(fd, entry)
+            return
+        if entry.read_registered:
+            entry.read_registered = False
+            self._remove(fd, True)
+        if entry.write_registered:
+            entry.write_registered = False
+            self._remove(fd, False)
+
+    def _drop_idle_registration(self, fd: int, entry: _FdEntry, event: int) -> None:
+        if event & _READ:
+            entry.read_registered = False
+        if event & _WRITE:
+            entry.write_registered = False
+        if self._epoll is not None:
+            self._epoll_sync(fd, entry)
+        else:
+            self._remove(fd, event == _READ)
+        if not entry.read_registered and not entry.write_registered and not entry.watchers:
+            del self._fds[fd]
+
+    def _queue_io(self, entry: _FdEntry, event: int) -> int:
+        """Queue the watchers of ``entry`` that wait for ``event``; return the events wanted."""
+        wanted = 0
+        queue = self._queue
+        for watcher in entry.watchers:
+            got = watcher.events & event
+            if got:
+                wanted |= got
+                watcher._revents |= got
+                if not watcher._queued:
+                    watcher._queued = True
+                    queue.append(watcher)
+        return wanted
+
+    # asyncio as the poller (where there is no epoll): one reader/writer per fd.
+
+    def _io_ready(self, fd: int, event: int) -> None:
+        """asyncio reader/writer callback: queue the gevent watchers waiting for ``event``."""
+        entry = self._fds.get(fd)
+        if entry is None:
+            return
+        if not self._queue_io(entry, event):
+            self._drop_idle_registration(fd, entry, event)
+        elif not self._pass_scheduled:
+            # One pass per loop iteration serves every fd that became ready
+            # in it, instead of a switch into the hub per fd.
+            self._pass_scheduled = True
+            self._aio.call_soon(self._enter)
+
+    # A private epoll whose own fd asyncio watches: one asyncio callback per
+    # loop iteration however many gevent fds are ready, and registrations in C
+    # instead of asyncio's per-fd Python bookkeeping (see docs/gevent.md).
+
+    def _epoll_sync(self, fd: int, entry: _FdEntry) -> None:
+        mask = (_EPOLLIN if entry.read_registered else 0) | (
+            _EPOLLOUT if entry.write_registered else 0
+        )
+        epoll = self._epoll
+        if not mask:
+            if entry.in_epoll:
+                entry.in_epoll = False
+                with contextlib.suppress(OSError):
+                    epoll.unregister(fd)
+            return
+        if not self._epoll_watched:
+            self._watch_epoll()
+        if entry.in_epoll:
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                # Closed and reused behind gevent's back: epoll forgot the old file.
+                epoll.register(fd, mask)
+        else:
+            try:
+                epoll.register(fd, mask)
+            except FileExistsError:
+                epoll.modify(fd, mask)
+            entry.in_epoll = True
+
+    def _watch_epoll(self) -> None:
+        epfd = self._epoll.fileno()
+        if self._fd_registry is not None:
+            self._fd_registry.add_reader(epfd, self._epoll_ready, owner="gevent")
+        else:
+            self._aio.add_reader(epfd, self._epoll_ready)
+        self._epoll_watched = True
+
+    def _epoll_ready(self) -> None:
+        """asyncio reader callback on the private epoll: let the hub poll it."""
+        self._poll_due = True
+        self._enter_now()
+
+    def _poll_fds(self) -> None:
+        self._poll_due = False
+        fds = self._fds
+        for fd, mask in self._epoll.poll(0):
+            entry = fds.get(fd)
+            if entry is None:
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
+                continue
+            event = (_READ if mask & _EPOLL_READABLE else 0) | (
+                _WRITE if mask & _EPOLL_WRITABLE else 0
+            )
+            event &= (_READ if entry.read_registered else 0) | (
+                _WRITE if entry.write_registered else 0
+            )
+            idle = event & ~self._queue_io(entry, event)
+            if idle:
+                self._drop_idle_registration(fd, entry, idle)
+
+    # -- signals and children ---------------------------------------------
+
+    def _signal_start(self, watcher: _Signal) -> None:
+        watchers = self._signals.get(watcher.signum)
+        if watchers is None:
+            watchers = self._signals[watcher.signum] = []
+            registry = self._fd_registry
+            if registry is not None:
+                registry.add_signal_handler(
+                    watcher.signum, self._signal_due, watcher.signum, owner="gevent"
+                )
+            else:
+                self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
+        if watcher not in watchers:
+            watchers.append(watcher)
+
+    def _signal_stop(self, watcher: _Signal) -> None:
+        watchers = self._signals.get(watcher.signum)
+        if watchers is None:
+            return
+        if watcher in watchers:
+            watchers.remove(watcher)
+        if not watchers:
+            self._remove_signal(watcher.signum)
+
+    def _remove_signal(self, signum: int) -> None:
+        del self._signals[signum]
+        if self._aio.is_closed():
+            return
+        registry = self._fd_registry
+        if registry is not None:
+            registry.remove_signal_handler(signum, owner="gevent")
+        else:
+            self._aio.remove_signal_handler(signum)
+
+    def _signal_due(self, signum: int) -> None:
+        for watcher in list(self._signals.get(signum, ())):
+            self._queue_fire(watcher)
+        self._enter_now()
+
+    def _child_start(self, watcher: _Child) -> None:
+        first = not self._children
+        self._children.setdefault(watcher.pid, []).append(watcher)
+        if first:
+            self._sigchld_watcher().start(self._reap)
+        # The child may have exited before we watched it.
+        self._aio.call_soon(self._reap)
+
+    def _sigchld_watcher(self) -> _Signal:
+        watcher = getattr(self, "_sigchld", None)
+        if watcher is None:
+            watcher = self._sigchld = _Signal(self, _signal_module.SIGCHLD, ref=False)
+        return watcher
+
+    def _child_stop(self, watcher: _Child) -> None:
+        watchers = self._children.get(watcher.pid)
+        if watchers and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                del self._children[watcher.pid]
+        if not self._children and getattr(self, "_sigchld", None) is not None:
+            self._sigchld.stop()
+
+    def _reap(self) -> None:
+        waitpid = _original("os", "waitpid")
+        woken = False
+        for pid in list(self._children):
+            watchers = self._children.get(pid)
+            if not watchers:
+                continue
+            try:
+                rpid, status = waitpid(pid if pid > 0 else -1, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if rpid == 0:
+                continue
+            for watcher in list(watchers):
+                watcher.rpid = rpid
+                watcher.rstatus = status
+                self._queue_fire(watcher)
+                woken = True
+        if woken:
+            self._schedule_pass()
+
+
+_CORE_EVENTS = _core_events_sentinel()
+
+
+def _new_standalone_loop() -> asyncio.AbstractEventLoop:
+    """A fresh asyncio loop on the *original* selector and self-pipe, for the standalone mode.
+
+    After ``monkey.patch_all()`` asyncio would build its self-pipe from
+    gevent sockets, which need a gevent hub - the one being created right
+    now.  ``socket.socketpair`` is swapped for the original while the loop is
+    built (the constructor is the only place asyncio calls it).
+    """
+    import socket as socket_module
+
+    selector = _original("selectors", "DefaultSelector")()
+    patched = socket_module.socketpair
+    socket_module.socketpair = _plain_socketpair
+    try:
+        return asyncio.SelectorEventLoop(selector)
+    finally:
+        socket_module.socketpair = patched
+
+
+def _new_epoll() -> Any:
+    """The private epoll for gevent's fds, or None to register each fd with asyncio.
+
+    ``BRIDGES_GEVENT_POLLER=asyncio`` chooses the latter (also the only way
+    where there is no epoll); benchmarks/bench_gevent.py compares the two.
+    """
+    if os.environ.get("BRIDGES_GEVENT_POLLER", "epoll") == "asyncio":
+        return None
+    try:
+        epoll_class = _original("select", "epoll")
+    except AttributeError:
+        return None
+    return epoll_class()
+
+
+def _plain_socketpair(*args: Any) -> tuple[Any, Any]:
+    """``socket.socketpair`` built from the original socket class, whatever is patched."""
+    import _socket
+
+    socket_class = _original("socket", "socket")
+    left, right = _socket.socketpair(*args)
+    return (
+        socket_class(left.family, left.type, left.proto, left.detach()),
+        socket_class(right.family, right.type, right.proto, right.detach()),
+    )
+
+
+class RealThreadExecutor(ThreadPoolExecutor):
+    """asyncio's default executor on real OS threads, even after ``monkey.patch_all()``.
+
+    The stdlib ``ThreadPoolExecutor`` builds its workers, queue and locks from
+    ``threading`` and ``queue``, which patching turns into greenlets on gevent's
+    hub: ``asyncio.to_thread`` would stop running anything in parallel.  This
+    one uses the original ``_thread`` primitives.  (``ThreadPoolExecutor`` is
+    its base only because ``loop.set_default_executor`` requires one; its
+    constructor is deliberately not called.)
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._max = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._work_items = _original("queue", "SimpleQueue")()
+        self._allocate_lock = _original("_thread", "allocate_lock")
+        self._start_thread = _original("_thread", "start_new_thread")
+        self._lock = self._allocate_lock()
+        self._exits: list[Any] = []
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._work_items.put((future, fn, args, kwargs))
+            if self._idle == 0 and len(self._exits) < self._max:
+                exit_lock = self._allocate_lock()
+                exit_lock.acquire()
+                self._exits.append(exit_lock)
+                self._start_thread(self._work, (exit_lock,))
+            elif self._idle:
+                self._idle -= 1
+        return future
+
+    def _work(self, exit_lock: Any) -> None:
+        try:
+            while True:
+                item = self._work_items.get()
+                if item is None:
+                    return
+                future, fn, args, kwargs = item
+                del item
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the future
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+                del future, fn, args, kwargs
+                with self._lock:
+                    self._idle += 1
+        finally:
+            exit_lock.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            exits = list(self._exits)
+        for _ in exits:
+            self._work_items.put(None)
+        if wait:
+            for exit_lock in exits:
+                exit_lock.acquire()
+
+
+# gevent.core re-exports the module of the configured loop class and expects
+# it to name that class ``loop`` (gevent.testing reads gevent.core.loop).
+loop = AsyncioLoop

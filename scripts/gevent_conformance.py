@@ -1,0 +1,147 @@
+"""Run gevent's own test suite natively and on bridges' asyncio-based gevent loop, side by side.
+
+Usage::
+
+    /work/venv/bin/python scripts/gevent_conformance.py            # the curated modules
+    /work/venv/bin/python scripts/gevent_conformance.py --all      # every test__* module
+    /work/venv/bin/python scripts/gevent_conformance.py test__event test__queue --timeout 90
+
+Each module runs in its own subprocess (``python -m gevent.tests.<module>``),
+once natively (gevent's default libev loop) and once with
+``GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop``, which makes gevent's hub
+run on an asyncio loop through the same watcher layer that ``bridges.run``
+uses (the loop's *standalone* mode: gevent's hub greenlet drives the asyncio
+loop, since the test suite blocks in the main greenlet).  A module passes
+when it exits 0 within the timeout.  The pass rates of both are printed
+beside each other; gevent's ``known_failures`` apply to both runs alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+LOOP = "bridges._gevent_loop.AsyncioLoop"
+CURATED = [
+    "test__event",
+    "test__greenlet",
+    "test__socket",
+    "test__server",
+    "test__timeout",
+    "test__queue",
+    "test__pool",
+    "test__threadpool",
+    "test__sleep0",
+    "test__semaphore",
+    "test__lock",
+    "test__iwait",
+    "test__joinall",
+    "test__api",
+    "test__api_timeout",
+    "test__pywsgi",
+    "test__select",
+    "test__selectors",
+    "test__subprocess",
+    "test__signal",
+    "test__os",
+    "test__hub_join",
+    "test__loop_callback",
+    "test__socketpair",
+    "test__socket_close",
+    "test__greenletset",
+    "test__local",
+    "test__order",
+    "test__contextvars",
+]
+
+
+class Outcome(NamedTuple):
+    passed: bool
+    summary: str
+    seconds: float
+
+
+def all_modules() -> list[str]:
+    import gevent.tests
+
+    folder = Path(gevent.tests.__file__).parent
+    return sorted(p.stem for p in folder.glob("test__*.py"))
+
+
+def run_module(module: str, ours: bool, timeout: float) -> Outcome:
+    env = dict(os.environ)
+    env.pop("GEVENT_LOOP", None)
+    if ours:
+        env["GEVENT_LOOP"] = LOOP
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", f"gevent.tests.{module}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=str(root),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(False, f"timeout after {timeout:g}s", time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    output = done.stdout + done.stderr
+    ran = re.findall(r"Ran (\d+) tests?", output)
+    tail = re.findall(r"^(OK.*|FAILED.*)$", output, re.MULTILINE)
+    summary = f"ran {ran[-1]}, {tail[-1]}" if ran and tail else f"exit {done.returncode}"
+    return Outcome(done.returncode == 0, summary, elapsed)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="gevent.tests modules (default: curated list)")
+    parser.add_argument("--all", action="store_true", help="every gevent.tests.test__* module")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per module run")
+    parser.add_argument("--jobs", type=int, default=2, help="modules run at once")
+    args = parser.parse_args()
+    modules = all_modules() if args.all else (args.modules or CURATED)
+
+    def both(module: str) -> tuple[str, Outcome, Outcome]:
+        return (
+            module,
+            run_module(module, False, args.timeout),
+            run_module(module, True, args.timeout),
+        )
+
+    native_ok = ours_ok = 0
+    print(f"{'module':<34} {'native libev':<38} {'bridges AsyncioLoop':<38}")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for module, native, ours in pool.map(both, modules):
+            native_ok += native.passed
+            ours_ok += ours.passed
+            mark = "" if native.passed == ours.passed else "   <-- differs"
+            print(
+                f"{module:<34} {_cell(native):<38} {_cell(ours):<38}{mark}",
+                flush=True,
+            )
+    total = len(modules)
+    print(
+        f"\nmodules passing: native {native_ok}/{total} ({native_ok / total:.0%}), "
+        f"bridges AsyncioLoop {ours_ok}/{total} ({ours_ok / total:.0%})"
+    )
+    return 0 if ours_ok >= native_ok else 1
+
+
+def _cell(outcome: Outcome) -> str:
+    status = "pass" if outcome.passed else "FAIL"
+    return f"{status} ({outcome.summary}, {outcome.seconds:.0f}s)"[:37]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,663 @@
+"""gevent on the hub: the gevent <-> asyncio contract, servers, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import traceback
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.pywsgi
+import gevent.server
+import pytest
+from gevent._hub_local import get_hub_if_exists
+from greenlet import GreenletExit
+
+import bridges
+from bridges import gevent as bg
+
+pytestmark = pytest.mark.timeout(30)
+
+GEVENT = ["gevent"]
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+def run(main: Any, *args: Any, **kwargs: Any) -> Any:
+    return bridges.run(main, *args, frameworks=GEVENT, **kwargs)
+
+
+class Boom(Exception):
+    pass
+
+
+def collect_reports(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    return reports
+
+
+# -- asyncio awaits gevent ---------------------------------------------------
+
+
+def test_awaiting_a_greenlet_returns_the_same_result_object() -> None:
+    payload = object()
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(lambda: payload))
+
+    assert run(main) is payload
+
+
+def test_awaiting_a_failed_greenlet_raises_the_same_exception_with_its_frames() -> None:
+    error = Boom("from the greenlet")
+
+    def fails() -> None:
+        raise error
+
+    async def main() -> BaseException:
+        glet = gevent.spawn(fails)
+        glet.link_exception(lambda _g: None)  # handled: not an unhandled error
+        with pytest.raises(Boom) as info:
+            await bridges.awaitable(glet)
+        return info.value
+
+    raised = run(main)
+    assert raised is error
+    frames = [frame.name for frame in traceback.extract_tb(raised.__traceback__)]
+    assert "fails" in frames
+
+
+def test_killing_a_greenlet_cancels_the_task_awaiting_it() -> None:
+    async def main() -> str:
+        glet = gevent.spawn(gevent.sleep, 10)
+        waiting = asyncio.ensure_future(bridges.awaitable(glet))
+        await asyncio.sleep(0.01)
+        glet.kill(block=False)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return "cancelled"
+
+    assert run(main) == "cancelled"
+
+
+def test_cancelling_the_awaiting_task_kills_the_greenlet_and_runs_its_finally() -> None:
+    cleaned: list[str] = []
+
+    def sleeper() -> None:
+        try:
+            gevent.sleep(10)
+        finally:
+            cleaned.append("finally")
+
+    async def main() -> bool:
+        glet = gevent.spawn(sleeper)
+        task = asyncio.ensure_future(bridges.awaitable(glet))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await bridges.awaitable(glet)  # killed greenlets end with GreenletExit -> cancelled
+        return glet.dead
+
+    with pytest.raises(asyncio.CancelledError):
+        run(main)
+    assert cleaned == ["finally"]
+
+
+def test_awaiting_an_async_result_set_by_a_greenlet_returns_its_value() -> None:
+    async def main() -> Any:
+        result = gevent.event.AsyncResult()
+        gevent.spawn_later(0.01, result.set, "value")
+        return await bridges.awaitable(result)
+
+    assert run(main) == "value"
+
+
+def test_awaiting_an_async_result_given_an_exception_raises_that_exception() -> None:
+    error = Boom("async result")
+
+    async def main() -> BaseException:
+        result = gevent.event.AsyncResult()
+        gevent.spawn(result.set_exception, error)
+        with pytest.raises(Boom) as info:
+            await bridges.awaitable(result)
+        return info.value
+
+    assert run(main) is error
+
+
+def test_awaiting_an_event_returns_when_a_greenlet_sets_it() -> None:
+    async def main() -> Any:
+        event = gevent.event.Event()
+        gevent.spawn(event.set)
+        return await bridges.awaitable(event)
+
+    assert run(main) is True
+
+
+# -- gevent waits on asyncio -------------------------------------------------
+
+
+def test_bg_wait_in_a_greenlet_returns_the_coroutines_result_object() -> None:
+    payload = object()
+
+    async def produce() -> object:
+        await asyncio.sleep(0.01)
+        return payload
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(bg.wait, produce()))
+
+    assert run(main) is payload
+
+
+def test_bg_wait_raises_the_same_exception_the_coroutine_raised() -> None:
+    error = Boom("from asyncio")
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    def in_greenlet() -> BaseException:
+        with pytest.raises(Boom) as info:
+            bg.wait(fails())
+        return info.value
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(in_greenlet))
+
+    assert run(main) is error
+
+
+def test_bg_wait_from_a_coroutine_raises_a_bridge_error_at_once() -> None:
+    async def main() -> BaseException:
+        future = asyncio.get_running_loop().create_future()
+        with pytest.raises(bg.BlockingCallError) as info:
+            bg.wait(future)
+        return info.value
+
+    error = run(main)
+    assert isinstance(error, bridges.BridgeError)
+    assert "asyncio code" in str(error)
+
+
+def test_a_gevent_blocking_call_in_a_coroutine_raises_instead_of_stalling_the_loop() -> None:
+    async def main() -> str:
+        with pytest.raises(bg.BlockingCallError):
+            gevent.sleep(0.01)
+        with pytest.raises(bg.BlockingCallError):
+            gevent.spawn(gevent.sleep, 1).join()
+        return "loop still runs"
+
+    assert run(main) == "loop still runs"
+
+
+def test_bg_wait_inside_a_gevent_callback_raises_a_bridge_error() -> None:
+    async def main() -> BaseException:
+        outcome: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+        def callback() -> None:
+            try:
+                bg.wait(asyncio.sleep(0))
+            except bg.BlockingCallError as exc:
+                outcome.set_result(exc)
+
+        bg.gevent_hub().loop.run_callback(callback)
+        return await outcome
+
+    assert "gevent's hub" in str(run(main))
+
+
+def test_killing_a_greenlet_blocked_in_bg_wait_cancels_the_awaited_task() -> None:
+    async def main() -> bool:
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            started.set()
+            await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(slow())
+        glet = gevent.spawn(bg.wait, task)
+        await started.wait()
+        await asyncio.sleep(0.01)
+        glet.kill(block=False)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert run(main) is True
+
+
+def test_gevent_timeout_around_bg_wait_cancels_the_task() -> None:
+    async def main() -> tuple[bool, bool]:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+
+        def waits() -> bool:
+            with gevent.Timeout(0.02, False):
+                bg.wait(task)
+            return True
+
+        finished = await bridges.awaitable(gevent.spawn(waits))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return finished, task.cancelled()
+
+    assert run(main) == (True, True)
+
+
+def test_call_soon_from_a_greenlet_wakes_the_loop() -> None:
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        gevent.spawn(lambda: loop.call_soon(future.set_result, "woken"))
+        return await asyncio.wait_for(future, 5)
+
+    assert run(main) == "woken"
+
+
+# -- bg.spawn -----------------------------------------------------------------
+
+
+def test_bg_spawn_greenlet_ends_with_the_awaitables_result() -> None:
+    async def main() -> Any:
+        glet = bg.spawn(asyncio.sleep(0.01, result="done"))
+        return await bridges.awaitable(glet), glet.value
+
+    assert run(main) == ("done", "done")
+
+
+def test_killing_a_bg_spawn_greenlet_cancels_its_task() -> None:
+    async def main() -> bool:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        glet = bg.spawn(task)
+        await asyncio.sleep(0.01)
+        glet.kill(block=False)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert run(main) is True
+
+
+def test_killing_a_bg_spawn_greenlet_before_it_starts_still_cancels_its_task() -> None:
+    async def main() -> bool:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        glet = bg.spawn(task)
+        glet.kill(block=False)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert run(main) is True
+
+
+def test_cancelling_a_bg_spawn_task_ends_the_greenlet_with_greenlet_exit() -> None:
+    async def main() -> Any:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        glet = bg.spawn(task)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await bridges.awaitable(gevent.spawn(glet.join))
+        return glet.value, glet.successful()
+
+    value, successful = run(main)
+    assert isinstance(value, GreenletExit)
+    assert successful
+
+
+# -- context -------------------------------------------------------------------
+
+
+def test_bg_spawn_runs_the_coroutine_in_a_copy_of_the_callers_context() -> None:
+    async def read() -> str:
+        return request_id.get()
+
+    async def main() -> Any:
+        request_id.set("from-task")
+        return await bridges.awaitable(bg.spawn(read()))
+
+    assert run(main) == "from-task"
+
+
+def test_bg_wait_runs_the_coroutine_in_a_copy_of_the_greenlets_context() -> None:
+    async def read() -> str:
+        return request_id.get()
+
+    def in_greenlet() -> str:
+        request_id.set("from-greenlet")
+        return bg.wait(read())
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(in_greenlet))
+
+    assert run(main) == "from-greenlet"
+
+
+# -- concurrency, errors -------------------------------------------------------
+
+
+def test_fifty_sleeping_greenlets_and_fifty_sleeping_tasks_finish_together() -> None:
+    async def main() -> tuple[int, int]:
+        glets = [gevent.spawn(lambda i=i: (gevent.sleep(0.2), i)[1]) for i in range(50)]
+        tasks = [asyncio.ensure_future(asyncio.sleep(0.2, result=i)) for i in range(50)]
+        # Run one after another, 100 sleeps of 0.2 s would need 20 s: the bound
+        # fails that, while running together they need about 0.2 s.
+        results = await asyncio.wait_for(
+            asyncio.gather(*(bridges.awaitable(g) for g in glets), *tasks), 5
+        )
+        return sum(results[:50]), sum(results[50:])
+
+    assert run(main) == (sum(range(50)), sum(range(50)))
+
+
+def test_an_unhandled_greenlet_error_is_reported_once_and_gevent_keeps_running() -> None:
+    error = Boom("nobody handles me")
+
+    def fails() -> None:
+        raise error
+
+    async def main() -> tuple[list[dict[str, Any]], Any]:
+        reports = collect_reports(asyncio.get_running_loop())
+        gevent.spawn(fails)
+        await asyncio.sleep(0.02)
+        after = await bridges.awaitable(gevent.spawn(lambda: "still running"))
+        return reports, after
+
+    reports, after = run(main)
+    assert [r.get("exception") for r in reports] == [error]
+    assert after == "still running"
+
+
+def test_an_exception_escaping_a_gevent_callback_is_reported_and_the_hub_survives() -> None:
+    error = Boom("raw callback")
+
+    def raw() -> None:
+        raise error
+
+    async def main() -> tuple[list[dict[str, Any]], Any]:
+        reports = collect_reports(asyncio.get_running_loop())
+        bg.gevent_hub().loop.run_callback(raw)
+        await asyncio.sleep(0.02)
+        after = await bridges.awaitable(gevent.spawn(lambda: gevent.sleep(0.01) or "alive"))
+        return reports, after
+
+    reports, after = run(main)
+    assert [r.get("exception") for r in reports] == [error]
+    assert after == "alive"
+
+
+# -- servers on real sockets ---------------------------------------------------
+
+
+def test_stream_server_echoes_to_asyncio_clients() -> None:
+    def echo(sock: Any, _address: Any) -> None:
+        with sock:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                sock.sendall(data)
+
+    async def client(port: int, index: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        received = b""
+        for round_ in range(20):
+            message = f"client {index} round {round_}\n".encode()
+            writer.write(message)
+            received += await reader.readexactly(len(message))
+        writer.close()
+        await writer.wait_closed()
+        return received
+
+    async def main() -> list[bool]:
+        server = gevent.server.StreamServer(("127.0.0.1", 0), echo)
+        server.start()
+        try:
+            port = server.server_port
+            results = await asyncio.gather(*(client(port, i) for i in range(10)))
+        finally:
+            server.stop()
+        return [
+            r == b"".join(f"client {i} round {n}\n".encode() for n in range(20))
+            for i, r in enumerate(results)
+        ]
+
+    assert run(main) == [True] * 10
+
+
+def test_pywsgi_app_calls_asyncio_code_through_bg_wait_for_real_http_clients() -> None:
+    async def lookup(name: str) -> str:
+        await asyncio.sleep(0.001)
+        return f"hello {name} from asyncio"
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        name = environ["PATH_INFO"].strip("/")
+        body = bg.wait(lookup(name)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    def http_get(port: int, name: str) -> bytes:
+        # A real client on a real OS thread (asyncio's executor), blocking I/O.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"GET /{name} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+    async def main() -> list[bytes]:
+        server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None)
+        # start() resolves the host name (a blocking gevent call): start it in a greenlet.
+        await bridges.awaitable(gevent.spawn(server.start))
+        try:
+            port = server.server_port
+            loop = asyncio.get_running_loop()
+            responses = await asyncio.gather(
+                *(loop.run_in_executor(None, http_get, port, f"n{i}") for i in range(8))
+            )
+        finally:
+            server.stop()
+        return responses
+
+    responses = run(main)
+    for i, response in enumerate(responses):
+        assert response.startswith(b"HTTP/1.1 200")
+        assert response.endswith(f"hello n{i} from asyncio".encode())
+
+
+# -- lifecycle -----------------------------------------------------------------
+
+
+def test_stopping_the_hub_kills_leftover_greenlets_and_runs_their_finally() -> None:
+    cleaned: list[str] = []
+
+    def forever() -> None:
+        try:
+            gevent.sleep(100)
+        finally:
+            cleaned.append("finally")
+
+    async def main() -> None:
+        gevent.spawn(forever)
+        await asyncio.sleep(0.01)
+
+    run(main)
+    assert cleaned == ["finally"]
+    assert get_hub_if_exists() is None
+
+
+def test_a_leftover_greenlet_can_use_asyncio_while_it_is_killed_at_stop() -> None:
+    cleaned: list[str] = []
+
+    async def close_connection() -> str:
+        await asyncio.sleep(0.01)
+        return "closed"
+
+    def worker() -> None:
+        try:
+            gevent.sleep(100)
+        finally:
+            cleaned.append(bg.wait(close_connection()))
+
+    async def main() -> None:
+        gevent.spawn(worker)
+        await asyncio.sleep(0.01)
+
+    run(main)
+    assert cleaned == ["closed"]
+
+
+def test_repeated_runs_each_get_a_working_gevent() -> None:
+    async def main(i: int) -> int:
+        glet = gevent.spawn(lambda: (gevent.sleep(0.001), i)[1])
+        return await bridges.awaitable(glet)
+
+    assert [run(main, i) for i in range(5)] == list(range(5))
+
+
+def test_gevent_works_inside_a_hub_entered_in_a_plain_asyncio_run() -> None:
+    async def main() -> Any:
+        async with bridges.Hub(frameworks=GEVENT):
+            return await bridges.awaitable(gevent.spawn(lambda: gevent.sleep(0.001) or "ok"))
+
+    assert asyncio.run(main()) == "ok"
+
+
+def test_gevent_runs_on_uvloop() -> None:
+    pytest.importorskip("uvloop")
+
+    def in_greenlet() -> Any:
+        gevent.sleep(0.001)
+        return bg.wait(asyncio.sleep(0.001, result="uv"))
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(in_greenlet))
+
+    assert run(main, loop_factory="uvloop") == "uv"
+
+
+def test_an_idle_native_gevent_hub_is_set_aside_while_the_hub_runs_and_restored() -> None:
+    gevent.sleep(0)  # creates and runs this thread's native hub
+    native = get_hub_if_exists()
+    assert native is not None
+    try:
+
+        async def main() -> Any:
+            return bg.gevent_hub() is not native
+
+        assert run(main) is True
+        assert get_hub_if_exists() is native
+        gevent.sleep(0)  # and it still works natively
+    finally:
+        native.destroy()
+
+
+def test_a_busy_native_gevent_hub_refuses_with_a_clear_error() -> None:
+    native = gevent.spawn_later(30, lambda: None)
+    try:
+
+        async def main() -> None:
+            raise AssertionError("main must not run")
+
+        with pytest.raises(bg.GeventHubBusyError, match="native gevent hub"):
+            run(main)
+    finally:
+        native.kill()
+        gevent.get_hub().destroy()
+
+
+def test_the_asyncio_private_attributes_the_adapter_relies_on_still_exist() -> None:
+    # bridges.gevent swaps BaseSelectorEventLoop._selector after patch_all and
+    # clears BaseEventLoop._default_executor at detach (checked on 3.9-3.13).
+    loop = asyncio.new_event_loop()
+    try:
+        assert hasattr(loop, "_selector")
+        assert hasattr(loop, "_default_executor")
+    finally:
+        loop.close()
+
+
+def test_a_reused_fd_is_watched_again_after_a_socket_was_detached_without_closing_fd() -> None:
+    import os
+
+    import gevent.socket
+
+    def scenario() -> Any:
+        first, peer = gevent.socket.socketpair()
+        with gevent.Timeout(0.01, False):
+            first.recv(1)  # the loop now keeps first's fd registered
+        fd = first.fileno()
+        os.close(first.detach())  # closed behind gevent's back: no closing_fd()
+        peer.close()
+        left, right = gevent.socket.socketpair()
+        reader, writer = (left, right) if left.fileno() == fd else (right, left)
+        assert reader.fileno() == fd, "the OS did not reuse the fd number"
+        with reader, writer:
+            gevent.spawn_later(0.01, writer.sendall, b"x")  # after recv() started waiting
+            with gevent.Timeout(5, False):
+                return reader.recv(1)
+            return None
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(scenario))
+
+    assert run(main) == b"x"
+
+
+def test_a_gevent_error_handler_that_raises_does_not_kill_the_gevent_hub() -> None:
+    def raw_callback() -> None:
+        raise Boom("from a raw callback")
+
+    def broken_handle_error(*_args: Any) -> None:
+        # gevent lets applications replace hub.handle_error; it "must not
+        # raise", but a broken one must not take the hub greenlet down.
+        raise RuntimeError("the error handler itself is broken")
+
+    async def main() -> Any:
+        ghub = bg.gevent_hub()
+        ghub.handle_error = broken_handle_error
+        ghub.loop.run_callback(raw_callback)
+        await asyncio.sleep(0.02)
+        del ghub.handle_error
+        return await bridges.awaitable(gevent.spawn(lambda: gevent.sleep(0.001) or "alive"))
+
+    assert run(main) == "alive"
+
+
+def test_a_gevent_event_set_from_another_os_thread_wakes_the_awaiting_task() -> None:
+    import threading
+
+    async def main() -> Any:
+        event = gevent.event.Event()
+        thread = threading.Thread(target=event.set)
+        thread.start()
+        result = await asyncio.wait_for(bridges.awaitable(event), 10)
+        thread.join()
+        return result
+
+    assert run(main) is True
+
+
+def test_nothing_is_lost_with_thousands_of_crossings_in_both_directions() -> None:
+    async def double(i: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * i
+
+    def greenlet_side(i: int) -> int:
+        gevent.sleep(0)
+        return bg.wait(double(i))
+
+    async def main() -> tuple[int, int]:
+        glets = [gevent.spawn(greenlet_side, i) for i in range(2000)]
+        spawned = [bg.spawn(double(i)) for i in range(2000)]
+        from_greenlets = await asyncio.gather(*(bridges.awaitable(g) for g in glets))
+        from_bg_spawn = await asyncio.gather(*(bridges.awaitable(g) for g in spawned))
+        return sum(from_greenlets), sum(from_bg_spawn)
+
+    expected = 2 * sum(range(2000))
+    assert run(main) == (expected, expected)
