@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
@@ -11,7 +12,7 @@ from typing import Any, Callable, TypeVar, Union
 
 from ._adapters import FrameworksArg
 from ._convert import awaitable
-from ._errors import HubStateError, LoopFactoryError
+from ._errors import BridgeError, HubStateError, LoopFactoryError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
 
 __all__ = ["make_loop_factory", "run"]
@@ -118,8 +119,20 @@ def _install_stop_signals(hub: Hub) -> None:
     # Signal handlers can only be set from the main thread (as asyncio.run does it).
     if threading.current_thread() is not threading.main_thread():
         return
-    hub.add_signal_handler(signal.SIGINT, _on_sigint, hub, owner=_OWNER)
-    hub.add_signal_handler(signal.SIGTERM, hub.request_stop, "SIGTERM", owner=_OWNER)
+    try:
+        hub.add_signal_handler(signal.SIGINT, _on_sigint, hub, owner=_OWNER)
+        hub.add_signal_handler(signal.SIGTERM, hub.request_stop, "SIGTERM", owner=_OWNER)
+    except (ValueError, RuntimeError) as exc:
+        # uvloop refuses once gevent.monkey.patch_all() has changed the main
+        # thread's identity; running without them beats not running at all.
+        with contextlib.suppress(BridgeError):
+            hub.remove_signal_handler(signal.SIGINT, owner=_OWNER)
+        log.warning(
+            "bridges: the loop refused signal handlers (%s), so SIGINT and SIGTERM will not "
+            "stop the hub gracefully. With uvloop and gevent.monkey.patch_all(), create one "
+            "uvloop loop before patching (docs/gevent.md), or use the stdlib loop.",
+            exc,
+        )
 
 
 def _on_sigint(hub: Hub) -> None:

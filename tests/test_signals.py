@@ -99,3 +99,30 @@ def test_sigint_runs_the_stop_sequence_then_raises_keyboard_interrupt() -> None:
         "run raised KeyboardInterrupt",
     ]
     assert done.stderr.rstrip().endswith("KeyboardInterrupt")
+
+
+@pytest.mark.timeout(60)
+def test_run_works_and_says_so_when_the_loop_refuses_signal_handlers() -> None:
+    pytest.importorskip("gevent")
+    pytest.importorskip("uvloop")
+    # After gevent.monkey.patch_all(), uvloop no longer recognises the main
+    # thread and refuses add_signal_handler; run() must go on without them.
+    script = textwrap.dedent(
+        """
+        import gevent.monkey
+        gevent.monkey.patch_all()
+        import asyncio, bridges
+
+        async def main():
+            await asyncio.sleep(0.01)
+            return "ran"
+
+        print(bridges.run(main, frameworks=["gevent"], loop_factory="uvloop"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ran"
+    assert "SIGINT and SIGTERM will not stop the hub" in done.stderr
