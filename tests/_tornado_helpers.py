@@ -21,36 +21,6 @@ LOOPS = ["asyncio", "uvloop"]
 """Loop factories the lifecycle and end-to-end tests run on."""
 
 
-class Reports:
-    """What reached the loop's exception handler (the hub's error sink) during one run."""
-
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-        self._arrived: asyncio.Event | None = None
-
-    def install(self) -> None:
-        self._arrived = asyncio.Event()
-        asyncio.get_running_loop().set_exception_handler(self._handle)
-
-    def _handle(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self.contexts.append(context)
-        if self._arrived is not None:
-            self._arrived.set()
-
-    async def first(self, timeout: float = 10) -> None:
-        """Wait (bounded) until something has been reported."""
-        assert self._arrived is not None, "install() first"
-        await asyncio.wait_for(self._arrived.wait(), timeout)
-
-    @property
-    def exceptions(self) -> list[BaseException | None]:
-        return [context.get("exception") for context in self.contexts]
-
-    @property
-    def messages(self) -> list[str]:
-        return [str(context.get("message")) for context in self.contexts]
-
-
 def run_tornado(
     main: Callable[..., Awaitable[Any]],
     *args: Any,

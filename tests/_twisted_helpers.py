@@ -11,26 +11,6 @@ import bridges
 from bridges._twisted_reactor import HubReactor
 
 
-class Reports:
-    """What reached the loop's exception handler (the hub's error sink) during one run."""
-
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-
-    def install(self) -> None:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda _loop, context: self.contexts.append(context)
-        )
-
-    @property
-    def exceptions(self) -> list[BaseException | None]:
-        return [context.get("exception") for context in self.contexts]
-
-    @property
-    def messages(self) -> list[str]:
-        return [str(context.get("message")) for context in self.contexts]
-
-
 def run_twisted(
     main: Callable[..., Awaitable[Any]], *args: Any, loop_factory: Any = None, **kwargs: Any
 ) -> Any:

@@ -10,26 +10,10 @@ import threading
 from typing import Any
 
 import pytest
+from _reports import Reports
 
 import bridges
 from bridges import _adapters
-
-
-class Reports:
-    """Collects what reaches the loop's exception handler."""
-
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-
-    def install(self) -> None:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda loop, context: self.contexts.append(context)
-        )
-
-    @property
-    def exceptions(self) -> list[BaseException]:
-        return [c["exception"] for c in self.contexts if "exception" in c]
-
 
 # -- entering and leaving --------------------------------------------------
 
@@ -409,7 +393,7 @@ def test_an_exception_raised_by_a_legacy_task_while_cancelled_is_reported() -> N
 def test_a_refused_reader_registration_leaves_the_fd_unclaimed(tmp_path: Any) -> None:
     async def main() -> dict[str, dict[int, str]]:
         hub = bridges.current_hub()
-        with open(tmp_path / "regular-file", "w") as regular:
+        with open(tmp_path / "regular-file", "w") as regular:  # noqa: ASYNC230 - a tiny local file
             # epoll refuses regular files (EPERM); the claim must not outlive the refusal
             with pytest.raises(PermissionError):
                 hub.add_reader(regular, lambda: None, owner="twisted")

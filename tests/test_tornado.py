@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import tornado.httpclient
 import tornado.web
-from _tornado_helpers import LOOPS, Reports, Served, run_tornado
+from _reports import Reports
+from _tornado_helpers import LOOPS, Served, run_tornado
 from tornado import gen
 from tornado.concurrent import run_on_executor
 from tornado.ioloop import IOLoop, PeriodicCallback

@@ -16,7 +16,8 @@ import threading
 from typing import Any
 
 import pytest
-from _twisted_helpers import LOOPS, Reports, reactor, run_twisted
+from _reports import Reports
+from _twisted_helpers import LOOPS, reactor, run_twisted
 
 import bridges
 from bridges import twisted as bt

@@ -15,7 +15,8 @@ import traceback
 from typing import Any
 
 import pytest
-from _twisted_helpers import Reports, reactor, run_twisted
+from _reports import Reports
+from _twisted_helpers import reactor, run_twisted
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure

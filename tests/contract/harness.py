@@ -8,6 +8,7 @@ import time
 from typing import Any, Awaitable, Callable, Iterable
 
 import pytest
+from _reports import Reports
 
 import bridges
 
@@ -26,28 +27,6 @@ class Marker:
 
 class ContractError(Exception):
     """The exception the callees raise; each test makes its own object."""
-
-
-class Reports:
-    """What reached the loop's exception handler (the hub's error sink) during a run."""
-
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-
-    def install(self) -> None:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda _loop, context: self.contexts.append(context)
-        )
-
-    @property
-    def exceptions(self) -> list[BaseException | None]:
-        return [context.get("exception") for context in self.contexts]
-
-    def describe(self) -> str:
-        return "; ".join(
-            f"{context.get('message')!s} ({context.get('exception')!r})"
-            for context in self.contexts
-        )
 
 
 def frameworks_of(*flavors: Flavor) -> list[str]:
