@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-__all__ = ["Row", "compare", "emit", "parse_args"]
+__all__ = ["Row", "add_report_options", "compare", "emit", "parse_args", "summarise"]
 
 
 @dataclass
@@ -57,20 +57,46 @@ def compare(
     Each callable runs one measurement and returns its figure in ``unit``.
     ``target_ratio`` (when given) decides ``meets_target`` from the median ratio.
     """
-    pairs = []
+    baselines: list[float] = []
+    mine: list[float] = []
     for _ in range(repetitions):
-        base = baseline()
-        mine = ours()
-        pairs.append((base, mine))
-    ratios = [_speedup(base, mine, higher_is_better) for base, mine in pairs]
+        baselines.append(baseline())
+        mine.append(ours())
+    return summarise(
+        benchmark=benchmark,
+        case=case,
+        unit=unit,
+        higher_is_better=higher_is_better,
+        baseline_name=baseline_name,
+        baselines=baselines,
+        ours=mine,
+        target=target,
+        target_ratio=target_ratio,
+    )
+
+
+def summarise(
+    *,
+    benchmark: str,
+    case: str,
+    unit: str,
+    higher_is_better: bool,
+    baseline_name: str,
+    baselines: Sequence[float],
+    ours: Sequence[float],
+    target: str = "",
+    target_ratio: float | None = None,
+) -> Row:
+    """One row from figures measured in turn: ``baselines[i]`` beside ``ours[i]``."""
+    ratios = [_speedup(base, mine, higher_is_better) for base, mine in zip(baselines, ours)]
     ratio = statistics.median(ratios)
     return Row(
         benchmark=benchmark,
         case=case,
         unit=unit,
         higher_is_better=higher_is_better,
-        ours=statistics.median(mine for _, mine in pairs),
-        baseline=statistics.median(base for base, _ in pairs),
+        ours=statistics.median(ours),
+        baseline=statistics.median(baselines),
         baseline_name=baseline_name,
         ratio=ratio,
         ratio_min=min(ratios),
@@ -86,10 +112,15 @@ def _speedup(base: float, mine: float, higher_is_better: bool) -> float:
     return base / mine if mine else float("inf")
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``python -m bridges bench`` passes to every benchmark."""
     parser.add_argument("--report", help="write the result rows to this JSON file")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    add_report_options(parser)
     return parser.parse_args(argv)
 
 

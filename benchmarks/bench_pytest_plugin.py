@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _harness import add_report_options, emit, summarise
+
 TEST = """
 async def test_{n}():
     await asyncio.sleep(0)
@@ -105,7 +107,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tests", type=int, default=500)
     parser.add_argument("--frameworks", default=None, help="also time hubs with these attached")
+    add_report_options(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.tests = 3, 200
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         suites = {kind: write_suite(root, kind, args.tests, HEADER[kind]) for kind in HEADER}
@@ -127,6 +132,18 @@ def main() -> None:
     report(cpu, args.tests)
     print("== wall time spent running the tests")
     report(session, args.tests)
+    row = summarise(
+        benchmark="pytest plugin",
+        case=f"{args.tests} trivial async tests, CPU per test",
+        unit="µs/test",
+        higher_is_better=False,
+        baseline_name="pytest-asyncio",
+        baselines=[value / args.tests * 1e6 for value in cpu["asyncio"]],
+        ours=[value / args.tests * 1e6 for value in cpu["bridges"]],
+        target="cost <= 1.5x pytest-asyncio",
+        target_ratio=1 / 1.5,
+    )
+    emit([row], args.report)
 
 
 def report(times: dict[str, list[float]], count: int) -> None:

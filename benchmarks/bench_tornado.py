@@ -30,6 +30,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from _harness import add_report_options, emit, summarise
+
 BODY = b"hello from tornado"
 
 SERVER = textwrap.dedent(
@@ -165,29 +167,21 @@ def batch(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument(
-        "--control",
-        action="store_true",
-        help="also run a second plain-Tornado server and print its ratio: the noise floor",
-    )
-    args = parser.parse_args()
-    modes = ["native", "hub"] + (["native-2"] if args.control else [])
-
+def measure(
+    loop: str, requests: int, reps: int, control: bool
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    """Server CPU µs per request and requests/s per mode, one figure per repetition."""
+    modes = ["native", "hub"] + (["native-2"] if control else [])
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
-    servers = {mode: Server(mode.split("-")[0], args.loop, cpu) for mode in modes}
+    servers = {mode: Server(mode.split("-")[0], loop, cpu) for mode in modes}
     clients = {mode: Client(server.port) for mode, server in servers.items()}
     try:
-        batch(servers, clients, args.requests // 4)  # warm up: imports, first-request paths
+        batch(servers, clients, requests // 4)  # warm up: imports, first-request paths
         cpu_us: dict[str, list[float]] = {mode: [] for mode in servers}
         rates: dict[str, list[float]] = {mode: [] for mode in servers}
-        for _ in range(args.reps):
-            for mode, (per_request, rate) in batch(servers, clients, args.requests).items():
+        for _ in range(reps):
+            for mode, (per_request, rate) in batch(servers, clients, requests).items():
                 cpu_us[mode].append(per_request)
                 rates[mode].append(rate)
     finally:
@@ -195,33 +189,64 @@ def main() -> None:
             client.close()
         for server in servers.values():
             server.close()
+    return cpu_us, rates, cpu
 
-    print(
-        f"Tornado HTTP handler, 1 keep-alive connection per server, {args.requests} requests "
-        f"per server x {args.reps} reps, interleaved, loop={args.loop}, all on CPU {cpu}"
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="also run a second plain-Tornado server and print its ratio: the noise floor",
     )
-    for mode in modes:
+    add_report_options(parser)
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.reps = 200, 3
+    rows = []
+    for loop in ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]:
+        cpu_us, rates, cpu = measure(loop, args.requests, args.reps, args.control)
         print(
-            f"  {mode:>8}: server CPU {statistics.median(cpu_us[mode]):6.1f} µs/request, "
-            f"{statistics.median(rates[mode]):7.0f} requests/s (medians)"
+            f"Tornado HTTP handler, 1 keep-alive connection per server, {args.requests} "
+            f"requests per server x {args.reps} reps, interleaved, loop={loop}, all on CPU {cpu}"
         )
-    cpu_ratios = [n / h for n, h in zip(cpu_us["native"], cpu_us["hub"])]
-    rate_ratios = [h / n for n, h in zip(rates["native"], rates["hub"])]
-    print(
-        f"  hub/native throughput by server CPU: {statistics.median(cpu_ratios):.3f}x "
-        f"(min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f}); target >= 0.95x"
-    )
-    print(
-        f"  hub/native requests/s (wall clock, includes the client): "
-        f"{statistics.median(rate_ratios):.3f}x "
-        f"(min {min(rate_ratios):.3f}, max {max(rate_ratios):.3f})"
-    )
-    if args.control:
-        control = [n / c for n, c in zip(cpu_us["native"], cpu_us["native-2"])]
+        for mode in cpu_us:
+            print(
+                f"  {mode:>8}: server CPU {statistics.median(cpu_us[mode]):6.1f} µs/request, "
+                f"{statistics.median(rates[mode]):7.0f} requests/s (medians)"
+            )
+        rate_ratios = [h / n for n, h in zip(rates["native"], rates["hub"])]
         print(
-            f"  control, plain/plain by server CPU: {statistics.median(control):.3f}x "
-            f"(min {min(control):.3f}, max {max(control):.3f}): the noise floor of this run"
+            f"  hub/native requests/s (wall clock, includes the client): "
+            f"{statistics.median(rate_ratios):.3f}x "
+            f"(min {min(rate_ratios):.3f}, max {max(rate_ratios):.3f})"
         )
+        if args.control:
+            control = [n / c for n, c in zip(cpu_us["native"], cpu_us["native-2"])]
+            print(
+                f"  control, plain/plain by server CPU: {statistics.median(control):.3f}x "
+                f"(min {min(control):.3f}, max {max(control):.3f}): the noise floor of this run"
+            )
+        rows.append(
+            summarise(
+                benchmark="tornado",
+                case=f"HTTP handler, server CPU per request, {LOOP_NAMES[loop]}",
+                unit="µs/request",
+                higher_is_better=False,
+                baseline_name="plain Tornado",
+                baselines=cpu_us["native"],
+                ours=cpu_us["hub"],
+                target=">= 0.95x plain Tornado",
+                target_ratio=0.95,
+            )
+        )
+    emit(rows, args.report)
+
+
+LOOP_NAMES = {"asyncio": "stdlib loop", "uvloop": "uvloop"}
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import textwrap
 
+from _harness import add_report_options, emit, summarise
+
 SERVER = textwrap.dedent(
     """
     import asyncio, cProfile, pstats, socket, sys, threading
@@ -84,12 +86,26 @@ def calls_per_request(mode: str, requests: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
+    add_report_options(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.requests = 500
     native = calls_per_request("native", args.requests)
     hub = calls_per_request("hub", args.requests)
     print(f"Python calls per Tornado HTTP request ({args.requests} requests, loop thread only):")
     print(f"  native: {native:7.1f}")
     print(f"     hub: {hub:7.1f}  ({hub - native:+.1f}, {hub / native:.3f}x)")
+    # A count, not a time: the same on a busy machine, so one measurement each.
+    row = summarise(
+        benchmark="tornado",
+        case="Python calls per HTTP request (machine-independent)",
+        unit="calls/request",
+        higher_is_better=False,
+        baseline_name="plain Tornado",
+        baselines=[native],
+        ours=[hub],
+    )
+    emit([row], args.report)
 
 
 if __name__ == "__main__":
