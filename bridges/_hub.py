@@ -196,12 +196,14 @@ class Hub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        interrupted = await self._stop_shielded()
+        interruption = await self._stop_shielded()
         own_cancel = self._withdraw_own_cancel()
         if isinstance(exc, asyncio.CancelledError):
             return own_cancel  # our stop request: swallow it, so run() returns None
-        if interrupted and not own_cancel:
-            raise asyncio.CancelledError  # someone else's cancellation arrived while we stopped
+        if interruption is not None and not own_cancel:
+            # Someone else's cancellation arrived while we stopped: pass on that
+            # very object (AnyIO's cancel scopes recognise their own by it).
+            raise interruption
         # Either nothing was cancelled, or our own stop request arrived while main
         # was already leaving with its result or exception: keep that outcome.
         return False
@@ -234,8 +236,8 @@ class Hub:
             return self._host.uncancel() == 0
         return True
 
-    async def _stop_shielded(self) -> bool:
-        """Run the stop sequence to its end; return whether a cancellation arrived meanwhile.
+    async def _stop_shielded(self) -> asyncio.CancelledError | None:
+        """Run the stop sequence to its end; return the cancellation that arrived meanwhile.
 
         The stop sequence runs in its own task and is shielded: a caller that is
         cancelled again while we stop (AnyIO's cancel scopes re-cancel on every
@@ -243,16 +245,16 @@ class Hub:
         bounded, so this wait is bounded too.
         """
         if self._phase in ("stopping", "stopped"):
-            return False
+            return None
         self._phase = "stopping"
         stopper = self.loop.create_task(self._stop_sequence())
-        interrupted = False
+        interruption = None
         while not stopper.done():
             try:
                 await asyncio.shield(stopper)
-            except asyncio.CancelledError:
-                interrupted = True
-        return interrupted
+            except asyncio.CancelledError as cancelled:
+                interruption = cancelled
+        return interruption
 
     def _stop_stages(self) -> Iterator[_Stage]:
         attached = list(reversed(self._attached))

@@ -15,9 +15,9 @@ report does that job, so the janitor is skipped.
 
 These are trial's private hooks, replaced per instance (checked on Twisted
 23.10-26.10): ``TestCase._runFixturesAndTest(result)``, ``_cleanUp(result)``
-and ``_classCleanUp(result)``; the replacements use ``_deferSetUp``,
-``_timedOut``, ``_observer``, ``_passed`` and ``_removeObserver`` as trial's
-own versions do.
+and ``_classCleanUp(result)``; the replacements use ``_timedOut``,
+``_observer``, ``_passed`` and ``_removeObserver`` as trial's own versions do,
+and start the chain as :func:`_start_chain` says.
 """
 
 from __future__ import annotations
@@ -84,15 +84,28 @@ def adopt(testcase: Any, runner: TestRunner) -> Callable[[], None]:
 
 
 def _run_fixtures_and_test(runner: TestRunner, testcase: Any, result: Any) -> None:
-    from twisted.internet.defer import Deferred
-
     testcase._timedOut = False
     try:
         # trial's chain only ever calls back: failures go to ``result``
-        runner.run(lambda: Deferred.fromCoroutine(testcase._deferSetUp(result)), what=testcase.id())
+        runner.run(lambda: _start_chain(testcase, result), what=testcase.id())
     finally:
         testcase._cleanUp(result)
         testcase._classCleanUp(result)
+
+
+def _start_chain(testcase: Any, result: Any) -> Any:
+    """Start trial's ``setUp``, test, cleanups, ``tearDown`` chain; return its Deferred.
+
+    trial's private entry point to the chain changed shape in Twisted 25.5: it
+    is the coroutine ``_deferSetUp(result)`` from 25.5 (checked up to 26.10)
+    and ``deferSetUp(None, result)``, which returns the Deferred, on 23.10-24.11.
+    """
+    from twisted.internet.defer import Deferred
+
+    defer_set_up = getattr(testcase, "_deferSetUp", None)
+    if defer_set_up is not None:
+        return Deferred.fromCoroutine(defer_set_up(result))
+    return testcase.deferSetUp(None, result)
 
 
 def _clean_up(testcase: Any, result: Any) -> None:

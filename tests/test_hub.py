@@ -420,3 +420,33 @@ def test_a_result_main_returns_right_after_a_stop_request_is_kept() -> None:
         return "finished anyway"
 
     assert bridges.run(main, frameworks=None) == "finished anyway"
+
+
+def test_a_cancellation_that_arrives_while_the_hub_stops_is_passed_on_unchanged() -> None:
+    seen: list[asyncio.CancelledError] = []
+
+    async def slow_to_cancel() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # keeps the stop sequence busy for a moment
+            raise
+
+    async def inner() -> None:
+        try:
+            async with bridges.Hub(frameworks=None) as hub:
+                hub.spawn(slow_to_cancel())
+        except asyncio.CancelledError as cancelled:
+            seen.append(cancelled)
+            raise
+
+    async def main() -> None:
+        task = asyncio.ensure_future(inner())
+        await asyncio.sleep(0.01)  # inner is now in its hub's stop sequence
+        task.cancel("from outside")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert len(seen) == 1
+    assert seen[0].args == ("from outside",)  # the caller's own cancellation, not a new one
