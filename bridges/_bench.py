@@ -27,7 +27,7 @@ _TIMEOUT = 600.0
 def bench(root: Path, out_dir: Path, *, quick: bool = False, only: str | None = None) -> int:
     """Run the benchmarks under ``root / "benchmarks"``; return 0 when all ran, else 1."""
     scripts = sorted((root / "benchmarks").glob("bench_*.py"))
-    if only:
+    if only:  # re-measure these, keep the other benchmarks' rows from the last run
         scripts = [s for s in scripts if only in s.stem]
     if not scripts:
         print(
@@ -36,7 +36,7 @@ def bench(root: Path, out_dir: Path, *, quick: bool = False, only: str | None = 
             file=sys.stderr,
         )
         return 1
-    rows: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = _previous(out_dir) if only else {}
     failed: list[str] = []
     for script in scripts:
         print(f"== {script.name}", flush=True)
@@ -44,12 +44,22 @@ def bench(root: Path, out_dir: Path, *, quick: bool = False, only: str | None = 
         if got is None:
             failed.append(script.name)
         else:
-            rows.extend(got)
+            results[script.stem] = got
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    rows = [row for stem in sorted(results) for row in results[stem]]
     (out_dir / "benchmarks.md").write_text(_markdown(rows, failed), encoding="utf-8")
     chart = _chart(rows, out_dir / "benchmarks.png")
     print(f"wrote {out_dir / 'benchmarks.md'}" + (f" and {chart}" if chart else ""))
     return 1 if failed else 0
+
+
+def _previous(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The last run's rows: ``--only`` re-measures some benchmarks and keeps the others."""
+    stored = out_dir / "benchmarks.json"
+    if not stored.exists():
+        return {}
+    return json.loads(stored.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def _run_one(script: Path, quick: bool) -> list[dict[str, Any]] | None:
