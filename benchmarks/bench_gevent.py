@@ -3,7 +3,7 @@
 Usage::
 
     /work/venv/bin/python benchmarks/bench_gevent.py            # everything, about 40 s
-    /work/venv/bin/python benchmarks/bench_gevent.py roundtrip  # or: spawn, echo, wsgi
+    /work/venv/bin/python benchmarks/bench_gevent.py roundtrip  # or: spawn, stop, echo, wsgi
 
 Each figure is interleaved (baseline, candidate, baseline, candidate, ...)
 over several repetitions; the ratio printed is the median of the
@@ -28,6 +28,8 @@ from typing import Any, Callable
 REPS = 5
 ROUND_TRIPS = 4000
 SPAWNS = 3000
+STOPS = 40
+HEAP_OBJECTS = 300_000
 CONNECTIONS = 50
 ECHO_ROUNDS = 60
 WSGI_CONNECTIONS = 20
@@ -256,6 +258,38 @@ def bench_spawn() -> None:
         )
 
 
+def hub_run_and_stop(frameworks: list[str]) -> float:
+    """One bridges.run whose main leaves a greenlet for the stop to kill (µs per run)."""
+    import bridges
+
+    async def main() -> None:
+        if frameworks:
+            import gevent
+
+            gevent.spawn(gevent.sleep, 10)
+
+    start = time.perf_counter()
+    for _ in range(STOPS):
+        bridges.run(main, frameworks=frameworks)
+    return (time.perf_counter() - start) / STOPS * 1e6
+
+
+def bench_stop() -> None:
+    print(
+        "A bridges.run with gevent (attach, main, stop killing one greenlet) vs a hub with "
+        f"no framework, with {HEAP_OBJECTS:,} objects on the heap as in a test session "
+        "(µs per run, wall time)"
+    )
+    heap = [{"i": i} for i in range(HEAP_OBJECTS)]
+    interleave(
+        "bridges.run(frameworks=['gevent']) [asyncio]",
+        lambda: hub_run_and_stop([]),
+        lambda: hub_run_and_stop(["gevent"]),
+        "per-test cost",
+    )
+    del heap
+
+
 # -- servers in a subprocess -------------------------------------------------------
 
 
@@ -400,12 +434,14 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--serve"]:
         serve(argv[1], argv[2])
         return
-    chosen = argv or ["roundtrip", "spawn", "echo", "wsgi"]
+    chosen = argv or ["roundtrip", "spawn", "stop", "echo", "wsgi"]
     print(f"Python {sys.version.split()[0]}, {REPS} interleaved repetitions, medians")
     if "roundtrip" in chosen:
         bench_roundtrip()
     if "spawn" in chosen:
         bench_spawn()
+    if "stop" in chosen:
+        bench_stop()
     if "echo" in chosen:
         bench_servers("echo")
     if "wsgi" in chosen:

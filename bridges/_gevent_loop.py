@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import os
 import signal as _signal_module
 import sys
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque
@@ -55,6 +57,7 @@ _EPOLLHUP = 0x010
 _EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
 _EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
 _CALLBACK_CHECK_COUNT = 50
+_STARTED_PRUNE = 1024
 
 
 def _original(module: str, name: str) -> Any:
@@ -287,6 +290,11 @@ class _Timer(_Watcher):
 
     def _arm(self, update: Any = None, **_: Any) -> None:
         self._schedule(self.after)
+        if not self.args and self.loop._hosted:
+            # Greenlet.start_later() starts the greenlet with a timer.
+            owner = getattr(self.callback, "__self__", None)
+            if isinstance(owner, _greenlet):
+                self.loop._greenlet_callback(owner)
 
     def _schedule(self, delay: float) -> None:
         if self._handle is not None:
@@ -528,6 +536,10 @@ class AsyncioLoop:
         self._unwinding: BaseException | None = None
         self._destroyed = False
         self.iteration = 0
+        self._started: dict[int, weakref.ref[_greenlet]] = {}
+        self._started_limit = _STARTED_PRUNE
+        self.on_late_link: Callable[[_greenlet], None] | None = None
+        """Hosted mode: called when something links to a greenlet that is already dead."""
 
     # -- ILoop: time ----------------------------------------------------------
 
@@ -542,6 +554,12 @@ class AsyncioLoop:
     # -- ILoop: callbacks ---------------------------------------------------
 
     def run_callback(self, func: Callable[..., Any], *args: Any) -> _Callback:
+        if not args and self._hosted:
+            # gevent starts a greenlet with run_callback(glet.switch) and
+            # notifies links with run_callback(glet._notify_links).
+            owner = getattr(func, "__self__", None)
+            if isinstance(owner, _greenlet):
+                self._greenlet_callback(owner)
         callback = _Callback(func, args)
         self._queue.append(callback)
         if not self._draining and not self._pass_scheduled and not self._destroyed:
@@ -549,6 +567,54 @@ class AsyncioLoop:
             # for one.  During a pass the drain loop picks it up.
             self._pass_scheduled = True
             self._aio.call_soon(self._enter)
+        return callback
+
+    def _greenlet_callback(self, glet: _greenlet) -> None:
+        """A greenlet is being started on this loop, or linked to after it died.
+
+        A greenlet that starts here runs in a copy of the context of the code
+        that started it, as an asyncio task does (native gevent starts it in
+        an empty context); one that already has a context (``bg.spawn``)
+        keeps it.  It is remembered so that the hub can kill it at stop
+        without searching the heap.
+        """
+        if glet.gr_frame is None and glet.parent is not None and glet is not getcurrent():
+            if glet.dead:
+                if self.on_late_link is not None:
+                    self.on_late_link(glet)
+                return
+            if glet.gr_context is None:
+                glet.gr_context = contextvars.copy_context()
+            started = self._started
+            started[id(glet)] = weakref.ref(glet)
+            if len(started) > self._started_limit:
+                self._prune_started()
+
+    def _prune_started(self) -> None:
+        # Plain weak references, pruned when the dict has doubled: a WeakSet's
+        # per-entry callback costs more than the rest of the bookkeeping.
+        started = self._started
+        for key, ref in list(started.items()):
+            glet = ref()
+            if glet is None or glet.dead:
+                del started[key]
+        self._started_limit = max(_STARTED_PRUNE, 2 * len(started))
+
+    def started_greenlets(self) -> list[_greenlet]:
+        """Hosted mode: the greenlets started on this loop that are still alive."""
+        alive = []
+        for ref in list(self._started.values()):
+            glet = ref()
+            if glet is not None and not glet.dead:
+                alive.append(glet)
+        return alive
+
+    def run_callback_first(self, func: Callable[..., Any], *args: Any) -> _Callback:
+        """Like :meth:`run_callback`, but ahead of every callback already queued."""
+        callback = _Callback(func, args)
+        self._queue.appendleft(callback)
+        if not self._draining:
+            self._schedule_pass()
         return callback
 
     def run_callback_threadsafe(self, func: Callable[..., Any], *args: Any) -> _Callback:

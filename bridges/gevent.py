@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import gc
 import inspect
+import weakref
 from typing import Any, Awaitable, Callable, TypeVar
 
 import gevent
@@ -33,7 +34,8 @@ import gevent.event
 import gevent.hub
 from gevent._hub_local import get_hub_if_exists, set_hub
 from gevent.exceptions import BlockingSwitchOutError
-from gevent.greenlet import Greenlet
+from gevent.greenlet import Greenlet, SuccessSpawnedLink
+from gevent.pool import Group
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as raw_greenlet
 
@@ -106,6 +108,7 @@ class _BridgeHub(gevent.hub.Hub):
         super().__init__(loop=loop)
         self.bridges_hub = bridges_hub
         self.name = "bridges"
+        self.unreceived = _Unreceived(bridges_hub, loop)
 
     def switch(self) -> Any:
         # gevent calls hub.switch() to block the current greenlet.  While the
@@ -135,7 +138,104 @@ class _BridgeHub(gevent.hub.Hub):
             v = t()
         if v.__traceback__ is None and tb is not None:
             v = v.with_traceback(tb)
+        if isinstance(context, Greenlet) and context is getcurrent():
+            self.unreceived.greenlet_failed(context, v)
+            return
         self.bridges_hub.report(v, f"bridges: unhandled error in gevent: {context!r} failed")
+
+
+class _Unreceived:
+    """The exceptions of dead greenlets that nobody has received yet.
+
+    Native gevent prints every exception a greenlet dies with, even one that
+    ``join``/``get``/a link then receives.  The contract reports only what
+    nobody receives, once, as asyncio does for a task whose exception is never
+    retrieved:
+
+    * A greenlet that ends with ``asyncio.CancelledError`` (``bg.wait`` on
+      something cancelled) was cancelled, which is not an error: asyncio never
+      reports a cancelled task, gevent never reports ``GreenletExit``.
+    * A greenlet that has a receiving link when it dies (``join``, ``get``,
+      ``joinall``/``iwait``, ``link``, ``link_exception``,
+      ``bridges.awaitable``, ``bg.wait``) hands its exception over: no report.
+      Bookkeeping links (a pool's or group's, ``link_value``, ``bg.spawn``'s)
+      receive nothing.
+    * Otherwise the report waits until the greenlet is garbage collected, or
+      the hub stops, whichever comes first - unless something receives the
+      exception in the meantime (a link added later, ``bridges.awaitable``).
+      The decision is taken right after the greenlet died, before gevent
+      notifies its links: a running greenlet's links cannot be read.
+      ``greenlet.get()`` or ``.exception`` read after the death cannot be
+      seen (gevent's Greenlet is compiled); such code is still reported.
+    """
+
+    def __init__(self, hub: Hub, loop: AsyncioLoop) -> None:
+        self.hub = hub
+        self.loop = loop
+        self.pending: dict[int, tuple[weakref.ref[Greenlet], BaseException, str]] = {}
+
+    def greenlet_failed(self, glet: Greenlet, exc: BaseException) -> None:
+        """In the dying greenlet: decide once it is dead, before its links run."""
+        if not isinstance(exc, asyncio.CancelledError):
+            self.loop.run_callback_first(self._died, glet, exc)
+
+    def _died(self, glet: Greenlet, exc: BaseException) -> None:
+        if _has_receiver(glet):
+            return
+        key = id(glet)
+
+        def collected(_ref: Any) -> None:
+            entry = self.pending.pop(key, None)
+            if entry is not None:
+                self._report(entry[1], entry[2])
+
+        self.pending[key] = (weakref.ref(glet, collected), exc, repr(glet))
+
+    def received(self, glet: Greenlet) -> None:
+        """Something received ``glet``'s exception after it died."""
+        self.pending.pop(id(glet), None)
+
+    def linked_after_death(self, glet: Greenlet) -> None:
+        if id(glet) in self.pending and _has_receiver(glet):
+            self.received(glet)
+
+    def flush(self) -> None:
+        """At stop: report what nobody received while the hub ran."""
+        pending, self.pending = self.pending, {}
+        for _ref, exc, name in pending.values():
+            self._report(exc, name)
+
+    def _report(self, exc: BaseException, name: str) -> None:
+        self.hub.report(exc, f"bridges: unhandled error in gevent: {name} failed")
+
+
+def _links_of(glet: Greenlet) -> list[Any] | None:
+    """The callables linked to ``glet``, or None where they cannot be seen.
+
+    The compiled Greenlet keeps them in a C attribute (``_links``) that Python
+    cannot read; its one list is among the objects the greenlet references
+    for the garbage collector.  Checked on gevent 26.7-26.9 (the pure-Python
+    Greenlet has ``_links`` as an ordinary attribute).
+    """
+    links = getattr(glet, "_links", None)
+    if isinstance(links, list):
+        return links
+    lists = [obj for obj in gc.get_referents(glet) if type(obj) is list]
+    return lists[0] if len(lists) == 1 else None
+
+
+def _has_receiver(glet: Greenlet) -> bool:
+    """Whether something linked to ``glet`` receives the exception it died with."""
+    links = _links_of(glet)
+    if links is None:
+        return bool(glet.has_links())
+    return any(not _is_bookkeeping(link) for link in links)
+
+
+def _is_bookkeeping(link: Any) -> bool:
+    if isinstance(link, (SuccessSpawnedLink, _CancelWhenDead)):
+        return True
+    return isinstance(getattr(link, "__self__", None), Group)
 
 
 def gevent_hub() -> gevent.hub.Hub:
@@ -165,6 +265,7 @@ def attach(hub: Hub) -> None:
     gloop = AsyncioLoop(aio_loop=hub.loop, fd_registry=hub)
     ghub = _BridgeHub(gloop, hub)
     gloop.bind_hub(ghub)
+    gloop.on_late_link = ghub.unreceived.linked_after_death
     state = _State(hub, ghub, gloop)
     state.previous = previous
     state.executor = _use_real_thread_executor(hub.loop)
@@ -182,16 +283,27 @@ def detach(hub: Hub) -> Awaitable[None] | None:
 
 async def _detach(hub: Hub, state: _State) -> None:
     try:
-        alive = _greenlets_of(state.ghub)
+        alive = _greenlets_of(state)
         if alive:
             gevent.killall(alive, block=False)
-            await asyncio.wait([to_future(g) for g in alive])
+            ends = [to_future(g) for g in alive]
+            await asyncio.wait(ends)
+            # Waiting here is what receives these greenlets' outcomes, so an
+            # error one raised while it was killed (in a finally) is ours to report.
+            for glet, end in zip(alive, ends):
+                if not end.cancelled() and end.exception() is not None:
+                    hub.report(
+                        end.exception(),
+                        f"bridges: unhandled error in gevent: {glet!r} failed while the "
+                        "hub stopped it",
+                    )
         pool = _hub_threadpool(state.ghub)
         if pool is not None:
             # Killing gevent's thread pool waits for its threads (a blocking
             # gevent call): do it in a greenlet, before the hub goes away.
             await to_future(gevent.spawn(pool.kill))
     finally:
+        state.ghub.unreceived.flush()
         _destroy(hub, state)
 
 
@@ -218,13 +330,14 @@ def _destroy(hub: Hub, state: _State) -> None:
         set_hub(previous if previous is not None and previous.loop is not None else None)
 
 
-def _greenlets_of(ghub: gevent.hub.Hub) -> list[raw_greenlet]:
-    # gevent keeps no registry of its greenlets; at stop (only) we find the
-    # ones that run on this hub: started and suspended, or spawned and not started.
+def _greenlets_of(state: _State) -> list[raw_greenlet]:
+    # gevent keeps no registry of its greenlets; the loop remembers the ones
+    # it started (or was asked to start), and those still alive are on this hub.
+    ghub = state.ghub
     return [
-        obj
-        for obj in gc.get_objects()
-        if isinstance(obj, Greenlet) and not obj.dead and obj.parent is ghub
+        glet
+        for glet in state.gloop.started_greenlets()
+        if isinstance(glet, Greenlet) and glet.parent is ghub
     ]
 
 
@@ -354,9 +467,21 @@ def spawn(aw: Awaitable[T] | Any) -> Greenlet:
     future = to_future(aw)
     glet = Greenlet(_run_spawned, future)
     glet.gr_context = contextvars.copy_context()
-    glet.rawlink(lambda _g: future.cancel())
+    glet.rawlink(_CancelWhenDead(future))
     glet.start()
     return glet
+
+
+class _CancelWhenDead:
+    """bg.spawn's link: a dead greenlet cancels its awaitable (bookkeeping, not a receiver)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+
+    def __call__(self, _glet: Greenlet) -> None:
+        self.future.cancel()
 
 
 def _run_spawned(future: asyncio.Future[T]) -> T:
@@ -425,6 +550,9 @@ def _settle_from_greenlet(future: asyncio.Future[Any], glet: Greenlet) -> None:
             future.set_result(value)
     else:
         future.set_exception(glet.exception)
+        hub = glet.parent
+        if isinstance(hub, _BridgeHub):
+            hub.unreceived.received(glet)
 
 
 def _kill_greenlet(glet: Greenlet) -> None:

@@ -57,14 +57,15 @@ def test_awaiting_a_failed_greenlet_raises_the_same_exception_with_its_frames() 
     def fails() -> None:
         raise error
 
-    async def main() -> BaseException:
+    async def main() -> tuple[BaseException, list[dict[str, Any]]]:
+        reports = collect_reports(asyncio.get_running_loop())
         glet = gevent.spawn(fails)
-        glet.link_exception(lambda _g: None)  # handled: not an unhandled error
         with pytest.raises(Boom) as info:
             await bridges.awaitable(glet)
-        return info.value
+        return info.value, reports
 
-    raised = run(main)
+    raised, reports = run(main)
+    assert reports == [], "an exception that was awaited is not an unhandled error"
     assert raised is error
     frames = [frame.name for frame in traceback.extract_tb(raised.__traceback__)]
     assert "fails" in frames

@@ -183,13 +183,6 @@ def test_ten_thousand_mixed_calls_lose_nothing_and_leak_nothing() -> None:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "breach (bridges/gevent.py): exceptions awaited out of greenlets are also reported as "
-        "unhandled (see test_matrix._GEVENT_REPORTS_AWAITED)"
-    ),
-)
 def test_ten_thousand_mixed_calls_report_no_awaited_exception() -> None:
     flavors = available_flavors()
     figures: dict[str, Any] = {}

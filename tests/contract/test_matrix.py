@@ -44,31 +44,7 @@ ROWS = (
     "nothing_lost",
 )
 
-_GEVENT_CONTEXT = (
-    "breach (bridges/gevent.py): a greenlet started with gevent.spawn() on the hub runs in an "
-    "empty contextvars context, so what the caller set is not visible in it; only bg.spawn() "
-    "copies the caller's context (native gevent behaves the same way, the contract does not)"
-)
-_GEVENT_REPORTS_AWAITED = (
-    "breach (bridges/gevent.py, _BridgeHub.print_exception): every greenlet that ends with an "
-    "exception is reported to the hub's error sink as unhandled, even when the exception is "
-    "awaited and received (bridges.awaitable(greenlet), bg.wait, a joined greenlet); the "
-    "contract reports only exceptions nobody awaited, once"
-)
-
-_GEVENT_REPORTS_CANCEL = (
-    "breach (bridges/gevent.py): when what bg.wait() waits on is cancelled, bg.wait raises "
-    "asyncio.CancelledError, the greenlet ends with it, and _BridgeHub.print_exception reports "
-    "it to the hub's error sink as an unhandled error; a cancellation is not an error (asyncio "
-    "never reports a cancelled task, gevent never reports GreenletExit)"
-)
-
-BREACHES: dict[tuple[str, str, str], str] = {
-    ("gevent", "*", "cancel_from_native_side"): _GEVENT_REPORTS_CANCEL,
-    ("*", "gevent", "context"): _GEVENT_CONTEXT,
-    ("*", "gevent", "nothing_lost"): _GEVENT_REPORTS_AWAITED,
-    ("gevent", "*", "nothing_lost"): _GEVENT_REPORTS_AWAITED,
-}
+BREACHES: dict[tuple[str, str, str], str] = {}
 """(caller, callee, row) -> what breaks; "*" matches any flavor.  See docs/contract.md."""
 
 LOAD_PER_PAIR = 40
