@@ -436,32 +436,22 @@ class _Driver:
     # -- events --
 
     def _on_read(self, entry: _Entry) -> None:
-        if entry.watched and entry.map.get(entry.fd) is not entry.obj:
-            self._sync(entry.map)  # a plain dict changed behind our back
-            return
-        entry.context.run(self._read, entry)
-        if self.sweep_handle is None:
-            self._after_event()
-
-    def _read(self, entry: _Entry) -> None:
-        try:
-            entry.obj.handle_read_event()
-        except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
-            self._failed(entry, exc)
-        if not entry.dead:
-            self._refresh(entry)
+        self._on_event(entry, "handle_read_event")
 
     def _on_write(self, entry: _Entry) -> None:
+        self._on_event(entry, "handle_write_event")
+
+    def _on_event(self, entry: _Entry, handler: str) -> None:
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
-        entry.context.run(self._write, entry)
+        entry.context.run(self._handle, entry, handler)
         if self.sweep_handle is None:
             self._after_event()
 
-    def _write(self, entry: _Entry) -> None:
+    def _handle(self, entry: _Entry, handler: str) -> None:
         try:
-            entry.obj.handle_write_event()
+            getattr(entry.obj, handler)()
         except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
             self._failed(entry, exc)
         if not entry.dead:
