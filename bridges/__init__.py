@@ -17,6 +17,7 @@ from ._errors import (
     SignalConflictError,
     StopTimeoutError,
     UnknownFrameworkError,
+    UsageError,
 )
 from ._hub import Hub, current_hub
 from ._run import run
@@ -35,6 +36,7 @@ __all__ = [
     "SignalConflictError",
     "StopTimeoutError",
     "UnknownFrameworkError",
+    "UsageError",
     "awaitable",
     "current_hub",
     "register",

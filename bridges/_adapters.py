@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Iterable, Union
 
-from ._errors import FrameworkNotInstalledError, UnknownFrameworkError
+from ._errors import FrameworkNotInstalledError, UnknownFrameworkError, UsageError
 
 __all__ = ["ADAPTERS", "AdapterSpec", "FrameworksArg", "installed", "load", "resolve"]
 
@@ -112,5 +112,8 @@ def load(spec: AdapterSpec) -> ModuleType:
     module = importlib.import_module(spec.module)
     for hook in ("attach", "detach"):
         if not callable(getattr(module, hook, None)):
-            raise TypeError(f"{spec.module} is not a bridges adapter: it has no {hook}(hub)")
+            raise UsageError(
+                f"{spec.module} is not a bridges adapter: it has no {hook}(hub). "
+                "An adapter module defines attach(hub) and detach(hub)."
+            )
     return module

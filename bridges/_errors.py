@@ -22,6 +22,7 @@ __all__ = [
     "SignalConflictError",
     "StopTimeoutError",
     "UnknownFrameworkError",
+    "UsageError",
 ]
 
 
@@ -60,6 +61,13 @@ class FdConflictError(BridgeError):
 
 class SignalConflictError(BridgeError):
     """Two owners claimed the handler of one signal."""
+
+
+class UsageError(BridgeError, TypeError):
+    """A bridges function was called with arguments it cannot use.
+
+    The message says how to call it instead.
+    """
 
 
 class NotAwaitableError(BridgeError, TypeError):

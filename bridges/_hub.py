@@ -115,6 +115,10 @@ class Hub:
         self._host: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
         self._phase = "new"
+        # Marks an exception as reported *by this hub*: some frameworks reuse one
+        # exception object for the whole process (Twisted's CONNECTION_LOST), and
+        # a later hub must still report it.
+        self._report_token = object()
 
     # -- inspection ---------------------------------------------------------
 
@@ -277,6 +281,10 @@ class Hub:
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not skip the rest
                     self.report(exc, f"bridges: stop stage {stage.name!r} failed")
         finally:
+            # Tasks started while the later stages ran (a finally block of a
+            # cancelled task may spawn one) must not outlive the hub.
+            for task in self.pending_tasks():
+                task.cancel()
             self._release_registrations()
             self._attached.clear()
             _hubs.pop(self.loop, None)
@@ -411,10 +419,10 @@ class Hub:
             loop.call_soon_threadsafe(lambda: self.report(exc, message, **context))
             return
         if exc is not None:
-            if getattr(exc, _REPORTED, False):
+            if getattr(exc, _REPORTED, None) is self._report_token:
                 return
             with contextlib.suppress(AttributeError):  # exceptions with __slots__
-                setattr(exc, _REPORTED, True)
+                setattr(exc, _REPORTED, self._report_token)
         payload: dict[str, Any] = {"message": message, "hub": self, **context}
         if exc is not None:
             payload["exception"] = exc

@@ -8,14 +8,14 @@ import inspect
 import logging
 import signal
 import threading
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Callable, Collection, TypeVar, Union
 
 from ._adapters import FrameworksArg
-from ._convert import awaitable
-from ._errors import BridgeError, HubStateError, LoopFactoryError
+from ._convert import awaitable, has_converter
+from ._errors import BridgeError, HubStateError, LoopFactoryError, UsageError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
 
-__all__ = ["make_loop_factory", "run"]
+__all__ = ["make_loop_factory", "run", "wind_down"]
 
 log = logging.getLogger("bridges")
 
@@ -87,7 +87,7 @@ def run(
         result = loop.run_until_complete(_main_on_hub(hub, main, args))
     finally:
         try:
-            _finish_loop(loop, stop_timeout)
+            loop.run_until_complete(wind_down(stop_timeout, loop.call_exception_handler))
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -104,10 +104,11 @@ async def _main_on_hub(hub: Hub, main: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _call_main(main: Any, args: tuple[Any, ...]) -> Any:
-    if callable(main) and not inspect.isawaitable(main):
+    # Some primitives are callable (gevent's AsyncResult): await what awaitable() knows.
+    if callable(main) and not inspect.isawaitable(main) and not has_converter(type(main)):
         return main(*args)
     if args:
-        raise TypeError(
+        raise UsageError(
             f"bridges.run() got arguments {args!r} for main, but main is {main!r}, "
             "not a function to call with them. Pass the function itself: "
             "bridges.run(main, *args)."
@@ -142,42 +143,50 @@ def _on_sigint(hub: Hub) -> None:
     hub.request_stop(_SIGINT)
 
 
-def _finish_loop(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-    """What ``asyncio.run`` does after main, each step bounded so that exit never hangs."""
-    _cancel_remaining_tasks(loop, timeout)
-    loop.run_until_complete(_bounded(loop.shutdown_asyncgens(), timeout, "async generators"))
-    loop.run_until_complete(
-        _bounded(loop.shutdown_default_executor(), timeout, "the default executor's threads")
-    )
+async def wind_down(
+    timeout: float,
+    report: Callable[[dict[str, Any]], None],
+    *,
+    skip: Collection[asyncio.Task[Any]] = (),
+) -> None:
+    """What ``asyncio.run`` does after main, each step bounded so that exit never hangs.
 
-
-def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    if not tasks:
-        return
+    Every other task is cancelled and waited for (but not those in ``skip``,
+    already given up on); a task that ignores cancellation or raises while
+    cancelled, and a step that overruns, is passed to ``report`` as an
+    exception-handler context.  Then async generators and the default
+    executor are shut down.  Used by :func:`run` and by the pytest plugin.
+    """
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
     for task in tasks:
         task.cancel()
-    loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
-    for task in tasks:
-        if not task.done():
-            log.error(
-                "bridges: %r ignored cancellation for %gs at exit; abandoning it. "
-                "Let it respect asyncio.CancelledError.",
-                task,
-                timeout,
-            )
-        elif not task.cancelled() and task.exception() is not None:
-            loop.call_exception_handler(
+    tasks = [task for task in tasks if task not in skip]
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            report(
                 {
-                    "message": "unhandled exception during bridges.run() shutdown",
-                    "exception": task.exception(),
+                    "message": f"bridges: {task!r} ignored cancellation for {timeout:g}s at "
+                    "exit; abandoning it. Let it respect asyncio.CancelledError.",
                     "task": task,
                 }
             )
-
-
-async def _bounded(aw: Any, timeout: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(aw, timeout)
-    except asyncio.TimeoutError:
-        log.error("bridges: gave up waiting for %s after %gs at exit.", what, timeout)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                report(
+                    {
+                        "message": "bridges: a task raised while it was cancelled at exit",
+                        "exception": task.exception(),
+                        "task": task,
+                    }
+                )
+    for step, what in (
+        (loop.shutdown_asyncgens, "async generators"),
+        (loop.shutdown_default_executor, "the default executor's threads"),
+    ):
+        try:
+            await asyncio.wait_for(step(), timeout)
+        except asyncio.TimeoutError:
+            report({"message": f"bridges: gave up waiting for {what} after {timeout:g}s at exit"})

@@ -450,3 +450,37 @@ def test_a_cancellation_that_arrives_while_the_hub_stops_is_passed_on_unchanged(
     asyncio.run(main())
     assert len(seen) == 1
     assert seen[0].args == ("from outside",)  # the caller's own cancellation, not a new one
+
+
+def test_an_exception_object_reused_across_runs_is_reported_by_each_hub() -> None:
+    # Twisted hands out one process-wide instance for "connection lost"; an
+    # error the first hub reported must still reach the second hub's handler.
+    shared = ConnectionError("one instance for the whole process")
+    reports = [Reports(), Reports()]
+
+    async def main(index: int) -> None:
+        reports[index].install()
+        bridges.current_hub().report(shared, f"hub {index}")
+        bridges.current_hub().report(shared, f"hub {index} again")
+
+    bridges.run(main, 0, frameworks=None)
+    bridges.run(main, 1, frameworks=None)
+    assert [r.messages for r in reports] == [["hub 0"], ["hub 1"]]
+
+
+def test_a_task_spawned_while_the_legacy_tasks_stop_is_cancelled_too() -> None:
+    spawned: list[asyncio.Task[None]] = []
+
+    async def parent() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            spawned.append(bridges.current_hub().spawn(asyncio.sleep(3600)))
+
+    async def main() -> bool:
+        async with bridges.Hub(frameworks=None) as hub:
+            hub.spawn(parent())
+        await asyncio.sleep(0)
+        return spawned[0].cancelled()
+
+    assert asyncio.run(main()) is True

@@ -34,16 +34,6 @@ def test_run_accepts_anything_awaitable_accepts_as_main() -> None:
     assert bridges.run(legacy_main, frameworks=None) == "legacy"
 
 
-def test_run_refuses_arguments_for_a_main_that_is_not_callable() -> None:
-    async def main() -> None:
-        pass
-
-    coro = main()
-    with pytest.raises(TypeError, match="Pass the function itself"):
-        bridges.run(coro, 1, frameworks=None)
-    coro.close()
-
-
 def test_run_raises_the_same_exception_object_main_raised() -> None:
     raised = []
 
@@ -177,3 +167,47 @@ def test_a_stop_requested_from_another_thread_stops_the_hub() -> None:
 def test_main_can_be_a_concurrent_future() -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert bridges.run(pool.submit(pow, 2, 10), frameworks=None) == 1024
+
+
+class CallableJob:
+    """A primitive that is also callable, as gevent's AsyncResult is."""
+
+    def __call__(self, *args: object) -> None:
+        raise AssertionError("run() called the primitive instead of awaiting it")
+
+
+def test_run_awaits_a_callable_primitive_that_awaitable_knows() -> None:
+    async def finish(job: CallableJob) -> str:
+        return "awaited"
+
+    bridges.register(CallableJob, finish)
+    assert bridges.run(CallableJob(), frameworks=None) == "awaited"
+
+
+def test_run_refuses_arguments_for_a_non_callable_main_with_a_bridge_error() -> None:
+    async def main() -> None:
+        pass
+
+    coro = main()
+    with pytest.raises(bridges.UsageError, match="Pass the function itself"):
+        bridges.run(coro, 1, frameworks=None)
+    coro.close()
+
+
+def test_run_reports_a_leftover_task_that_ignores_cancellation_and_still_returns() -> None:
+    contexts: list[dict[str, object]] = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    async def main() -> str:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: contexts.append(c))
+        asyncio.ensure_future(stubborn())  # noqa: RUF006 - left behind on purpose
+        return "done"
+
+    assert bridges.run(main, frameworks=None, stop_timeout=0.2) == "done"
+    assert any("ignored cancellation" in str(c["message"]) for c in contexts), contexts
