@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
     bench.add_argument("--only", help="run only the benchmarks whose name contains this")
     bench.add_argument("--out", default="docs", help="where to write the report (default docs)")
+    bench.add_argument(
+        "--readme", action="store_true", help="also put the table into README.md's marked section"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -37,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from ._bench import bench as run_bench
 
-        return run_bench(Path.cwd(), Path(args.out), quick=args.quick, only=args.only)
+        return run_bench(
+            Path.cwd(), Path(args.out), quick=args.quick, only=args.only, readme=args.readme
+        )
     from ._demo import demo as run_demo
 
     return run_demo(port=args.port, self_test=args.self_test)

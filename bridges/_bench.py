@@ -24,8 +24,22 @@ __all__ = ["bench"]
 _TIMEOUT = 600.0
 
 
-def bench(root: Path, out_dir: Path, *, quick: bool = False, only: str | None = None) -> int:
-    """Run the benchmarks under ``root / "benchmarks"``; return 0 when all ran, else 1."""
+README_START = "<!-- benchmarks:start -->"
+README_END = "<!-- benchmarks:end -->"
+
+
+def bench(
+    root: Path,
+    out_dir: Path,
+    *,
+    quick: bool = False,
+    only: str | None = None,
+    readme: bool = False,
+) -> int:
+    """Run the benchmarks under ``root / "benchmarks"``; return 0 when all ran, else 1.
+
+    With ``readme``, the table also replaces the marked section of ``root / "README.md"``.
+    """
     scripts = sorted((root / "benchmarks").glob("bench_*.py"))
     if only:  # re-measure these, keep the other benchmarks' rows from the last run
         scripts = [s for s in scripts if only in s.stem]
@@ -48,10 +62,24 @@ def bench(root: Path, out_dir: Path, *, quick: bool = False, only: str | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     rows = [row for stem in sorted(results) for row in results[stem]]
-    (out_dir / "benchmarks.md").write_text(_markdown(rows, failed), encoding="utf-8")
+    table = _markdown(rows, failed)
+    (out_dir / "benchmarks.md").write_text(table, encoding="utf-8")
+    if readme:
+        update_readme(root / "README.md", table)
     chart = _chart(rows, out_dir / "benchmarks.png")
     print(f"wrote {out_dir / 'benchmarks.md'}" + (f" and {chart}" if chart else ""))
     return 1 if failed else 0
+
+
+def update_readme(path: Path, report: str) -> None:
+    """Put ``report`` (without its title) between the README's benchmark markers."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path} has no {README_START} ... {README_END} section to fill")
+    body = report.split("\n", 1)[1].strip()  # drop the "# Benchmark report" title
+    text = text[: start + len(README_START)] + "\n" + body + "\n" + text[end:]
+    path.write_text(text, encoding="utf-8")
 
 
 def _previous(out_dir: Path) -> dict[str, list[dict[str, Any]]]:

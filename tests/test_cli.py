@@ -85,3 +85,12 @@ def test_bench_outside_a_source_checkout_says_where_to_run_it(tmp_path: Path) ->
     done = bridges_command("bench", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 1
     assert "run this from a source checkout" in done.stderr
+
+
+def test_the_readme_section_between_the_markers_is_replaced(tmp_path: Path) -> None:
+    from bridges._bench import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
+    update_readme(readme, "# Benchmark report\n\n| new | table |\n")
+    assert readme.read_text() == f"intro\n{README_START}\n| new | table |\n{README_END}\noutro\n"
