@@ -23,8 +23,10 @@ connections instead of toggling write interest on every write, and a log
 context built once per fd registration instead of once per event.
 
 Every access to a private attribute of Twisted or asyncio is isolated in one
-function below, with the versions it was checked on; the test
-``test_twisted_private_attributes_still_exist`` breaks if one changes.
+function below, with the versions it was checked on; :class:`HubReactor`
+also overrides the private methods ``_initThreadPool``, ``_stopThreadPool``,
+``_cancelCallLater`` and ``_moveCallLaterSooner`` of ``ReactorBase``.  The
+test ``test_twisted_private_attributes_still_exist`` breaks if one changes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import itertools
 import logging
 import threading
@@ -51,7 +54,7 @@ from ._errors import BridgeError
 if TYPE_CHECKING:
     from ._hub import Hub
 
-__all__ = ["OWNER", "HubReactor", "ReactorRunError"]
+__all__ = ["OWNER", "HubReactor", "ReactorNotBoundError", "ReactorRunError"]
 
 log = logging.getLogger("bridges.twisted")
 _log = Logger(namespace="twisted.internet.base")
@@ -67,6 +70,39 @@ OWNER = "twisted"
 
 class ReactorRunError(BridgeError, error.ReactorAlreadyRunning):
     """Code called ``reactor.run()`` (or ``iterate()``) while the hub runs the reactor."""
+
+
+class ReactorNotBoundError(BridgeError, error.ReactorNotRunning):
+    """A reactor call needs the hub's loop, and no hub runs the reactor (between runs)."""
+
+
+def _not_bound(what: str) -> ReactorNotBoundError:
+    return ReactorNotBoundError(
+        f"reactor.{what} was called while no bridges hub runs (between bridges.run calls), "
+        "so there is no loop to register it with; call it from code running on the hub "
+        "(inside bridges.run(..., frameworks=['twisted']) or `async with bridges.Hub():`), "
+        "e.g. from a function passed to reactor.callWhenRunning."
+    )
+
+
+def _bound_only(name: str) -> Callable[..., Any]:
+    """The stock reactor's ``name``, refused with :class:`ReactorNotBoundError` between runs.
+
+    For the calls that open an fd and then register it: between runs the
+    registration would fail after the socket was bound (leaking it) or after
+    the child was spawned.  ``connectTCP`` and friends are not wrapped: they
+    start connecting with ``callLater(0, ...)``, which between runs waits for
+    the next run, as it waits for ``reactor.run()`` in plain Twisted.
+    """
+    stock = getattr(AsyncioSelectorReactor, name)
+
+    @functools.wraps(stock)
+    def method(self: HubReactor, *args: Any, **kwargs: Any) -> Any:
+        if self._hub is None:
+            raise _not_bound(name)
+        return stock(self, *args, **kwargs)
+
+    return method
 
 
 def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
@@ -87,6 +123,24 @@ def _set_loop(reactor: AsyncioSelectorReactor, loop: asyncio.AbstractEventLoop |
     overridden in :class:`HubReactor`, so this one attribute is enough.
     """
     reactor._asyncioEventloop = loop  # type: ignore[assignment]
+
+
+def _read_or_write(reactor: AsyncioSelectorReactor) -> Callable[[Any, bool], None]:
+    """Twisted's handler of one fd event: doRead/doWrite, then connectionLost if needed.
+
+    ``_readOrWrite`` (Twisted 23.10 - 26.10).
+    """
+    return reactor._readOrWrite  # type: ignore[no-any-return]
+
+
+def _remove_all(reactor: ReactorBase, readers: list[Any], writers: list[Any]) -> list[Any]:
+    """Remove these selectables the way ``removeAll`` does (``_removeAll``, 23.10 - 26.10)."""
+    return reactor._removeAll(readers, writers)  # type: ignore[no-any-return]
+
+
+def _really_start_running(reactor: ReactorBase) -> Callable[[], None]:
+    """The reactor's own ``during startup`` trigger (``_reallyStartRunning``, 23.10 - 26.10)."""
+    return reactor._reallyStartRunning  # type: ignore[no-any-return]
 
 
 def _fd_tables(reactor: AsyncioSelectorReactor) -> tuple[dict[Any, int], dict[Any, int]]:
@@ -142,7 +196,7 @@ def _mark_crashed(reactor: ReactorBase) -> None:
     """What ``ReactorBase.crash`` does, without adding a second startup trigger (23.10 - 26.10)."""
     reactor._started = False
     reactor.running = False
-    _ensure_trigger(reactor, "during", "startup", reactor._reallyStartRunning)
+    _ensure_trigger(reactor, "during", "startup", _really_start_running(reactor))
 
 
 def _mark_stopped(reactor: ReactorBase) -> bool:
@@ -173,13 +227,15 @@ def _abandon_event(reactor: ReactorBase, event_type: str) -> list[Any]:
     A ``before`` trigger's Deferred that never fires leaves the event in state
     ``"BEFORE"`` with its ``during``/``after`` triggers queued; should the
     Deferred fire later, those would run in the *next* run.  Emptying them
-    (and the state) makes a late firing harmless (``_ThreePhaseEvent``,
+    (and the state) makes a late firing harmless.  ``before`` triggers are
+    left only by an event that never started firing (``_ThreePhaseEvent``,
     Twisted 23.10 - 26.10).
     """
     event = _system_event(reactor, event_type)
     if event is None:
         return []
-    dropped = list(event.during) + list(event.after)
+    dropped = list(event.before) + list(event.during) + list(event.after)
+    del event.before[:]
     del event.during[:]
     del event.after[:]
     event.state = "BASE"
@@ -224,7 +280,7 @@ class _Dispatch:
         self._reactor = reactor
         self._selectable = selectable
         self._read = read
-        self._method = reactor._readOrWrite if method is None else method
+        self._method = reactor._handleEvent if method is None else method
         self._prefix: object = None
         self._context: dict[Any, Any] = {}
 
@@ -316,6 +372,8 @@ class HubReactor(AsyncioSelectorReactor):
 
     def __init__(self, hub: Hub) -> None:
         self._hub: Hub | None = hub
+        self._hubLoop: asyncio.AbstractEventLoop | None = hub.loop
+        """The bound hub's loop, None between runs (the stock reactor's own copy is private)."""
         self._poolStopped: list[asyncio.Future[None]] = []
         self._timers: dict[DelayedCall, asyncio.Handle | None] = {}
         self._soonWriters: dict[Any, Any] = {}
@@ -326,6 +384,7 @@ class HubReactor(AsyncioSelectorReactor):
         self._sequence = itertools.count()
         self._reaper: asyncio.TimerHandle | None = None
         self._reapDelay = _FIRST_REAP
+        self._handleEvent = _read_or_write(self)
         super().__init__(hub.loop)
 
     # -- binding to a hub -----------------------------------------------------
@@ -340,6 +399,7 @@ class HubReactor(AsyncioSelectorReactor):
         self._hub = hub
         self._poolStopped = []
         self._logContextStack = _log_context_stack()  # this run's loop thread
+        self._hubLoop = hub.loop
         _set_loop(self, hub.loop)
         _reset_run_state(self)
         for reader in _internal_readers(self):
@@ -354,7 +414,7 @@ class HubReactor(AsyncioSelectorReactor):
         They are consumed when they fire (each run fires startup and shutdown
         once), so a reactor reused by the next run needs them again.
         """
-        _ensure_trigger(self, "during", "startup", self._reallyStartRunning)
+        _ensure_trigger(self, "during", "startup", _really_start_running(self))
         _ensure_trigger(self, "during", "shutdown", self.crash)
         _ensure_trigger(self, "during", "shutdown", self.disconnectAll)
 
@@ -366,7 +426,8 @@ class HubReactor(AsyncioSelectorReactor):
         cancels us, the triggers that never ran are dropped so that they cannot
         fire into the next run.
         """
-        loop = self._asyncioEventloop
+        loop = self._hubLoop
+        hub = self._hub
         fired: asyncio.Future[None] = loop.create_future()
         finished = False
         try:
@@ -378,9 +439,12 @@ class HubReactor(AsyncioSelectorReactor):
             for stopped in self._poolStopped:
                 await _threadpool_to_stop(stopped)
         finally:
-            if not finished:
-                self._abandonShutdown()
-            self.unbind()
+            # A loop closed while we waited leaves this coroutine to be closed by
+            # the garbage collector, perhaps during a later run: leave that alone.
+            if self._hub is hub:
+                if not finished:
+                    self._abandonShutdown()
+                self.unbind()
 
     def _abandonShutdown(self) -> None:
         """The shutdown triggers overran the hub's stop timeout: drop the user's, run ours.
@@ -400,6 +464,25 @@ class HubReactor(AsyncioSelectorReactor):
                     "did not finish within the hub's stop timeout",
                     trigger,
                 )
+
+    def recover(self) -> None:
+        """Unbind from a hub whose loop closed before its stop sequence finished.
+
+        That hub's shutdown cannot run any more: its pending shutdown triggers
+        are dropped (logged), so that none fires into a later run, except that
+        the thread pool is still stopped.  The connections of that run are not
+        closed: their fds are simply forgotten, as the closed loop forgot them.
+        """
+        for trigger, args, kwargs in _abandon_event(self, "shutdown"):
+            if trigger == self._stopThreadPool:
+                trigger(*args, **kwargs)  # before unbind(): joined off this thread
+            elif trigger not in (self.crash, self.disconnectAll, _resolve):
+                log.warning(
+                    "bridges: Twisted shutdown trigger %r dropped: the loop of its hub "
+                    "closed before the hub's stop sequence ran it",
+                    trigger,
+                )
+        self.unbind()
 
     def unbind(self) -> None:
         """Give the hub back every fd and timer, and forget the loop (which is about to close)."""
@@ -425,6 +508,7 @@ class HubReactor(AsyncioSelectorReactor):
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+        self._hubLoop = None
         _set_loop(self, None)
         self._hub = None
 
@@ -476,12 +560,16 @@ class HubReactor(AsyncioSelectorReactor):
         has children, the reactor checks them on a timer that starts at 1 ms
         and backs off to 50 ms (a non-blocking ``waitpid`` per child).
         """
+        if self._hub is None:
+            raise _not_bound("spawnProcess")
         transport = super().spawnProcess(*args, **kwargs)
         self._reapSoon()
         return transport
 
     def _reapSoon(self) -> None:
-        loop = self._asyncioEventloop
+        loop = self._hubLoop
+        if loop is None:
+            raise _not_bound("spawnProcess")
         if self._reaper is not None:
             self._reaper.cancel()
         self._reapDelay = _FIRST_REAP
@@ -490,9 +578,9 @@ class HubReactor(AsyncioSelectorReactor):
     def _reapChildren(self) -> None:
         self._reaper = None
         process.reapAllProcesses()
-        if process.reapProcessHandlers and self._asyncioEventloop is not None:
+        if process.reapProcessHandlers and self._hubLoop is not None:
             self._reapDelay = min(self._reapDelay * 2, _LAST_REAP)
-            self._reaper = self._asyncioEventloop.call_later(self._reapDelay, self._reapChildren)
+            self._reaper = self._hubLoop.call_later(self._reapDelay, self._reapChildren)
 
     # -- threads ----------------------------------------------------------------
 
@@ -514,7 +602,7 @@ class HubReactor(AsyncioSelectorReactor):
         pool, self.threadpool = self.threadpool, None
         if pool is None:
             return
-        loop = self._asyncioEventloop
+        loop = self._hubLoop
         if not pool.threads or loop is None:
             pool.stop()  # no worker to wait for: nothing can block
             return
@@ -538,12 +626,26 @@ class HubReactor(AsyncioSelectorReactor):
 
     # -- readers and writers, through the hub's fd registry ---------------------
 
+    listenTCP = _bound_only("listenTCP")
+    listenUDP = _bound_only("listenUDP")
+    listenSSL = _bound_only("listenSSL")
+    listenMulticast = _bound_only("listenMulticast")
+    listenUNIX = _bound_only("listenUNIX")
+    listenUNIXDatagram = _bound_only("listenUNIXDatagram")
+    connectUNIXDatagram = _bound_only("connectUNIXDatagram")
+    adoptStreamPort = _bound_only("adoptStreamPort")
+    adoptStreamConnection = _bound_only("adoptStreamConnection")
+    adoptDatagramPort = _bound_only("adoptDatagramPort")
+
     def addReader(self, reader: Any) -> None:
         readers, _ = _fd_tables(self)
         if reader in readers or _is_continuously_polled(self, reader):
             return
+        hub = self._hub
+        if hub is None:
+            raise _not_bound("addReader")
         fd = reader.fileno()
-        if not self._claim(self._hub.add_reader, fd, reader, True):
+        if not self._claim(hub.add_reader, fd, reader, True):
             _polling(self).addReader(reader)
             return
         readers[reader] = fd
@@ -555,19 +657,23 @@ class HubReactor(AsyncioSelectorReactor):
         if _is_continuously_polled(self, writer):
             return
         if self.soonWrite and _writes_safely_when_not_writable(writer):
+            loop = self._hubLoop
+            if loop is None:
+                raise _not_bound("addWriter")
             if writer is self._reading:
                 self._soonWriters[writer] = _NO_HANDLE
             else:
-                self._soonWriters[writer] = self._asyncioEventloop.call_soon(
-                    self._writeSoon, writer
-                )
+                self._soonWriters[writer] = loop.call_soon(self._writeSoon, writer)
             return
         self._registerWriter(writer)
 
     def _registerWriter(self, writer: Any) -> None:
         _, writers = _fd_tables(self)
+        hub = self._hub
+        if hub is None:
+            raise _not_bound("addWriter")
         fd = writer.fileno()
-        if not self._claim(self._hub.add_writer, fd, writer, False):
+        if not self._claim(hub.add_writer, fd, writer, False):
             _polling(self).addWriter(writer)
             return
         writers[writer] = fd
@@ -602,7 +708,7 @@ class HubReactor(AsyncioSelectorReactor):
         if state is not _NO_HANDLE:
             state.cancel()  # a read dispatch flushes it first: the pending call_soon is moot
         soon[writer] = _WRITING  # removeWriter() (stopWriting) takes it out
-        self._readOrWrite(writer, False)
+        self._handleEvent(writer, False)
         if soon.get(writer) is _WRITING:  # data is left: wait for writability
             del soon[writer]
             if writer.fileno() != -1:
@@ -654,7 +760,7 @@ class HubReactor(AsyncioSelectorReactor):
     def removeAll(self) -> list[Any]:
         readers, writers = _fd_tables(self)
         return (
-            self._removeAll(list(readers), list(writers) + list(self._soonWriters))
+            _remove_all(self, list(readers), list(writers) + list(self._soonWriters))
             + _polling(self).removeAll()
         )
 
@@ -687,7 +793,7 @@ class HubReactor(AsyncioSelectorReactor):
             self._moveCallLaterSooner,
             seconds=self.seconds,
         )
-        loop = self._asyncioEventloop
+        loop = self._hubLoop
         if loop is None:  # between runs: bind() arms it in the next run
             self._timers[call] = None
         elif delay == 0:
@@ -706,7 +812,7 @@ class HubReactor(AsyncioSelectorReactor):
         heappush(timed, (call.time, next(self._sequence), call))
 
     def _arm(self, call: DelayedCall) -> None:
-        loop = self._asyncioEventloop
+        loop = self._hubLoop
         delay = call.time - self.seconds()
         if delay <= 0:
             self._timers[call] = loop.call_soon(self._runCall, call)
@@ -726,6 +832,14 @@ class HubReactor(AsyncioSelectorReactor):
         timed = self._timed
         if timed and timed[0][0] <= call.time:
             self._runEarlier(call.time)
+            # The earlier calls may have cancelled this one (LoopingCall.stop(),
+            # a timeout), or delayed it: it is out of _timers, so only we can tell.
+            if call.cancelled:
+                return
+            if call.delayed_time > 0:
+                call.activate_delay()
+                self._arm(call)
+                return
         call.called = 1
         try:
             call.func(*call.args, **call.kw)
@@ -776,13 +890,18 @@ class HubReactor(AsyncioSelectorReactor):
         return max(0.0, min(call.getTime() for call in self._timers) - self.seconds())
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        loop = self._asyncioEventloop
+        """Run ``callable`` on the hub's thread, as the stock reactor does.
+
+        The loop is read once: the hub's thread may unbind the reactor (and
+        close the loop) while a worker is in here.
+        """
+        loop = self._hubLoop
         if loop is None:
-            raise error.ReactorNotRunning(
-                "callFromThread: the Twisted reactor is not running (no bridges hub is). "
-                "Call it while bridges.run(...) runs."
-            )
-        super().callFromThread(callable, *args, **kw)
+            raise _not_bound("callFromThread")
+        try:
+            loop.call_soon_threadsafe(lambda: self.callLater(0, callable, *args, **kw))
+        except RuntimeError:  # the loop closed after it was read
+            raise _not_bound("callFromThread") from None
 
 
 async def _shutdown_triggers_to_finish(fired: asyncio.Future[None]) -> None:

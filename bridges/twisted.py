@@ -51,11 +51,12 @@ from twisted.python.failure import Failure
 from ._convert import register, to_future
 from ._errors import BridgeError, HubNotRunningError
 from ._hub import Hub, current_hub
-from ._twisted_reactor import HubReactor, ReactorRunError
+from ._twisted_reactor import HubReactor, ReactorNotBoundError, ReactorRunError
 
 __all__ = [
     "ForeignReactorError",
     "ReactorInUseError",
+    "ReactorNotBoundError",
     "ReactorRunError",
     "attach",
     "deferred",
@@ -116,10 +117,10 @@ def detach(hub: Hub) -> Awaitable[None] | None:
     state: _State | None = hub.state.pop("twisted", None)
     if state is None:
         return None
-    return _detach(hub, state)
+    return _detach(state)
 
 
-async def _detach(hub: Hub, state: _State) -> None:
+async def _detach(state: _State) -> None:
     try:
         await state.reactor.shutdown()
     finally:
@@ -137,6 +138,8 @@ def _install(hub: Hub) -> HubReactor:
         return reactor
     if not isinstance(installed, HubReactor):
         raise ForeignReactorError(_foreign_reactor_message(installed))
+    if installed.hub is not None and installed.hub.loop.is_closed():
+        _recover_from_closed_hub(installed, installed.hub)
     if installed.hub is not None:
         raise ReactorInUseError(
             "the Twisted reactor is process-global and already runs on another bridges hub "
@@ -146,6 +149,20 @@ def _install(hub: Hub) -> HubReactor:
         )
     installed.bind(hub)
     return installed
+
+
+def _recover_from_closed_hub(reactor: HubReactor, dead: Hub) -> None:
+    """Take the reactor back from a hub whose loop closed before its Twisted stage ran.
+
+    A second Ctrl-C while stopping (or an application that closes its loop
+    without leaving ``async with Hub()``) can end a loop before ``detach``
+    unbound the reactor.  That hub can never run again, so nothing is lost by
+    unbinding it here; refusing instead would make every later run fail.
+    """
+    state: _State | None = dead.state.pop("twisted", None)
+    if state is not None:
+        globalLogPublisher.removeObserver(state.observer)
+    reactor.recover()
 
 
 def _foreign_reactor_message(installed: Any) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from _reports import Reports
 from _twisted_helpers import LOOPS, reactor, run_twisted
+from twisted.internet import error
 
 import bridges
 from bridges import twisted as bt
@@ -436,6 +438,144 @@ def test_call_later_between_runs_fires_in_the_next_run_like_before_reactor_run()
         return fired
 
     assert run_twisted(main) == ["scheduled between runs"]
+
+
+class _SocketSelectable:
+    """The least a reactor needs of a reader or writer: a real socket's fd."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def logPrefix(self) -> str:
+        return "test"
+
+
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        ("listenTCP", lambda r, s: r.listenTCP(0, _server_factory(), interface="127.0.0.1")),
+        ("addReader", lambda r, s: r.addReader(_SocketSelectable(s))),
+        ("addWriter", lambda r, s: r.addWriter(_SocketSelectable(s))),
+        ("callFromThread", lambda r, s: r.callFromThread(print, "never")),
+        ("spawnProcess", lambda r, s: r.spawnProcess(_process_protocol(), sys.executable)),
+    ],
+    ids=["listenTCP", "addReader", "addWriter", "callFromThread", "spawnProcess"],
+)
+def test_reactor_calls_between_runs_raise_reactor_not_bound_saying_to_call_them_on_the_hub(
+    what: str, call: Any
+) -> None:
+    async def noop() -> None:
+        pass
+
+    run_twisted(noop)
+    with socket.socket() as sock, pytest.raises(bt.ReactorNotBoundError) as caught:
+        call(reactor(), sock)
+    assert isinstance(caught.value, bridges.BridgeError)
+    assert isinstance(caught.value, error.ReactorNotRunning)
+    assert f"reactor.{what} was called while no bridges hub runs" in str(caught.value)
+    assert "call it from code running on the hub" in str(caught.value)
+    assert reactor().getReaders() == []
+    assert reactor().getWriters() == []
+
+    async def listens() -> int:
+        return reactor().listenTCP(0, _server_factory(), interface="127.0.0.1").getHost().port
+
+    assert run_twisted(listens) > 0
+
+
+def test_connect_tcp_between_runs_connects_in_the_next_run_like_before_reactor_run() -> None:
+    from twisted.internet import defer, protocol
+
+    async def noop() -> None:
+        pass
+
+    run_twisted(noop)
+    connected: defer.Deferred[str] = defer.Deferred()
+
+    class Connected(protocol.Protocol):
+        def connectionMade(self) -> None:
+            connected.callback("connected in the next run")
+            self.transport.loseConnection()
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        factory = protocol.ClientFactory.forProtocol(Connected)
+        reactor().connectTCP("127.0.0.1", server.getsockname()[1], factory)
+
+        async def main() -> str:
+            return await bridges.awaitable(connected)
+
+        assert run_twisted(main) == "connected in the next run"
+
+
+def _server_factory() -> Any:
+    from twisted.internet import protocol
+
+    return protocol.ServerFactory()
+
+
+def _process_protocol() -> Any:
+    from twisted.internet import protocol
+
+    return protocol.ProcessProtocol()
+
+
+def test_a_hub_whose_loop_closed_before_twisted_detached_does_not_block_later_runs() -> None:
+    from twisted.logger import globalLogPublisher
+
+    observers = list(globalLogPublisher._observers)
+    loop = asyncio.new_event_loop()
+    abandoned = bridges.Hub(frameworks=["twisted"])
+    loop.run_until_complete(abandoned.__aenter__())
+    loop.close()  # as a second Ctrl-C while stopping can leave it
+    with pytest.raises(bt.ReactorNotBoundError):
+        reactor().callFromThread(print, "never")
+
+    async def main() -> bool:
+        return reactor().running
+
+    assert run_twisted(main) is True
+    assert list(globalLogPublisher._observers) == observers
+
+
+def _abandon_a_hub_while_its_shutdown_triggers_wait() -> list[asyncio.Task[Any]]:
+    """A hub whose loop closed while its stop sequence waited for a ``before`` trigger."""
+    from twisted.internet import defer
+
+    loop = asyncio.new_event_loop()
+    abandoned = bridges.Hub(frameworks=["twisted"])
+    loop.run_until_complete(abandoned.__aenter__())
+    never: defer.Deferred[None] = defer.Deferred()
+    reactor().addSystemEventTrigger("before", "shutdown", lambda: never)
+    reactor().addSystemEventTrigger("after", "shutdown", print, "after the abandoned stop")
+    stopping = loop.create_task(abandoned.__aexit__(None, None, None))
+    loop.run_until_complete(asyncio.sleep(0.01))  # the stop now waits for `never`
+    loop.close()
+    return [stopping]
+
+
+def test_a_stop_abandoned_by_a_closed_loop_neither_blocks_nor_disturbs_the_next_run() -> None:
+    stopping = _abandon_a_hub_while_its_shutdown_triggers_wait()
+
+    async def main() -> str:
+        installed = reactor()
+        del stopping[:]
+        gc.collect()  # closes the abandoned stop's coroutine: its `finally` runs now
+        fired = asyncio.get_running_loop().create_future()
+        installed.callLater(0, fired.set_result, "the reactor still runs on this hub")
+        assert installed.hub is bridges.current_hub()
+        return await fired
+
+    reports = Reports()
+
+    async def checked() -> str:
+        reports.install()
+        return await main()
+
+    assert run_twisted(checked) == "the reactor still runs on this hub"
+    assert reports.exceptions == []
 
 
 def test_a_reactor_running_on_one_hub_is_refused_by_a_hub_in_another_thread() -> None:

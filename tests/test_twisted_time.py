@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
+from _reports import Reports
 from _twisted_helpers import LOOPS, reactor, run_twisted
 
 import bridges
@@ -138,3 +140,55 @@ def test_a_looping_call_ticks_at_its_interval_never_early(loop_factory: str) -> 
         return [at >= start + 0.01 * (i + 1) for i, at in enumerate(ticks)]
 
     assert run_twisted(main, loop_factory=loop_factory) == [True, True, True]
+
+
+def test_a_call_cancelled_by_an_earlier_due_call_does_not_run_and_reports_nothing(
+    loop_factory: str,
+) -> None:
+    reports = Reports()
+
+    async def main() -> list[str]:
+        reports.install()
+        order: list[str] = []
+        done = asyncio.get_running_loop().create_future()
+
+        def block_then_schedule() -> None:
+            installed = reactor()
+            later: list[Any] = []
+            installed.callLater(0.001, lambda: (order.append("earlier"), later[0].cancel()))
+            time.sleep(0.01)  # the timed call is due; the zero-delay call below runs it first
+            later.append(installed.callLater(0, order.append, "cancelled"))
+            installed.callLater(0.02, done.set_result, None)
+
+        reactor().callLater(0, block_then_schedule)
+        await done
+        return order
+
+    assert run_twisted(main, loop_factory=loop_factory) == ["earlier"]
+    assert reports.exceptions == []
+
+
+def test_a_call_delayed_by_an_earlier_due_call_waits_for_its_new_time(loop_factory: str) -> None:
+    async def main() -> tuple[list[str], bool]:
+        order: list[str] = []
+        on_time: list[bool] = []
+        done = asyncio.get_running_loop().create_future()
+
+        def block_then_schedule() -> None:
+            installed = reactor()
+            later: list[Any] = []
+            installed.callLater(0.001, lambda: (order.append("earlier"), later[0].delay(0.02)))
+            time.sleep(0.01)
+
+            def delayed() -> None:
+                order.append("delayed")
+                on_time.append(installed.seconds() >= later[0].getTime())
+                done.set_result(None)
+
+            later.append(installed.callLater(0, delayed))
+
+        reactor().callLater(0, block_then_schedule)
+        await done
+        return order, on_time == [True]
+
+    assert run_twisted(main, loop_factory=loop_factory) == (["earlier", "delayed"], True)
