@@ -14,8 +14,7 @@ from typing import Any, Callable
 from gevent.greenlet import Greenlet
 
 from ._convert import awaitable
-from ._errors import NotAwaitableError
-from ._pytest_runner import runs_in_greenlet
+from ._pytest_runner import resolved, runs_in_greenlet
 
 __all__ = ["in_greenlet"]
 
@@ -32,13 +31,7 @@ async def in_greenlet(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     succeeded, value = await awaitable(glet)
     if not succeeded:
         raise value
-    if value is None:
-        return None
-    try:
-        converted = awaitable(value)
-    except NotAwaitableError:
-        return value
-    return await converted
+    return await resolved(value)
 
 
 def _outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:

@@ -176,14 +176,7 @@ class TestRunner:
         # contextvars is carried over to the jobs that follow (a fixture's
         # values are visible in the test), as pytest-asyncio does.
         try:
-            result = job()
-            if result is None:
-                return None
-            try:
-                converted = awaitable(result)
-            except NotAwaitableError:
-                return result
-            return await converted
+            return await resolved(job())
         finally:
             self._keep_vars(contextvars.copy_context(), context)
 
@@ -320,6 +313,22 @@ class TestRunner:
         if self._native is not None:
             self._native.close()
             self._native = None
+
+
+async def resolved(result: Any) -> Any:
+    """What a test or fixture returned, awaited if it is awaitable.
+
+    A plain function may return a Deferred, a greenlet or a coroutine (legacy
+    tests do, so that their runner waits): the hub waits for it too, through
+    the converters every framework registered; anything else is the result.
+    """
+    if result is None:
+        return None
+    try:
+        converted = awaitable(result)
+    except NotAwaitableError:
+        return result
+    return await converted
 
 
 def created_at(task: asyncio.Task[Any]) -> str:

@@ -76,6 +76,7 @@ __all__ = [
     "SWEEP_INTERVAL",
     "SWEEP_SHARE",
     "AsyncoreBridgeError",
+    "AsyncoreTypeError",
     "BlockingLoopError",
     "NotAttachedError",
     "SocketMap",
@@ -129,6 +130,10 @@ _unbound_maps: weakref.WeakValueDictionary[int, SocketMap] = weakref.WeakValueDi
 
 class AsyncoreBridgeError(BridgeError):
     """Base of the errors specific to asyncore on the hub."""
+
+
+class AsyncoreTypeError(AsyncoreBridgeError, TypeError):
+    """An asyncore helper was given an object of the wrong kind (a map, a module)."""
 
 
 class BlockingLoopError(AsyncoreBridgeError, RuntimeError):
@@ -330,9 +335,10 @@ class _Driver:
                 self._sync(socket_map)
                 self._arm_tick()
             return socket_map
-        raise TypeError(
+        raise AsyncoreTypeError(
             f"bridges.asyncore: map must be None, a bridges.asyncore.SocketMap or a dict, "
-            f"not {type(socket_map).__name__}."
+            f"not {type(socket_map).__name__}. Pass the map your dispatchers were created "
+            "with (map=...), or leave it out to use asyncore.socket_map."
         )
 
     # -- registrations --
@@ -389,21 +395,13 @@ class _Driver:
         hub, fd = self.hub, entry.fd
         if r is not entry.r:
             if r:
-                try:
-                    hub.add_reader(fd, self._on_read, entry, owner=_OWNER)
-                except OSError:
-                    hub.remove_reader(fd, owner=_OWNER)  # give back the hub's claim
-                    raise
+                hub.add_reader(fd, self._on_read, entry, owner=_OWNER)
             else:
                 hub.remove_reader(fd, owner=_OWNER)
             entry.r = r
         if w is not entry.w:
             if w:
-                try:
-                    hub.add_writer(fd, self._on_write, entry, owner=_OWNER)
-                except OSError:
-                    hub.remove_writer(fd, owner=_OWNER)
-                    raise
+                hub.add_writer(fd, self._on_write, entry, owner=_OWNER)
             else:
                 hub.remove_writer(fd, owner=_OWNER)
             entry.w = w
@@ -799,9 +797,11 @@ def install(module: ModuleType) -> None:
     """
     for attr in ("socket_map", "loop", "ExitNow"):
         if not hasattr(module, attr):
-            raise TypeError(
+            raise AsyncoreTypeError(
                 f"bridges.asyncore.install() needs a module with asyncore's interface; "
-                f"{module.__name__} has no {attr!r}."
+                f"{module.__name__} has no {attr!r}. Pass the module that defines "
+                "socket_map, loop() and ExitNow (e.g. waitress.wasyncore), not a module "
+                "that only uses it."
             )
     if module in _flavors:
         return

@@ -155,9 +155,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "bridges(frameworks=..., loop_factory=None, timeout=None): run the test on a "
         "tulip-bridges hub with the given frameworks attached.",
     )
-    _choice(config, "bridges_mode", MODES, _mode(config))
-    _choice(config, "bridges_leaks", LEAK_MODES, config.getini("bridges_leaks"))
-    _choice(config, "bridges_gc", tuple(GC_MODES), config.getini("bridges_gc"))
+    _choice("bridges_mode", MODES, _mode(config))
+    _choice("bridges_leaks", LEAK_MODES, config.getini("bridges_leaks"))
+    _choice("bridges_gc", tuple(GC_MODES), config.getini("bridges_gc"))
     _timeout_value(config.getini("bridges_timeout"), "the ini option bridges_timeout")
     _stop_timeout(config)
     for message in _competitor_messages(config):
@@ -185,7 +185,7 @@ def _asyncio_mode(config: pytest.Config) -> Optional[str]:
     return str(value)
 
 
-def _choice(config: pytest.Config, name: str, choices: tuple[str, ...], value: str) -> None:
+def _choice(name: str, choices: tuple[str, ...], value: str) -> None:
     if value not in choices:
         raise pytest.UsageError(
             f"bridges: {name} = {value!r} is not valid; use one of {', '.join(choices)}."

@@ -96,10 +96,27 @@ class _HubIOLoop(AsyncIOLoop):
             super().start()
             return
         raise IOLoopOwnedByHubError(
-            "IOLoop.start() (or run_sync()) was called on the hub's IOLoop, but the hub already "
+            "IOLoop.start() was called on the hub's IOLoop, but the hub already "
             "runs its loop. Remove the start() call and run your startup code inside "
             "bridges.run(main); to keep serving, await something that never finishes in main "
             "(e.g. `await asyncio.Event().wait()`); to stop, call IOLoop.current().stop()."
+        )
+
+    def run_sync(self, func: Callable[..., Any], timeout: Optional[float] = None) -> Any:
+        """Refuse before anything is scheduled.
+
+        Tornado's ``run_sync`` schedules ``func`` with ``add_callback`` and only
+        then calls ``start``: letting ``start`` refuse would still run ``func``
+        on the next pass, and its completion would call ``stop`` -- which on
+        the hub stops the whole service.
+        """
+        if self._bridges_hub is None:
+            return super().run_sync(func, timeout=timeout)
+        raise IOLoopOwnedByHubError(
+            "IOLoop.run_sync() was called on the hub's IOLoop, but the hub already runs its "
+            "loop, so run_sync cannot start it to wait for func. Nothing was scheduled. "
+            "Await the function instead (`await func()`, or `await bridges.awaitable(...)` for "
+            "a Tornado future), or call run_sync only outside bridges.run."
         )
 
     def stop(self) -> None:
@@ -152,7 +169,8 @@ class _State:
     created: bool
     """True when the hub made the IOLoop (and unbinds it at detach); False when it
     adopted one that already existed (``tornado.testing``), which it leaves bound."""
-    original_selector: Any
+    selector: _HubSelector
+    """The stand-in selector; its ``original`` goes back to the IOLoop at detach."""
 
 
 # -- Tornado internals, isolated ----------------------------------------------------
@@ -451,7 +469,7 @@ def attach(hub: Hub) -> None:
         ioloop._bridges_hub = hub
     selector = _HubSelector(hub)
     selector.original = _swap_selector(ioloop, selector)
-    hub.state[OWNER] = _State(ioloop=ioloop, created=created, original_selector=selector.original)
+    hub.state[OWNER] = _State(ioloop=ioloop, created=created, selector=selector)
     _install_report_filter()
 
 
@@ -461,7 +479,13 @@ def detach(hub: Hub) -> None:
     Tornado has no shutdown work of its own (servers are stopped by the code
     that started them); a server still listening when the hub stops loses its
     registrations here, and its sockets are closed by their owners or the GC.
-    An adopted IOLoop keeps its handlers and binding: its owner closes it.
+
+    An adopted IOLoop keeps its binding and its handlers: its owner goes on
+    running it (and closes it).  The fds it registered while the hub ran went
+    through the hub's registry, which the hub empties from the loop when it
+    stops, so they are moved out of the registry and back onto the asyncio
+    loop directly, where the IOLoop's handlers registered before the hub
+    attached already are.
     """
     state: Optional[_State] = hub.state.pop(OWNER, None)
     if state is None:
@@ -470,10 +494,27 @@ def detach(hub: Hub) -> None:
     ioloop = state.ioloop
     if state.created:
         _release_handlers(ioloop, all_fds=False)
-    _swap_selector(ioloop, state.original_selector)
-    if state.created:
+        _swap_selector(ioloop, state.selector.original)
         ioloop._bridges_hub = None  # type: ignore[attr-defined]
         _unbind_ioloop(ioloop)
+        return
+    events = _events_in_registry(hub)
+    for fd in events:
+        ioloop.update_handler(fd, 0)
+    _swap_selector(ioloop, state.selector.original)
+    for fd, mask in events.items():
+        ioloop.update_handler(fd, mask)
+
+
+def _events_in_registry(hub: Hub) -> dict[int, int]:
+    """Tornado's event mask for each fd Tornado holds in the hub's registry."""
+    owners = hub.fd_owners()
+    events: dict[int, int] = {}
+    for role, flag in (("readers", IOLoop.READ), ("writers", IOLoop.WRITE)):
+        for fd, owner in owners[role].items():
+            if owner == OWNER:
+                events[fd] = events.get(fd, 0) | flag
+    return events
 
 
 def _state() -> _State:

@@ -546,9 +546,23 @@ def test_handlers_run_in_a_copy_of_the_context_their_dispatcher_was_created_in()
     assert seen[2:] == [("first", "changed by a handler"), ("second", "changed by a handler")]
 
 
-def test_install_refuses_a_module_without_asyncores_interface() -> None:
-    with pytest.raises(TypeError, match="has no 'socket_map'"):
+def test_install_refuses_a_module_without_asyncores_interface_with_a_bridge_error() -> None:
+    with pytest.raises(
+        ba.AsyncoreTypeError, match=r"has no 'socket_map'\. Pass the module"
+    ) as info:
         ba.install(socket)
+    assert isinstance(info.value, bridges.BridgeError)
+    assert isinstance(info.value, TypeError)
+
+
+def test_loop_refuses_a_map_that_is_not_a_map_with_a_bridge_error_saying_what_to_pass() -> None:
+    async def main() -> None:
+        await ba.loop(map=[])
+
+    with pytest.raises(ba.AsyncoreTypeError, match=r"not list\. Pass the map") as info:
+        run(main)
+    assert isinstance(info.value, bridges.BridgeError)
+    assert isinstance(info.value, TypeError)
 
 
 def test_asyncore_works_in_a_hub_entered_inside_a_loop_someone_else_runs() -> None:

@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import socket
 import threading
 import time
 import warnings
@@ -62,6 +63,34 @@ def test_the_hub_adopts_an_ioloop_already_bound_to_its_loop_instead_of_making_a_
         return adopted, still_bound
 
     assert asyncio.run(main()) == (True, True)
+
+
+def test_an_adopted_ioloops_handlers_registered_inside_the_hub_keep_firing_after_it_stops() -> None:
+    async def main() -> tuple[bytes, dict[int, str]]:
+        ioloop = IOLoop.current()
+        here, there = socket.socketpair()
+        here.setblocking(False)
+        received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def on_readable(fd: Any, events: int) -> None:
+            if not received.done():
+                received.set_result(here.recv(16))
+
+        try:
+            async with bridges.Hub(frameworks=["tornado"]) as hub:
+                ioloop.add_handler(here, on_readable, IOLoop.READ)
+                owners = hub.fd_owners()["readers"]
+            there.send(b"after")
+            data = await asyncio.wait_for(received, 10)
+        finally:
+            ioloop.remove_handler(here)
+            here.close()
+            there.close()
+        return data, owners
+
+    data, owners = asyncio.run(main())
+    assert data == b"after"
+    assert "tornado" in owners.values()
 
 
 def test_ioloop_outside_a_hub_says_to_run_one() -> None:
@@ -127,6 +156,23 @@ def test_trap_ioloop_start_inside_the_hub_fails_saying_what_to_do() -> None:
 
     with pytest.raises(btn.IOLoopOwnedByHubError, match="Remove the start\\(\\) call"):
         run_tornado(main)
+
+
+def test_trap_run_sync_inside_the_hub_refuses_before_scheduling_so_the_hub_keeps_running() -> None:
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("job ran")
+
+    async def main() -> str:
+        with pytest.raises(btn.IOLoopOwnedByHubError, match="run_sync"):
+            IOLoop.current().run_sync(job)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return "main finished"
+
+    assert run_tornado(main) == "main finished"
+    assert ran == []
 
 
 def test_ioloop_close_inside_the_hub_releases_tornados_fds_but_keeps_the_loop_running() -> None:
