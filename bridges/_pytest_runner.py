@@ -29,7 +29,7 @@ from ._errors import BridgeError, NotAwaitableError
 from ._hub import Hub
 from ._introspect import await_chain, frame_place
 from ._pytest_native import NativeObjects
-from ._run import LoopFactoryArg, make_loop_factory
+from ._run import LoopFactoryArg, make_loop_factory, wind_down
 
 __all__ = ["ReentrantRunError", "TestRunner", "TestTimeoutError", "describe_task"]
 
@@ -262,35 +262,8 @@ class TestRunner:
 
     async def _wind_down(self) -> None:
         self._wound_down = True
-        closing = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not closing]
-        for task in tasks:
-            task.cancel()
         # a test abandoned at its timeout was already reported; it is not waited for again
-        tasks = [task for task in tasks if task not in self._abandoned]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.stop_timeout)
-            self.errors.extend(
-                {"message": f"bridges: {task!r} ignored cancellation at the end of {self.name}"}
-                for task in pending
-            )
-            self.errors.extend(
-                {"message": "bridges: a task raised while it was cancelled", "exception": exc}
-                for task in tasks
-                if task.done() and not task.cancelled()
-                for exc in [task.exception()]
-                if exc is not None
-            )
-        for step, what in (
-            (self.loop.shutdown_asyncgens, "async generators"),
-            (self.loop.shutdown_default_executor, "the default executor's threads"),
-        ):
-            try:
-                await asyncio.wait_for(step(), self.stop_timeout)
-            except asyncio.TimeoutError:
-                self.errors.append(
-                    {"message": f"bridges: gave up waiting for {what} after {self.stop_timeout:g}s"}
-                )
+        await wind_down(self.stop_timeout, self.errors.append, skip=self._abandoned)
 
     def _close_loop(self) -> None:
         try:
