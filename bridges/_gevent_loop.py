@@ -44,6 +44,7 @@ from greenlet import greenlet as _greenlet
 __all__ = ["AsyncioLoop", "RealThreadExecutor"]
 
 _switch = _greenlet.switch
+_new_object = object.__new__
 
 _READ = 1
 _WRITE = 2
@@ -57,6 +58,7 @@ _EPOLLHUP = 0x010
 _EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
 _EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
 _CALLBACK_CHECK_COUNT = 50
+_REPOLLS = 4
 _STARTED_PRUNE = 1024
 
 
@@ -78,15 +80,19 @@ def _core_events_sentinel() -> Any:
 class _Callback:
     """``ICallback``: a function that the hub greenlet runs on its next pass."""
 
-    __slots__ = ("args", "callback")
+    # ``pending`` is a plain attribute, not a property: gevent reads it on
+    # every greenlet start and link notification (and assigns it, too).
+    __slots__ = ("args", "callback", "pending")
 
     def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.callback: Callable[..., Any] | None = callback
         self.args: tuple[Any, ...] | None = args
+        self.pending = True
 
     def stop(self) -> None:
         self.callback = None
         self.args = None
+        self.pending = False
 
     close = stop
 
@@ -94,16 +100,13 @@ class _Callback:
         # gevent's convention: true while pending *or* running (args cleared after).
         return self.args is not None
 
-    @property
-    def pending(self) -> bool:
-        return self.callback is not None
-
     def _fire(self) -> None:
         callback = self.callback
         if callback is None:
             return
         args = self.args or ()
         self.callback = None
+        self.pending = False
         try:
             callback(*args)
         finally:
@@ -255,7 +258,19 @@ class _Io(_Watcher):
             self._active = True
             if self._ref:
                 loop._refs += 1
-        loop._io_start(self)
+        # The fast path, inline: a watcher this fd already knows, whose
+        # interest is already registered (the lazy registration kept).
+        entry = loop._fds.get(self.fd)
+        if entry is None or self not in entry.known:
+            entry = loop._io_first_start(self, entry)
+        watchers = entry.watchers
+        if self not in watchers:
+            watchers.append(self)
+        events = self.events
+        read = events & _READ and not entry.read_registered
+        write = events & _WRITE and not entry.write_registered
+        if read or write:
+            loop._register(self.fd, entry, bool(read), bool(write))
 
     def stop(self) -> None:
         if self._active:
@@ -264,8 +279,12 @@ class _Io(_Watcher):
             if self._ref:
                 loop._refs -= 1
             entry = loop._fds.get(self.fd)
-            if entry is not None and self in entry.watchers:
-                entry.watchers.remove(self)
+            if entry is not None:
+                # Not contextlib.suppress: three more calls on every EAGAIN.
+                try:  # noqa: SIM105
+                    entry.watchers.remove(self)
+                except ValueError:
+                    pass  # closing_fd() already dropped it
         self.callback = None
         self.args = ()
 
@@ -531,6 +550,7 @@ class AsyncioLoop:
         self._entered_from: _greenlet | None = None
         self.parked = self._hosted
         """True while the hub greenlet has handed control back to the asyncio side."""
+        self._switch_guard: tuple[dict[str, Any], Callable[[], Any]] | None = None
         self._pass_scheduled = False
         self._draining = False
         self._unwinding: BaseException | None = None
@@ -556,11 +576,17 @@ class AsyncioLoop:
     def run_callback(self, func: Callable[..., Any], *args: Any) -> _Callback:
         if not args and self._hosted:
             # gevent starts a greenlet with run_callback(glet.switch) and
-            # notifies links with run_callback(glet._notify_links).
+            # notifies links with run_callback(glet._notify_links); the
+            # latter mostly from the greenlet as it ends (running: skipped).
             owner = getattr(func, "__self__", None)
-            if isinstance(owner, _greenlet):
+            if isinstance(owner, _greenlet) and owner is not getcurrent():
                 self._greenlet_callback(owner)
-        callback = _Callback(func, args)
+        # _Callback(func, args) without the __init__ frame: gevent schedules
+        # one for every greenlet start and every link notification.
+        callback = _new_object(_Callback)
+        callback.callback = func
+        callback.args = args
+        callback.pending = True
         self._queue.append(callback)
         if not self._draining and not self._pass_scheduled and not self._destroyed:
             # Outside a pass (asyncio code, or before the hub started): ask
@@ -691,14 +717,37 @@ class AsyncioLoop:
         if not self._hosted:
             self._run_standalone(nowait or once)
             return
+        guard = self._switch_guard
+        namespace = guard[0] if guard is not None else {}
+        namespace.pop("switch", None)
         while True:
             self._pass()
             # Park: hand control back to the asyncio side until it enters again.
             back = self._entered_from
             self._entered_from = None
             self.parked = True
+            if guard is not None:
+                namespace["switch"] = guard[1]
             _switch(back)
             self.parked = False
+            namespace.pop("switch", None)
+
+    def guard_hub_switch(self, namespace: dict[str, Any], refuse: Callable[[], Any]) -> None:
+        """Hosted mode: while the hub is parked, its ``switch`` is ``refuse``.
+
+        gevent blocks a greenlet with ``hub.switch()``.  From the asyncio side
+        (the hub parked) that must fail instead of stalling the loop.  The
+        check is not a ``switch`` override, which would put a Python call on
+        every blocking call of every greenlet: ``refuse`` goes into the hub
+        instance's ``__dict__`` (``namespace``) when the hub parks and leaves
+        it when the hub is entered, once per pass.  gevent's compiled callers
+        (``Waiter.get``, ``wait_on_watcher``) look ``switch`` up on the
+        instance, so they see it (gevent 26.9; tests/test_gevent.py's
+        blocking-call tests fail if that changes).
+        """
+        self._switch_guard = (namespace, refuse)
+        if self.parked:
+            namespace["switch"] = refuse
 
     def _run_standalone(self, once: bool) -> None:
         aio = self._aio
@@ -791,6 +840,8 @@ class AsyncioLoop:
             return
         self._destroyed = True
         self.parked = True  # from now on every blocking call fails loudly
+        if self._switch_guard is not None:
+            self._switch_guard[0]["switch"] = self._switch_guard[1]
         for fd, entry in list(self._fds.items()):
             self._unregister(fd, entry)
         self._fds.clear()
@@ -845,6 +896,15 @@ class AsyncioLoop:
         self._queue.append(_Callback(func, args))
         self._enter_now()
 
+    def run_pending_from_asyncio(self) -> None:
+        """From asyncio code: run the hub's queued callbacks now, not on the next iteration.
+
+        Only on the asyncio side (the hub parked), and only when there is
+        something to run; from a greenlet the pass is already under way.
+        """
+        if self.parked and self._queue and not self._destroyed and self._hosted:
+            self._enter_now()
+
     def bind_hub(self, hub: _greenlet) -> None:
         """Hosted mode: the gevent hub greenlet that asyncio callbacks switch into."""
         self._hub_glet = hub
@@ -861,16 +921,42 @@ class AsyncioLoop:
         per_pass = self._per_pass
         self._draining = True
         try:
+            repolls = 0
             if self._poll_due:
                 self._poll_fds()
+                repolls = _REPOLLS
             if per_pass["prepare"]:
                 self._run_watchers(per_pass["prepare"])
             count = _CALLBACK_CHECK_COUNT
             deadline = 0.0
-            while queue:
+            while True:
+                if not queue:
+                    if not repolls or not self._repoll():
+                        break
+                    repolls -= 1
                 item = queue.popleft()
                 try:
-                    item._fire()
+                    # The two hot _fire()s inline: _Callback (every greenlet
+                    # start, switch and link notification) and _Io (every
+                    # ready fd), without a Python frame each.
+                    kind = item.__class__
+                    if kind is _Callback:
+                        callback = item.callback
+                        if callback is not None:
+                            item.callback = None
+                            item.pending = False
+                            try:
+                                callback(*item.args)
+                            finally:
+                                item.args = None
+                    elif kind is _Io and not item._pass_events:
+                        item._queued = False
+                        item._revents = 0
+                        callback = item.callback
+                        if callback is not None and item._active:
+                            callback(*item.args)
+                    else:
+                        item._fire()
                 except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
                     self._callback_failed(item)
                     if self._unwinding is not None:
@@ -897,6 +983,20 @@ class AsyncioLoop:
         if not self._hosted and self._idle_now():
             self._aio.stop()
 
+    def _repoll(self) -> bool:
+        """Poll the private epoll again before parking; True if it found work.
+
+        The greenlets just served usually made the next fds ready (a reply
+        sent, a peer answered): one ``epoll.poll(0)`` here serves them
+        without an asyncio iteration (its own ``select`` system call and
+        bookkeeping) in between.  At most ``_REPOLLS`` times per pass, and
+        only in passes that started with ready fds, so asyncio keeps its turn.
+        """
+        if self._destroyed:
+            return False
+        self._poll_fds()
+        return bool(self._queue)
+
     def _run_watchers(self, watchers: list[_Watcher]) -> None:
         for watcher in list(watchers):
             if not watcher._active:
@@ -919,20 +1019,6 @@ class AsyncioLoop:
         self._enter_now()
 
     # -- io: many gevent watchers per fd, registered lazily with asyncio ---
-
-    def _io_start(self, watcher: _Io) -> None:
-        fd = watcher.fd
-        entry = self._fds.get(fd)
-        if entry is None or watcher not in entry.known:
-            entry = self._io_first_start(watcher, entry)
-        watchers = entry.watchers
-        if watcher not in watchers:
-            watchers.append(watcher)
-        events = watcher.events
-        read = events & _READ and not entry.read_registered
-        write = events & _WRITE and not entry.write_registered
-        if read or write:
-            self._register(fd, entry, bool(read), bool(write))
 
     def _io_first_start(self, watcher: _Io, entry: _FdEntry | None) -> _FdEntry:
         if entry is None:
@@ -1088,6 +1174,7 @@ class AsyncioLoop:
     def _poll_fds(self) -> None:
         self._poll_due = False
         fds = self._fds
+        queue = self._queue
         for fd, mask in self._epoll.poll(0):
             entry = fds.get(fd)
             if entry is None:
@@ -1100,7 +1187,17 @@ class AsyncioLoop:
             event &= (_READ if entry.read_registered else 0) | (
                 _WRITE if entry.write_registered else 0
             )
-            idle = event & ~self._queue_io(entry, event)
+            # _queue_io, inline: this runs for every ready fd.
+            wanted = 0
+            for watcher in entry.watchers:
+                got = watcher.events & event
+                if got:
+                    wanted |= got
+                    watcher._revents |= got
+                    if not watcher._queued:
+                        watcher._queued = True
+                        queue.append(watcher)
+            idle = event & ~wanted
             if idle:
                 self._drop_idle_registration(fd, entry, idle)
 

@@ -97,8 +97,16 @@ def _blocking_message(loop: AsyncioLoop | None) -> str:
     )
 
 
-# gevent's own Hub.switch (runs the current greenlet's switch_out, then switches).
-_hub_switch = gevent.hub.Hub.switch
+class _RefuseSwitch:
+    """The parked hub's ``switch``: a blocking call from the asyncio side raises."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: AsyncioLoop) -> None:
+        self.loop = loop
+
+    def __call__(self) -> Any:
+        raise BlockingCallError(_blocking_message(self.loop))
 
 
 class _BridgeHub(gevent.hub.Hub):
@@ -109,15 +117,11 @@ class _BridgeHub(gevent.hub.Hub):
         self.bridges_hub = bridges_hub
         self.name = "bridges"
         self.unreceived = _Unreceived(bridges_hub, loop)
-
-    def switch(self) -> Any:
         # gevent calls hub.switch() to block the current greenlet.  While the
         # hub greenlet is parked, the caller is on the asyncio side, which
-        # cannot be suspended without stalling the loop: fail loudly instead.
-        loop = self.loop
-        if loop is None or loop.parked:
-            raise BlockingCallError(_blocking_message(loop))
-        return _hub_switch(self)
+        # cannot be suspended without stalling the loop: the loop swaps in
+        # a _RefuseSwitch then, so that the blocking call fails loudly.
+        loop.guard_hub_switch(self.__dict__, _RefuseSwitch(loop))
 
     def handle_system_error(self, type: Any, value: Any, tb: Any = None) -> None:
         # gevent throws KeyboardInterrupt/SystemExit into the hub's parent and
@@ -561,8 +565,21 @@ def _kill_greenlet(glet: Greenlet) -> None:
 
 
 def _from_greenlet(glet: Greenlet) -> asyncio.Future[Any]:
-    """A gevent Greenlet as a future: result, the same exception, kill <-> cancel."""
-    return _link_future(glet, _settle_from_greenlet, _kill_greenlet)
+    """A gevent Greenlet as a future: result, the same exception, kill <-> cancel.
+
+    Awaiting a greenlet that has not run yet is asyncio's ``join()``: as
+    native gevent's ``join`` switches to the hub at once, the hub's pending
+    work (the greenlet's start among it) runs now, in this loop iteration.
+    A greenlet that does not block is then already finished, and the
+    awaiting coroutine goes on without a loop iteration for the start and
+    another for its own wake-up (benchmarks/bench_gevent.py ``spawn``).
+    """
+    future = _link_future(glet, _settle_from_greenlet, _kill_greenlet)
+    if glet.gr_frame is None and not future.done():
+        hub = glet.parent
+        if isinstance(hub, _BridgeHub) and hub.loop is not None:
+            hub.loop.run_pending_from_asyncio()
+    return future
 
 
 def _settle_from_async_result(

@@ -51,6 +51,33 @@ def test_awaiting_a_greenlet_returns_the_same_result_object() -> None:
     assert run(main) is payload
 
 
+def test_awaiting_an_unstarted_greenlet_runs_it_at_once_as_gevent_join_does() -> None:
+    async def main() -> list[str]:
+        order: list[str] = []
+        asyncio.get_running_loop().call_soon(order.append, "loop callback")
+        await bridges.awaitable(gevent.spawn(order.append, "greenlet"))
+        order.append("awaited")
+        await asyncio.sleep(0)
+        return order
+
+    assert run(main) == ["greenlet", "awaited", "loop callback"]
+
+
+def test_awaiting_an_unstarted_greenlet_that_blocks_waits_for_it() -> None:
+    async def main() -> str:
+        event = gevent.event.Event()
+
+        def blocked() -> str:
+            event.wait()
+            return "woken"
+
+        glet = gevent.spawn(blocked)
+        asyncio.get_running_loop().call_later(0.01, event.set)
+        return await bridges.awaitable(glet)  # type: ignore[no-any-return]
+
+    assert run(main) == "woken"
+
+
 def test_awaiting_a_failed_greenlet_raises_the_same_exception_with_its_frames() -> None:
     error = Boom("from the greenlet")
 
@@ -191,6 +218,17 @@ def test_a_gevent_blocking_call_in_a_coroutine_raises_instead_of_stalling_the_lo
             gevent.sleep(0.01)
         with pytest.raises(bg.BlockingCallError):
             gevent.spawn(gevent.sleep, 1).join()
+        return "loop still runs"
+
+    assert run(main) == "loop still runs"
+
+
+def test_waiting_on_a_gevent_event_in_a_coroutine_raises_instead_of_stalling_the_loop() -> None:
+    async def main() -> str:
+        with pytest.raises(bg.BlockingCallError):
+            gevent.event.Event().wait(0.01)
+        with pytest.raises(bg.BlockingCallError):
+            gevent.event.AsyncResult().get(timeout=0.01)
         return "loop still runs"
 
     assert run(main) == "loop still runs"
@@ -642,6 +680,33 @@ def test_a_gevent_event_set_from_another_os_thread_wakes_the_awaiting_task() -> 
         return result
 
     assert run(main) is True
+
+
+def test_greenlets_busy_on_sockets_leave_asyncio_tasks_their_turns() -> None:
+    async def main() -> int:
+        left, right = gevent.socket.socketpair()
+        stop = gevent.event.Event()
+
+        def bounce(sock: Any, first: bool) -> None:
+            if first:
+                sock.sendall(b"x")
+            while not stop.is_set():
+                if not sock.recv(1):
+                    return
+                sock.sendall(b"x")
+
+        players = [gevent.spawn(bounce, left, True), gevent.spawn(bounce, right, False)]
+        turns = 0
+        for _ in range(200):
+            await asyncio.sleep(0)
+            turns += 1
+        stop.set()
+        await bridges.awaitable(gevent.spawn(gevent.killall, players))
+        left.close()
+        right.close()
+        return turns
+
+    assert run(main) == 200
 
 
 def test_nothing_is_lost_with_thousands_of_crossings_in_both_directions() -> None:
