@@ -16,6 +16,7 @@ response is checked.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import time
 from typing import Any, Callable
+
+from _harness import Row, add_report_options, emit, summarise
 
 REPS = 5
 ROUND_TRIPS = 4000
@@ -203,8 +206,15 @@ def hub_await_fresh_greenlet(loop_factory: str | None) -> float:
 
 
 def interleave(
-    label: str, baseline: Callable[[], float], candidate: Callable[[], float], target: str
-) -> None:
+    label: str,
+    baseline: Callable[[], float],
+    candidate: Callable[[], float],
+    target: str,
+    *,
+    baseline_name: str,
+    target_ratio: float | None = None,
+    target_us: float | None = None,
+) -> Row:
     base_values, cand_values, ratios = [], [], []
     baseline()
     candidate()  # warm-up: imports, first frames
@@ -218,44 +228,75 @@ def interleave(
         f"  {label:<52} {statistics.median(cand_values):7.2f} µs vs "
         f"{statistics.median(base_values):7.2f} µs  ratio {median_ratio(ratios)}  [{target}]"
     )
+    row = summarise(
+        benchmark="gevent",
+        case=label,
+        unit="µs",
+        higher_is_better=False,
+        baseline_name=baseline_name,
+        baselines=base_values,
+        ours=cand_values,
+        target=target,
+        target_ratio=target_ratio,
+    )
+    if target_us is not None:
+        row.meets_target = row.ours <= target_us
+    return row
 
 
-def bench_roundtrip() -> None:
+def bench_roundtrip() -> list[Row]:
+    rows = []
     print(
         "Round trips (µs per round trip, CPU time of this thread; "
         "ratio = hub / baseline; lower is better)"
     )
     for kind in loop_kinds():
         name = kind or "asyncio"
-        interleave(
-            f"coroutine awaits AsyncResult set by greenlet [{name}]",
-            lambda kind=kind: asyncio_round_trip(kind),
-            lambda kind=kind: coroutine_awaits_greenlet(kind),
-            "target <= 15 µs",
+        rows.append(
+            interleave(
+                f"coroutine awaits AsyncResult set by greenlet [{name}]",
+                lambda kind=kind: asyncio_round_trip(kind),
+                lambda kind=kind: coroutine_awaits_greenlet(kind),
+                "<= 15 µs",
+                baseline_name="plain asyncio future round trip",
+                target_us=15,
+            )
         )
-        interleave(
-            f"greenlet bg.wait on asyncio future [{name}]",
-            lambda kind=kind: asyncio_round_trip(kind),
-            lambda kind=kind: greenlet_waits_on_asyncio(kind),
-            "target <= 15 µs",
+        rows.append(
+            interleave(
+                f"greenlet bg.wait on asyncio future [{name}]",
+                lambda kind=kind: asyncio_round_trip(kind),
+                lambda kind=kind: greenlet_waits_on_asyncio(kind),
+                "<= 15 µs",
+                baseline_name="plain asyncio future round trip",
+                target_us=15,
+            )
         )
-    interleave(
-        "native gevent AsyncResult ping-pong vs hub [asyncio]",
-        native_gevent_round_trip,
-        lambda: coroutine_awaits_greenlet(None),
-        "reference",
+    rows.append(
+        interleave(
+            "native gevent AsyncResult ping-pong vs hub [asyncio]",
+            native_gevent_round_trip,
+            lambda: coroutine_awaits_greenlet(None),
+            "",
+            baseline_name="native gevent ping-pong",
+        )
     )
+    return rows
 
 
-def bench_spawn() -> None:
+def bench_spawn() -> list[Row]:
     print("Awaiting a freshly spawned greenlet vs native gevent spawn+join (µs per spawn)")
-    for kind in loop_kinds():
+    return [
         interleave(
             f"await awaitable(gevent.spawn(f)) [{kind or 'asyncio'}]",
             native_spawn_join,
             lambda kind=kind: hub_await_fresh_greenlet(kind),
-            "target <= 1.5x",
+            "cost <= 1.5x native spawn+join",
+            baseline_name="native spawn+join",
+            target_ratio=1 / 1.5,
         )
+        for kind in loop_kinds()
+    ]
 
 
 def hub_run_and_stop(frameworks: list[str]) -> float:
@@ -274,20 +315,22 @@ def hub_run_and_stop(frameworks: list[str]) -> float:
     return (time.perf_counter() - start) / STOPS * 1e6
 
 
-def bench_stop() -> None:
+def bench_stop() -> Row:
     print(
         "A bridges.run with gevent (attach, main, stop killing one greenlet) vs a hub with "
         f"no framework, with {HEAP_OBJECTS:,} objects on the heap as in a test session "
         "(µs per run, wall time)"
     )
     heap = [{"i": i} for i in range(HEAP_OBJECTS)]
-    interleave(
-        "bridges.run(frameworks=['gevent']) [asyncio]",
+    row = interleave(
+        "bridges.run(frameworks=['gevent']), a big heap [asyncio]",
         lambda: hub_run_and_stop([]),
         lambda: hub_run_and_stop(["gevent"]),
-        "per-test cost",
+        "",
+        baseline_name="a hub with no framework",
     )
     del heap
+    return row
 
 
 # -- servers in a subprocess -------------------------------------------------------
@@ -410,12 +453,13 @@ def measure_server(mode: str, kind: str) -> float:
             proc.wait()
 
 
-def bench_servers(kind: str) -> None:
+def bench_servers(kind: str) -> list[Row]:
     what = "StreamServer echo, 50 conns x 64 B" if kind == "echo" else "pywsgi, 20 keep-alive conns"
     print(f"{what}: server CPU µs per round trip; ratio = native / hub (>= 0.9 is the target)")
     modes = ["asyncio", "uvloop"] if _has_uvloop() else ["asyncio"]
     if kind == "echo":
         modes.append("asyncio-per-fd")
+    rows = []
     for mode in modes:
         native_values, hub_values, ratios = [], [], []
         for _ in range(REPS):
@@ -428,24 +472,53 @@ def bench_servers(kind: str) -> None:
             f"  hub on {mode:<14} {statistics.median(hub_values):7.1f} µs vs native libev "
             f"{statistics.median(native_values):7.1f} µs  throughput ratio {median_ratio(ratios)}"
         )
+        rows.append(
+            summarise(
+                benchmark="gevent",
+                case=f"{what}, server CPU [{mode}]",
+                unit="µs/round trip",
+                higher_is_better=False,
+                baseline_name="native libev hub",
+                baselines=native_values,
+                ours=hub_values,
+                target=">= 0.9x native",
+                target_ratio=0.9,
+            )
+        )
+    return rows
 
 
 def main(argv: list[str]) -> None:
+    global REPS
     if argv[:1] == ["--serve"]:
         serve(argv[1], argv[2])
         return
-    chosen = argv or ["roundtrip", "spawn", "stop", "echo", "wsgi"]
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("parts", nargs="*", help=f"which to run (default all): {', '.join(PARTS)}")
+    add_report_options(parser)
+    args = parser.parse_args(argv)
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    args.parts = args.parts or list(PARTS)
+    if args.quick:
+        REPS = 3
     print(f"Python {sys.version.split()[0]}, {REPS} interleaved repetitions, medians")
-    if "roundtrip" in chosen:
-        bench_roundtrip()
-    if "spawn" in chosen:
-        bench_spawn()
-    if "stop" in chosen:
-        bench_stop()
-    if "echo" in chosen:
-        bench_servers("echo")
-    if "wsgi" in chosen:
-        bench_servers("wsgi")
+    rows: list[Row] = []
+    if "roundtrip" in args.parts:
+        rows += bench_roundtrip()
+    if "spawn" in args.parts:
+        rows += bench_spawn()
+    if "stop" in args.parts:
+        rows.append(bench_stop())
+    if "echo" in args.parts:
+        rows += bench_servers("echo")
+    if "wsgi" in args.parts:
+        rows += bench_servers("wsgi")
+    emit(rows, args.report)
+
+
+PARTS = ("roundtrip", "spawn", "stop", "echo", "wsgi")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ def _chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
     except ImportError:
         print("matplotlib is not installed: no chart (pip install matplotlib)", file=sys.stderr)
         return None
+    rows = [row for row in rows if row["target"]]  # the chart shows what has a target
     labels = [f"{row['benchmark']}: {row['case']}" for row in rows]
     ratios = [row["ratio"] for row in rows]
     errors = [
@@ -168,8 +169,12 @@ def _chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
     figure, axes = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
     axes.barh(labels, ratios, xerr=errors, color=colors)
     axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xscale("log")  # 0.5x and 30x both stay readable
     axes.invert_yaxis()
-    axes.set_xlabel("ratio to the native baseline (higher is faster; green meets its target)")
+    axes.set_xlabel(
+        "ratio to the native baseline, log scale\n"
+        "(higher is faster; green meets its DESIGN.md target)"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
