@@ -59,6 +59,15 @@ def median_ratio(ratios: list[float]) -> str:
 # -- in-process round trips ------------------------------------------------------
 
 
+async def resolve_in_turn(queue: asyncio.Queue[asyncio.Future[int]]) -> None:
+    """The resolving side of a round trip: set each future put on ``queue``, in turn."""
+    i = 0
+    while True:
+        fut = await queue.get()
+        fut.set_result(i)
+        i += 1
+
+
 def asyncio_round_trip(loop_factory: str | None) -> float:
     """Plain asyncio: a task resolves the future another task awaits (µs per trip)."""
     import bridges
@@ -67,14 +76,7 @@ def asyncio_round_trip(loop_factory: str | None) -> float:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
 
-        async def resolver() -> None:
-            i = 0
-            while True:
-                fut = await queue.get()
-                fut.set_result(i)
-                i += 1
-
-        task = asyncio.ensure_future(resolver())
+        task = asyncio.ensure_future(resolve_in_turn(queue))
         start = time.thread_time()
         for _ in range(ROUND_TRIPS):
             fut = loop.create_future()
@@ -127,14 +129,7 @@ def greenlet_waits_on_asyncio(loop_factory: str | None) -> float:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
 
-        async def resolver() -> None:
-            i = 0
-            while True:
-                fut = await queue.get()
-                fut.set_result(i)
-                i += 1
-
-        task = asyncio.ensure_future(resolver())
+        task = asyncio.ensure_future(resolve_in_turn(queue))
 
         def waiter() -> float:
             start = time.thread_time()
