@@ -68,6 +68,14 @@ async def resolve_in_turn(queue: asyncio.Queue[asyncio.Future[int]]) -> None:
         i += 1
 
 
+def set_in_turn(queue: Any) -> None:
+    """The greenlet side of a round trip: set each AsyncResult put on ``queue``, in turn."""
+    i = 0
+    while True:
+        queue.get().set(i)
+        i += 1
+
+
 def asyncio_round_trip(loop_factory: str | None) -> float:
     """Plain asyncio: a task resolves the future another task awaits (µs per trip)."""
     import bridges
@@ -99,13 +107,7 @@ def coroutine_awaits_greenlet(loop_factory: str | None) -> float:
     async def main() -> float:
         queue: gevent.queue.Queue[gevent.event.AsyncResult] = gevent.queue.Queue()
 
-        def setter() -> None:
-            i = 0
-            while True:
-                queue.get().set(i)
-                i += 1
-
-        glet = gevent.spawn(setter)
+        glet = gevent.spawn(set_in_turn, queue)
         start = time.thread_time()
         for _ in range(ROUND_TRIPS):
             result = gevent.event.AsyncResult()
@@ -154,13 +156,7 @@ def native_gevent_round_trip() -> float:
 
     queue: gevent.queue.Queue[gevent.event.AsyncResult] = gevent.queue.Queue()
 
-    def setter() -> None:
-        i = 0
-        while True:
-            queue.get().set(i)
-            i += 1
-
-    glet = gevent.spawn(setter)
+    glet = gevent.spawn(set_in_turn, queue)
     start = time.thread_time()
     for _ in range(ROUND_TRIPS):
         result = gevent.event.AsyncResult()

@@ -1,4 +1,4 @@
-"""What every step's ``--self-test`` checks: two real HTTP requests and their answers.
+"""What the steps share: their command line, and what ``--self-test`` checks.
 
 The client is ``urllib`` in a worker thread, so it shares nothing with the
 event loop of the service it tests.
@@ -6,10 +6,22 @@ event loop of the service it tests.
 
 from __future__ import annotations
 
+import argparse
 import json
 import urllib.error
 import urllib.request
 from typing import Any
+
+
+def options(doc: str | None) -> tuple[int, bool]:
+    """The steps' command line: ``--port N`` to serve on, or ``--self-test`` on a free port."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--self-test", action="store_true", help="serve on a free port, check, exit"
+    )
+    args = parser.parse_args()
+    return (0 if args.self_test else args.port), args.self_test
 
 
 def fetch(url: str) -> tuple[int, dict[str, Any]]:

@@ -6,7 +6,6 @@ python step4_old_calls_new.py --self-test
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from typing import Any
@@ -55,16 +54,9 @@ async def serve(port: int, self_test: bool) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--self-test", action="store_true", help="serve on a free port, check, exit"
-    )
-    args = parser.parse_args()
+    port, self_test = selftest.options(__doc__)
     try:
-        ok = bridges.run(
-            serve, 0 if args.self_test else args.port, args.self_test, frameworks=["twisted"]
-        )
+        ok = bridges.run(serve, port, self_test, frameworks=["twisted"])
     except KeyboardInterrupt:
         return 0
     return 0 if ok is not False else 1
