@@ -36,6 +36,8 @@ import sys
 import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from fcntl import F_GETFD as _F_GETFD
+from fcntl import fcntl as _fcntl
 from typing import Any, Callable, Deque
 
 from greenlet import getcurrent
@@ -48,6 +50,8 @@ _new_object = object.__new__
 
 _READ = 1
 _WRITE = 2
+# libev's EV_ERROR as gevent passes it (a C int): an fd the poller refused.
+_EV_ERROR = -0x80000000
 _EPOLLIN = 0x001
 _EPOLLPRI = 0x002
 _EPOLLOUT = 0x004
@@ -57,6 +61,13 @@ _EPOLLHUP = 0x010
 # greenlet's next call sees the error.
 _EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
 _EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+_EPOLL_REPORTED = _EPOLLIN | _EPOLLPRI | _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+_EVENTS_OF_EPOLL_MASK = tuple(
+    (_READ if mask & _EPOLL_READABLE else 0) | (_WRITE if mask & _EPOLL_WRITABLE else 0)
+    for mask in range(_EPOLL_REPORTED + 1)
+)
+_EPOLL_MASK_OF_EVENTS = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
+_BOUND_PRUNE = 8
 _CALLBACK_CHECK_COUNT = 50
 _REPOLLS = 4
 _STARTED_PRUNE = 1024
@@ -223,6 +234,7 @@ class _Io(_Watcher):
         self.events = events
         self._pass_events = False
         self._revents = 0
+        self._entry = _UNBOUND
 
     @property
     def events_str(self) -> str:
@@ -240,7 +252,10 @@ class _Io(_Watcher):
         else:
             callback(*self.args)
 
-    # start/stop run on every EAGAIN of every gevent socket: kept flat.
+    # start/stop run on every EAGAIN of every gevent socket (libev does them
+    # in C): in the common case they only flip flags.  The watcher stays
+    # bound to its fd's entry while stopped, so that starting it again finds
+    # the registration in place (see AsyncioLoop._io_start).
 
     def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if callback is None:
@@ -249,42 +264,23 @@ class _Io(_Watcher):
             self._pass_events = bool(kwargs.get("pass_events"))
             if self._pass_events:
                 args = (_CORE_EVENTS, *args)
-        else:
+        elif self._pass_events:
             self._pass_events = False
         self.callback = callback
         self.args = args
-        loop = self.loop
         if not self._active:
             self._active = True
             if self._ref:
-                loop._refs += 1
-        # The fast path, inline: a watcher this fd already knows, whose
-        # interest is already registered (the lazy registration kept).
-        entry = loop._fds.get(self.fd)
-        if entry is None or self not in entry.known:
-            entry = loop._io_first_start(self, entry)
-        watchers = entry.watchers
-        if self not in watchers:
-            watchers.append(self)
+                self.loop._refs += 1
         events = self.events
-        read = events & _READ and not entry.read_registered
-        write = events & _WRITE and not entry.write_registered
-        if read or write:
-            loop._register(self.fd, entry, bool(read), bool(write))
+        if self._entry.mask & events != events:
+            self.loop._io_start(self)
 
     def stop(self) -> None:
         if self._active:
             self._active = False
-            loop = self.loop
             if self._ref:
-                loop._refs -= 1
-            entry = loop._fds.get(self.fd)
-            if entry is not None:
-                # Not contextlib.suppress: three more calls on every EAGAIN.
-                try:  # noqa: SIM105
-                    entry.watchers.remove(self)
-                except ValueError:
-                    pass  # closing_fd() already dropped it
+                self.loop._refs -= 1
         self.callback = None
         self.args = ()
 
@@ -495,16 +491,25 @@ class _Stat(_Watcher):
 
 
 class _FdEntry:
-    """Per-fd state: gevent may have many watchers on one fd, asyncio one reader/writer."""
+    """Per-fd state: gevent may have many watchers on one fd, the poller one registration.
 
-    __slots__ = ("in_epoll", "known", "read_registered", "watchers", "write_registered")
+    ``watchers`` are the watchers bound to this entry, started or not (each
+    has ``_entry`` pointing here); ``mask`` is the registered interest
+    (``_READ | _WRITE`` bits), kept while nobody waits and dropped when the
+    fd turns out ready for no one.
+    """
+
+    __slots__ = ("in_epoll", "mask", "watchers")
 
     def __init__(self) -> None:
         self.watchers: list[_Io] = []
-        self.known: list[_Io] = []
+        self.mask = 0
         self.in_epoll = False
-        self.read_registered = False
-        self.write_registered = False
+
+
+# The entry of every watcher not bound to a live one: it registers nothing,
+# so starting such a watcher always takes the slow path.
+_UNBOUND = _FdEntry()
 
 
 class AsyncioLoop:
@@ -539,6 +544,10 @@ class AsyncioLoop:
         self._queue: Deque[Any] = deque()
         self._per_pass: dict[str, list[_Watcher]] = {"prepare": [], "check": [], "idle": []}
         self._fds: dict[int, _FdEntry] = {}
+        self._closing: set[int] = set()
+        """fds whose close gevent deferred to a check watcher (``closing_fd`` returned True)."""
+        self._deferred: list[_Io] = []
+        """Watchers started on a closing fd: registered after the pass that closes it."""
         self._epoll: Any = _new_epoll()
         self._epoll_watched = False
         self._poll_due = False
@@ -653,6 +662,9 @@ class AsyncioLoop:
     # -- ILoop: watchers ----------------------------------------------------
 
     def io(self, fd: int, events: int, ref: bool = True, priority: Any = None) -> _Io:
+        # ILoop: an invalid fd raises EBADF here, as libev's io does (gevent's
+        # selectors turn that into "Invalid file descriptor").
+        _fcntl(fd, _F_GETFD)
         return _Io(self, fd, events, ref, priority)
 
     def timer(
@@ -679,6 +691,10 @@ class AsyncioLoop:
         return _Async(self, ref, priority)
 
     def child(self, pid: int, trace: int = 0, ref: bool = True) -> _Child:
+        if not self.default and not self._hosted:
+            # A gevent hub of another thread: SIGCHLD is the main thread's.
+            # gevent.subprocess expects libev's TypeError and message.
+            raise TypeError("child watchers are only available on the default loop")
         return _Child(self, pid, trace, ref)
 
     def stat(
@@ -699,12 +715,14 @@ class AsyncioLoop:
             return False
         self._unregister(fd, entry)
         woken = False
-        for watcher in entry.watchers:
+        for watcher in self._unbind_all(entry):
             if watcher._active:
                 watcher._revents |= watcher.events
                 self._queue_fire(watcher)
                 woken = True
         if woken:
+            # gevent closes the fd in a check watcher, at the end of a pass.
+            self._closing.add(fd)
             self._schedule_pass()
         return woken
 
@@ -844,6 +862,7 @@ class AsyncioLoop:
             self._switch_guard[0]["switch"] = self._switch_guard[1]
         for fd, entry in list(self._fds.items()):
             self._unregister(fd, entry)
+            self._unbind_all(entry)
         self._fds.clear()
         if self._epoll is not None:
             if self._epoll_watched and not self._aio.is_closed():
@@ -978,6 +997,8 @@ class AsyncioLoop:
                 self._run_watchers(per_pass["idle"])
         finally:
             self._draining = False
+        if self._closing:
+            self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
             self._schedule_pass()
         if not self._hosted and self._idle_now():
@@ -1018,41 +1039,113 @@ class AsyncioLoop:
             watcher._sent = False
         self._enter_now()
 
-    # -- io: many gevent watchers per fd, registered lazily with asyncio ---
+    # -- io: many gevent watchers per fd, registered lazily -----------------
 
-    def _io_first_start(self, watcher: _Io, entry: _FdEntry | None) -> _FdEntry:
+    def _io_start(self, watcher: _Io) -> None:
+        """The slow path of ``_Io.start``: bind the watcher, register what is missing."""
+        if watcher.fd in self._closing:
+            # The fd is closed at the end of this pass.  Registering it now
+            # would be dropped by the kernel at that close, silently; libev
+            # registers at its next poll and so reports the closed fd to the
+            # watcher (gevent's select.poll turns that into POLLNVAL).
+            self._deferred.append(watcher)
+            if not self._draining:
+                self._schedule_pass()
+            return
+        try:
+            self._bind_and_register(watcher)
+        except BaseException:
+            watcher.stop()
+            raise
+
+    def _bind_and_register(self, watcher: _Io) -> None:
+        fd = watcher.fd
+        entry = self._fds.get(fd)
         if entry is None:
-            entry = self._fds[watcher.fd] = _FdEntry()
-        elif not entry.watchers:
-            # A watcher we have not seen on this fd: if the fd was closed
-            # without closing_fd() and its number reused, the registration we
-            # kept points at the old file, which epoll has already forgotten.
-            # Register afresh unless the registration is in live use.
-            self._unregister(watcher.fd, entry)
-        entry.known.append(watcher)
-        return entry
+            entry = self._fds[fd] = _FdEntry()
+        try:
+            if watcher._entry is not entry:
+                self._bind(watcher, entry)
+            missing = watcher.events & ~entry.mask
+            if missing:
+                self._register(fd, entry, missing)
+        except BaseException:
+            if not entry.mask and not self._waited_on(entry):
+                self._forget(fd, entry)
+            raise
 
-    def _register(self, fd: int, entry: _FdEntry, read: bool, write: bool) -> None:
+    def _register_deferred(self) -> None:
+        """After the pass that closed the fds in ``_closing``: register what waited for it."""
+        self._closing.clear()
+        deferred, self._deferred = self._deferred, []
+        for watcher in deferred:
+            if not watcher._active:
+                continue
+            try:
+                self._bind_and_register(watcher)
+            except OSError:
+                # libev's answer to an fd the poller refuses: the watcher
+                # fires with EV_ERROR, and the greenlet's next call sees why.
+                watcher._revents |= _EV_ERROR | watcher.events
+                self._queue_fire(watcher)
+                self._schedule_pass()
+
+    def _bind(self, watcher: _Io, entry: _FdEntry) -> None:
+        if not self._waited_on(entry):
+            # Nobody waits on this fd: if it was closed without closing_fd()
+            # and its number reused, the registration we kept points at the
+            # old file, which epoll has already forgotten.  Register afresh,
+            # and let go of the watchers bound so far.
+            self._unregister(watcher.fd, entry)
+            self._unbind_all(entry)
+        elif len(entry.watchers) >= _BOUND_PRUNE:
+            # A watcher per wait (gevent.socket.wait_read) beside one that
+            # always waits: drop the stopped ones rather than keep them all.
+            kept = []
+            for bound in entry.watchers:
+                if bound._active:
+                    kept.append(bound)
+                else:
+                    bound._entry = _UNBOUND
+            entry.watchers = kept
+        entry.watchers.append(watcher)
+        watcher._entry = entry
+
+    @staticmethod
+    def _waited_on(entry: _FdEntry) -> bool:
+        return any(watcher._active for watcher in entry.watchers)
+
+    @staticmethod
+    def _unbind_all(entry: _FdEntry) -> list[_Io]:
+        """Unbind ``entry``'s watchers; return them."""
+        watchers, entry.watchers = entry.watchers, []
+        for watcher in watchers:
+            watcher._entry = _UNBOUND
+        return watchers
+
+    def _forget(self, fd: int, entry: _FdEntry) -> None:
+        if self._fds.get(fd) is entry:
+            del self._fds[fd]
+        self._unbind_all(entry)
+
+    def _register(self, fd: int, entry: _FdEntry, events: int) -> None:
         if self._epoll is not None:
-            before = entry.read_registered, entry.write_registered
-            entry.read_registered = entry.read_registered or read
-            entry.write_registered = entry.write_registered or write
+            before = entry.mask
+            entry.mask |= events
             try:
                 self._epoll_sync(fd, entry)
             except BaseException:
-                entry.read_registered, entry.write_registered = before
+                entry.mask = before
                 raise
             return
-        if read:
-            self._add(fd, True)
-            entry.read_registered = True
-        if write:
-            self._add(fd, False)
-            entry.write_registered = True
+        for event in (_READ, _WRITE):
+            if events & event:
+                self._add(fd, event)
+                entry.mask |= event
 
-    def _add(self, fd: int, read: bool) -> None:
+    def _add(self, fd: int, event: int) -> None:
         registry = self._fd_registry
-        event = _READ if read else _WRITE
+        read = event == _READ
         try:
             if registry is not None:
                 (registry.add_reader if read else registry.add_writer)(
@@ -1066,46 +1159,39 @@ class AsyncioLoop:
             # asyncio refuses a closed fd with ValueError; gevent expects EBADF.
             raise OSError(errno.EBADF, f"bad file descriptor {fd}: {exc}") from exc
 
-    def _remove(self, fd: int, read: bool) -> None:
+    def _remove(self, fd: int, event: int) -> None:
         registry = self._fd_registry
         if self._aio.is_closed():
             return
+        read = event == _READ
         if registry is not None:
             (registry.remove_reader if read else registry.remove_writer)(fd, owner="gevent")
         else:
             (self._aio.remove_reader if read else self._aio.remove_writer)(fd)
 
-    def _unregister(self, fd: int, entry: _FdEntry) -> None:
+    def _unregister(self, fd: int, entry: _FdEntry, events: int = _READ | _WRITE) -> None:
+        """Drop ``events`` from ``fd``'s registration."""
+        dropped = entry.mask & events
+        entry.mask &= ~events
         if self._epoll is not None:
-            entry.read_registered = entry.write_registered = False
             self._epoll_sync(fd, entry)
             return
-        if entry.read_registered:
-            entry.read_registered = False
-            self._remove(fd, True)
-        if entry.write_registered:
-            entry.write_registered = False
-            self._remove(fd, False)
+        for event in (_READ, _WRITE):
+            if dropped & event:
+                self._remove(fd, event)
 
-    def _drop_idle_registration(self, fd: int, entry: _FdEntry, event: int) -> None:
-        if event & _READ:
-            entry.read_registered = False
-        if event & _WRITE:
-            entry.write_registered = False
-        if self._epoll is not None:
-            self._epoll_sync(fd, entry)
-        else:
-            self._remove(fd, event == _READ)
-        if not entry.read_registered and not entry.write_registered and not entry.watchers:
-            del self._fds[fd]
+    def _drop_idle_registration(self, fd: int, entry: _FdEntry, events: int) -> None:
+        self._unregister(fd, entry, events)
+        if not entry.mask and not self._waited_on(entry):
+            self._forget(fd, entry)
 
     def _queue_io(self, entry: _FdEntry, event: int) -> int:
-        """Queue the watchers of ``entry`` that wait for ``event``; return the events wanted."""
+        """Queue the started watchers waiting for ``event``; return the events they want."""
         wanted = 0
         queue = self._queue
         for watcher in entry.watchers:
             got = watcher.events & event
-            if got:
+            if got and watcher._active:
                 wanted |= got
                 watcher._revents |= got
                 if not watcher._queued:
@@ -1133,9 +1219,7 @@ class AsyncioLoop:
     # instead of asyncio's per-fd Python bookkeeping (see docs/gevent.md).
 
     def _epoll_sync(self, fd: int, entry: _FdEntry) -> None:
-        mask = (_EPOLLIN if entry.read_registered else 0) | (
-            _EPOLLOUT if entry.write_registered else 0
-        )
+        mask = _EPOLL_MASK_OF_EVENTS[entry.mask]
         epoll = self._epoll
         if not mask:
             if entry.in_epoll:
@@ -1181,17 +1265,12 @@ class AsyncioLoop:
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(fd)
                 continue
-            event = (_READ if mask & _EPOLL_READABLE else 0) | (
-                _WRITE if mask & _EPOLL_WRITABLE else 0
-            )
-            event &= (_READ if entry.read_registered else 0) | (
-                _WRITE if entry.write_registered else 0
-            )
+            event = _EVENTS_OF_EPOLL_MASK[mask & _EPOLL_REPORTED] & entry.mask
             # _queue_io, inline: this runs for every ready fd.
             wanted = 0
             for watcher in entry.watchers:
                 got = watcher.events & event
-                if got:
+                if got and watcher._active:
                     wanted |= got
                     watcher._revents |= got
                     if not watcher._queued:
@@ -1265,25 +1344,42 @@ class AsyncioLoop:
             self._sigchld.stop()
 
     def _reap(self) -> None:
+        """SIGCHLD, or a child watcher just started: reap the watched children that exited.
+
+        Children are reaped by pid, so that asyncio's own subprocesses are
+        left to asyncio.  As in libev, a ``child(0)`` watcher (gevent's
+        ``waitpid(-1)``) also sees each watched child reaped here, and
+        otherwise reaps any one child; the next one in a later call, while
+        such a watcher is still started.
+        """
         waitpid = _original("os", "waitpid")
-        woken = False
-        for pid in list(self._children):
-            watchers = self._children.get(pid)
-            if not watchers:
-                continue
+        reaped = False
+        for pid in [pid for pid in self._children if pid > 0]:
             try:
-                rpid, status = waitpid(pid if pid > 0 else -1, os.WNOHANG)
+                rpid, status = waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 continue
-            if rpid == 0:
-                continue
-            for watcher in list(watchers):
+            if rpid:
+                self._child_exited(rpid, status)
+                reaped = True
+        if not reaped and self._children.get(0):
+            try:
+                rpid, status = waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if rpid:
+                self._child_exited(rpid, status)
+                reaped = True
+        if reaped and self._children.get(0):
+            self._aio.call_soon(self._reap)
+
+    def _child_exited(self, rpid: int, status: int) -> None:
+        for pid in (rpid, 0):
+            for watcher in self._children.get(pid, ()):
                 watcher.rpid = rpid
                 watcher.rstatus = status
                 self._queue_fire(watcher)
-                woken = True
-        if woken:
-            self._schedule_pass()
+        self._schedule_pass()
 
 
 _CORE_EVENTS = _core_events_sentinel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import socket
 import traceback
 from typing import Any
@@ -646,6 +647,142 @@ def test_a_reused_fd_is_watched_again_after_a_socket_was_detached_without_closin
         return await bridges.awaitable(gevent.spawn(scenario))
 
     assert run(main) == b"x"
+
+
+POLLERS = pytest.mark.parametrize("poller", ["epoll", "asyncio"])
+
+
+@POLLERS
+def test_a_watcher_per_wait_beside_a_waiting_one_is_not_kept_alive_by_the_loop(
+    poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import weakref
+
+    import gevent.socket
+
+    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
+
+    def scenario() -> Any:
+        reader, writer = gevent.socket.socketpair()
+        with reader, writer:
+            waiting = gevent.spawn(reader.recv, 1)  # a read watcher started throughout
+            gevent.sleep(0.001)
+            loop = gevent.get_hub().loop
+            watchers = []
+            for _ in range(100):
+                # What gevent.socket.wait_write() does: a new watcher per wait.
+                watcher = loop.io(reader.fileno(), 2)
+                gevent.get_hub().wait(watcher)
+                watchers.append(weakref.ref(watcher))
+            del watcher
+            gc.collect()
+            alive = sum(ref() is not None for ref in watchers)
+            writer.sendall(b"x")
+            return alive, waiting.get(timeout=5)
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(scenario))
+
+    alive, received = run(main)
+    assert received == b"x"
+    assert alive <= 8, f"{alive} of 100 finished watchers are still referenced"
+
+
+@POLLERS
+def test_a_watcher_whose_fd_closed_before_it_started_raises_ebadf_and_stays_stopped(
+    poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
+
+    async def main() -> Any:
+        loop = bg.gevent_hub().loop
+        read_end, write_end = os.pipe()
+        watcher = loop.io(read_end, 1)
+        os.close(read_end)
+        os.close(write_end)
+        refs = loop.activecnt
+        with pytest.raises(OSError) as failed:
+            watcher.start(lambda: None)
+        return failed.value.errno, watcher.active, loop.activecnt - refs
+
+    error, active, refs_left = run(main)
+    assert error == errno.EBADF
+    assert (active, refs_left) == (False, 0)
+
+
+def test_an_io_watcher_for_a_closed_fd_is_refused_with_ebadf_as_libev_does() -> None:
+    import os
+
+    import gevent.selectors
+
+    async def main() -> Any:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        os.close(write_end)
+        with pytest.raises(OSError) as failed:
+            bg.gevent_hub().loop.io(read_end, 1)
+        selector = gevent.selectors.GeventSelector()
+        with pytest.raises(ValueError, match="Invalid file"):
+            selector.register(read_end, gevent.selectors.EVENT_READ)
+        return failed.value.errno
+
+    assert run(main) == errno.EBADF
+
+
+@POLLERS
+def test_a_poll_started_on_a_socket_gevent_is_closing_reports_pollnval(
+    poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gevent.select
+    import gevent.socket
+
+    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
+
+    def scenario() -> Any:
+        sock = gevent.socket.socket()
+        fd = sock.fileno()
+        gevent.spawn(sock.close)  # closes while the first poll waits
+        poller = gevent.select.poll()
+        poller.register(fd, gevent.select.POLLIN)
+        first = poller.poll(1000)
+        # gevent closes the fd only at the end of this loop pass: a poll
+        # started now must still learn that it was closed.
+        second = poller.poll(1000)
+        return fd, first, second
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(scenario))
+
+    fd, first, second = run(main)
+    assert first == [(fd, gevent.select.POLLIN)]
+    assert second == [(fd, gevent.select.POLLNVAL)]
+
+
+def test_gevent_waitpid_of_any_child_sees_a_child_gevent_also_watches_by_pid() -> None:
+    import os
+    import time
+
+    import gevent.os
+
+    def scenario() -> Any:
+        pid = gevent.os.fork_and_watch()  # watched by pid from here on
+        if pid == 0:  # pragma: no cover - the child
+            time.sleep(0.2)
+            os._exit(7)
+        ticks = gevent.spawn(lambda: [gevent.sleep(0.01) for _ in range(5)])
+        with gevent.Timeout(10):
+            rpid, status = gevent.os.waitpid(-1, 0)  # libev's child(0) watcher
+        return pid, rpid, os.WEXITSTATUS(status), ticks.ready()
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(scenario))
+
+    pid, rpid, code, others_ran = run(main)
+    assert (rpid, code) == (pid, 7)
+    assert others_ran, "waitpid(-1) blocked the other greenlets"
 
 
 def test_a_gevent_error_handler_that_raises_does_not_kill_the_gevent_hub() -> None:

@@ -77,3 +77,32 @@ def test_destroying_a_hub_of_another_thread_unwinds_it_at_once(tmp_path: Path) -
         env=STANDALONE,
     )
     assert outcome == [False, [True]]
+
+
+def test_a_hub_of_another_thread_refuses_child_watchers_as_libev_does(tmp_path: Path) -> None:
+    # gevent.subprocess relies on this TypeError to say it cannot run there.
+    outcome = run_script(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import json, threading
+            import gevent
+
+            seen = []
+
+            def in_thread():
+                try:
+                    gevent.get_hub().loop.child(1)
+                except TypeError as exc:
+                    seen.append(str(exc))
+
+            thread = threading.Thread(target=in_thread)
+            thread.start()
+            thread.join()
+            main_watcher = type(gevent.get_hub().loop.child(1)).__name__
+            print(json.dumps([seen, main_watcher]))
+            """
+        ),
+        env=STANDALONE,
+    )
+    assert outcome == [["child watchers are only available on the default loop"], "_Child"]
