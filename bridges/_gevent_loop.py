@@ -38,12 +38,19 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from fcntl import F_GETFD as _F_GETFD
 from fcntl import fcntl as _fcntl
-from typing import Any, Callable, Deque
+from typing import Any, Callable, Deque, Iterator
 
 from greenlet import getcurrent
 from greenlet import greenlet as _greenlet
 
-__all__ = ["AsyncioLoop", "RealThreadExecutor"]
+from ._errors import BridgeError
+
+__all__ = ["AsyncioLoop", "ForkNotSupportedError", "RealThreadExecutor"]
+
+
+class ForkNotSupportedError(BridgeError, RuntimeError):
+    """``fork()`` while the hub runs gevent on a loop that cannot be renewed in the child."""
+
 
 _switch = _greenlet.switch
 _new_object = object.__new__
@@ -70,6 +77,8 @@ _EPOLL_MASK_OF_EVENTS = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
 _BOUND_PRUNE = 8
 _CALLBACK_CHECK_COUNT = 50
 _REPOLLS = 4
+_REAP_POLL_FIRST = 0.005
+_REAP_POLL_MAX = 0.5
 _STARTED_PRUNE = 1024
 
 
@@ -149,11 +158,22 @@ class _Watcher:
             raise TypeError("callback must be callable, not None")
         self.callback = callback
         self.args = args
-        if not self._active:
-            self._active = True
+        if self._active:
+            self._arm(**kwargs)
+            return
+        self._active = True
+        if self._ref:
+            self.loop._refs += 1
+        try:
+            self._arm(**kwargs)
+        except BaseException:
+            # Refused (a signal the loop keeps for itself): not started.
+            self._active = False
             if self._ref:
-                self.loop._refs += 1
-        self._arm(**kwargs)
+                self.loop._refs -= 1
+            self.callback = None
+            self.args = ()
+            raise
 
     def stop(self) -> None:
         if self._active:
@@ -553,6 +573,8 @@ class AsyncioLoop:
         self._poll_due = False
         self._signals: dict[int, list[_Signal]] = {}
         self._children: dict[int, list[_Child]] = {}
+        self._sigchld: _Signal | None = None
+        self._reap_poll: asyncio.TimerHandle | None = None
         self._forks: set[_Fork] = set()
         self._refs = 0
         self._hub_glet: _greenlet | None = None
@@ -782,7 +804,20 @@ class AsyncioLoop:
         return self._refs <= 0 and not self._queue
 
     def reinit(self) -> None:
-        """After ``fork()``: fire the fork watchers (the asyncio loop is not rebuilt)."""
+        """After ``fork()``, in the child: pollers and self-pipe of its own, then the fork watchers.
+
+        The child inherits the parent's epoll objects and asyncio's self-pipe,
+        which are shared kernel objects: without new ones, the child closing
+        an inherited socket would unregister it in the *parent*, and either
+        process could swallow the other's wake-ups.
+        """
+        if not self._aio.is_closed() and not renew_after_fork(self._aio):
+            raise ForkNotSupportedError(
+                f"fork() while gevent runs on {type(self._aio).__name__}: that loop cannot "
+                "give the child poller and self-pipe of its own. Use the stdlib asyncio "
+                "loop (loop_factory=None), or fork before bridges.run()."
+            )
+        self._renew_epoll()
         for watcher in list(self._forks):
             self._queue_fire(watcher)
         self._schedule_pass()
@@ -865,13 +900,7 @@ class AsyncioLoop:
             self._unbind_all(entry)
         self._fds.clear()
         if self._epoll is not None:
-            if self._epoll_watched and not self._aio.is_closed():
-                epfd = self._epoll.fileno()
-                if self._fd_registry is not None:
-                    self._fd_registry.remove_reader(epfd, owner="gevent")
-                else:
-                    self._aio.remove_reader(epfd)
-            self._epoll_watched = False
+            self._unwatch_epoll()
             self._epoll.close()
         for signum in list(self._signals):
             self._remove_signal(signum)
@@ -1250,6 +1279,29 @@ class AsyncioLoop:
             self._aio.add_reader(epfd, self._epoll_ready)
         self._epoll_watched = True
 
+    def _unwatch_epoll(self) -> None:
+        if self._epoll_watched and not self._aio.is_closed():
+            epfd = self._epoll.fileno()
+            if self._fd_registry is not None:
+                self._fd_registry.remove_reader(epfd, owner="gevent")
+            else:
+                self._aio.remove_reader(epfd)
+        self._epoll_watched = False
+
+    def _renew_epoll(self) -> None:
+        """In a forked child: a private epoll of its own, with the registrations kept."""
+        if self._epoll is None:
+            return
+        self._unwatch_epoll()
+        self._epoll.close()
+        self._epoll = _new_epoll()
+        for fd, entry in self._fds.items():
+            entry.in_epoll = False
+            try:
+                self._epoll_sync(fd, entry)
+            except OSError:
+                entry.mask = 0  # closed since; a new start registers afresh
+
     def _epoll_ready(self) -> None:
         """asyncio reader callback on the private epoll: let the hub poll it."""
         self._poll_due = True
@@ -1285,7 +1337,6 @@ class AsyncioLoop:
     def _signal_start(self, watcher: _Signal) -> None:
         watchers = self._signals.get(watcher.signum)
         if watchers is None:
-            watchers = self._signals[watcher.signum] = []
             registry = self._fd_registry
             if registry is not None:
                 registry.add_signal_handler(
@@ -1293,6 +1344,7 @@ class AsyncioLoop:
                 )
             else:
                 self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
+            watchers = self._signals[watcher.signum] = []
         if watcher not in watchers:
             watchers.append(watcher)
 
@@ -1324,15 +1376,39 @@ class AsyncioLoop:
         first = not self._children
         self._children.setdefault(watcher.pid, []).append(watcher)
         if first:
-            self._sigchld_watcher().start(self._reap)
+            self._watch_sigchld()
+        elif self._reap_poll is not None:
+            self._poll_children_soon()
         # The child may have exited before we watched it.
         self._aio.call_soon(self._reap)
 
-    def _sigchld_watcher(self) -> _Signal:
-        watcher = getattr(self, "_sigchld", None)
-        if watcher is None:
-            watcher = self._sigchld = _Signal(self, _signal_module.SIGCHLD, ref=False)
-        return watcher
+    def _watch_sigchld(self) -> None:
+        if self._sigchld is None:
+            self._sigchld = _Signal(self, _signal_module.SIGCHLD, ref=False)
+        try:
+            # After patch_all, gevent's signal.signal() keeps a SIGCHLD handler
+            # to itself instead of installing it: asyncio's must be installed.
+            with _swapped(_signal_module, "signal", _original("signal", "signal")):
+                self._sigchld.start(self._reap)
+        except RuntimeError:
+            # uvloop keeps SIGCHLD for its own subprocesses: poll instead,
+            # backing off from _REAP_POLL_FIRST to _REAP_POLL_MAX seconds.
+            self._poll_children_soon()
+
+    def _poll_children_soon(self) -> None:
+        if self._reap_poll is not None:
+            self._reap_poll.cancel()
+        self._reap_poll = self._aio.call_later(
+            _REAP_POLL_FIRST, self._poll_children, _REAP_POLL_FIRST
+        )
+
+    def _poll_children(self, delay: float) -> None:
+        self._reap_poll = None
+        if not self._children:
+            return
+        self._reap()
+        delay = min(2 * delay, _REAP_POLL_MAX)
+        self._reap_poll = self._aio.call_later(delay, self._poll_children, delay)
 
     def _child_stop(self, watcher: _Child) -> None:
         watchers = self._children.get(watcher.pid)
@@ -1340,8 +1416,12 @@ class AsyncioLoop:
             watchers.remove(watcher)
             if not watchers:
                 del self._children[watcher.pid]
-        if not self._children and getattr(self, "_sigchld", None) is not None:
-            self._sigchld.stop()
+        if not self._children:
+            if self._sigchld is not None:
+                self._sigchld.stop()
+            if self._reap_poll is not None:
+                self._reap_poll.cancel()
+                self._reap_poll = None
 
     def _reap(self) -> None:
         """SIGCHLD, or a child watcher just started: reap the watched children that exited.
@@ -1393,15 +1473,65 @@ def _new_standalone_loop() -> asyncio.AbstractEventLoop:
     now.  ``socket.socketpair`` is swapped for the original while the loop is
     built (the constructor is the only place asyncio calls it).
     """
+    with _plain_socketpair_installed():
+        return asyncio.SelectorEventLoop(_original("selectors", "DefaultSelector")())
+
+
+@contextlib.contextmanager
+def _swapped(module: Any, name: str, value: Any) -> Iterator[None]:
+    """``module.name`` is ``value`` inside the block (asyncio looks these up at call time)."""
+    patched = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, patched)
+
+
+def _plain_socketpair_installed() -> contextlib.AbstractContextManager[None]:
+    """``socket.socketpair`` is an unpatched one while asyncio makes its self-pipe."""
     import socket as socket_module
 
-    selector = _original("selectors", "DefaultSelector")()
-    patched = socket_module.socketpair
-    socket_module.socketpair = _plain_socketpair
-    try:
-        return asyncio.SelectorEventLoop(selector)
-    finally:
-        socket_module.socketpair = patched
+    return _swapped(socket_module, "socketpair", _plain_socketpair)
+
+
+def replace_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
+    """Move a selector event loop's registrations to ``selector``; close the old one.
+
+    CPython 3.9-3.13: ``BaseSelectorEventLoop._selector`` holds the selector
+    (tests/test_gevent.py fails if that changes).
+    """
+    old = loop._selector  # type: ignore[attr-defined]
+    for key in list(old.get_map().values()):
+        selector.register(key.fileobj, key.events, key.data)
+    loop._selector = selector  # type: ignore[attr-defined]
+    old.close()
+
+
+def renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
+    """In a forked child: a new selector and self-pipe for ``loop``; False if it cannot.
+
+    CPython 3.9-3.13's ``BaseSelectorEventLoop`` makes its self-pipe in
+    ``_make_self_pipe``, drops it in ``_close_self_pipe`` and keeps its write
+    end in ``_csock``, which is also the signal wake-up fd while signal
+    handlers are installed; ``asyncio.events._set_running_loop`` records the
+    running loop with the pid (tests/test_gevent.py fails if these change).
+    uvloop keeps all of this in C.
+    """
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return False
+    replace_selector(loop, type(loop._selector)())  # type: ignore[attr-defined]
+    loop._close_self_pipe()  # type: ignore[attr-defined]
+    with _plain_socketpair_installed():
+        loop._make_self_pipe()  # type: ignore[attr-defined]
+    if getattr(loop, "_signal_handlers", None):
+        with contextlib.suppress(ValueError):  # not the main thread: none were set
+            _signal_module.set_wakeup_fd(loop._csock.fileno())  # type: ignore[attr-defined]
+    if loop.is_running():
+        # asyncio hides a running loop from a forked child (it records the
+        # pid); this child goes on running it.
+        asyncio.events._set_running_loop(loop)
+    return True
 
 
 def _new_epoll() -> Any:

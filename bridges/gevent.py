@@ -41,11 +41,12 @@ from greenlet import greenlet as raw_greenlet
 
 from ._convert import register, to_future
 from ._errors import BridgeError
-from ._gevent_loop import AsyncioLoop, _original
+from ._gevent_loop import AsyncioLoop, ForkNotSupportedError, _original, replace_selector
 from ._hub import Hub, current_hub
 
 __all__ = [
     "BlockingCallError",
+    "ForkNotSupportedError",
     "GeventHubBusyError",
     "attach",
     "detach",
@@ -371,18 +372,13 @@ def _use_original_selector(loop: asyncio.AbstractEventLoop) -> None:
 
     ``monkey.patch_all()`` replaces ``selectors.DefaultSelector`` with gevent's,
     which blocks by switching to gevent's hub: an asyncio loop created after
-    patching would wait on gevent, which now waits on asyncio.  Checked on
-    CPython 3.9-3.13: ``BaseSelectorEventLoop._selector`` holds the selector.
+    patching would wait on gevent, which now waits on asyncio.
     """
     selector = getattr(loop, "_selector", None)
     if selector is None or not type(selector).__module__.startswith("gevent"):
         return
-    original = _original("selectors", "DefaultSelector")()
-    for key in list(selector.get_map().values()):
-        original.register(key.fileobj, key.events, key.data)
-    loop._selector = original  # type: ignore[attr-defined]
-    # Closing stops the watchers it left on this thread's native gevent hub.
-    selector.close()
+    # Closing gevent's selector stops the watchers it left on this thread's native hub.
+    replace_selector(loop, _original("selectors", "DefaultSelector")())
 
 
 def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:

@@ -156,3 +156,27 @@ def test_an_unhandled_greenlet_error_is_reported_once_after_patch_all(tmp_path: 
         """,
     )
     assert outcome == ["Boom"]
+
+
+def test_a_gevent_subprocess_that_exits_later_is_reaped_after_patch_all(tmp_path: Path) -> None:
+    # gevent's patched signal.signal() keeps SIGCHLD handlers to itself: the
+    # loop must still be woken when the child exits after wait() began.
+    outcome = run_patched(
+        tmp_path,
+        """
+        import gevent, gevent.subprocess, bridges
+
+        def scenario():
+            child = gevent.subprocess.Popen(
+                [sys.executable, "-c", "import sys, time; time.sleep(0.3); sys.exit(6)"]
+            )
+            with gevent.Timeout(10):
+                return child.wait()
+
+        async def main():
+            return await bridges.awaitable(gevent.spawn(scenario))
+
+        print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+        """,
+    )
+    assert outcome == 6
