@@ -472,8 +472,9 @@ def bench_servers(kind: str) -> list[Row]:
                 baseline_name="native libev hub",
                 baselines=native_values,
                 ours=hub_values,
-                target=">= 0.9x native",
-                target_ratio=0.9,
+                # The per-fd layer is measured for comparison, not offered as the default.
+                target="" if mode == "asyncio-per-fd" else ">= 0.9x native",
+                target_ratio=None if mode == "asyncio-per-fd" else 0.9,
             )
         )
     return rows

@@ -862,6 +862,11 @@ class AsyncioLoop:
     def destroyed(self) -> bool:
         return self._destroyed
 
+    @property
+    def ptr(self) -> int:
+        """libev's loop pointer, which gevent's code checks for truth: 0 once destroyed."""
+        return 0 if self._destroyed else id(self)
+
     def _callback_failed(self, context: Any) -> None:
         """Route the exception being handled to gevent's error handler, and never raise.
 
@@ -892,6 +897,7 @@ class AsyncioLoop:
         if self._destroyed:
             return
         self._destroyed = True
+        self.default = False
         self.parked = True  # from now on every blocking call fails loudly
         if self._switch_guard is not None:
             self._switch_guard[0]["switch"] = self._switch_guard[1]
@@ -1085,6 +1091,9 @@ class AsyncioLoop:
             self._bind_and_register(watcher)
         except BaseException:
             watcher.stop()
+            entry = self._fds.get(watcher.fd)
+            if entry is not None and not entry.mask and not self._waited_on(entry):
+                self._forget(watcher.fd, entry)
             raise
 
     def _bind_and_register(self, watcher: _Io) -> None:
@@ -1092,16 +1101,11 @@ class AsyncioLoop:
         entry = self._fds.get(fd)
         if entry is None:
             entry = self._fds[fd] = _FdEntry()
-        try:
-            if watcher._entry is not entry:
-                self._bind(watcher, entry)
-            missing = watcher.events & ~entry.mask
-            if missing:
-                self._register(fd, entry, missing)
-        except BaseException:
-            if not entry.mask and not self._waited_on(entry):
-                self._forget(fd, entry)
-            raise
+        if watcher._entry is not entry:
+            self._bind(watcher, entry)
+        missing = watcher.events & ~entry.mask
+        if missing:
+            self._register(fd, entry, missing)
 
     def _register_deferred(self) -> None:
         """After the pass that closed the fds in ``_closing``: register what waited for it."""
@@ -1338,12 +1342,13 @@ class AsyncioLoop:
         watchers = self._signals.get(watcher.signum)
         if watchers is None:
             registry = self._fd_registry
-            if registry is not None:
-                registry.add_signal_handler(
-                    watcher.signum, self._signal_due, watcher.signum, owner="gevent"
-                )
-            else:
-                self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
+            with _real_signal_calls():
+                if registry is not None:
+                    registry.add_signal_handler(
+                        watcher.signum, self._signal_due, watcher.signum, owner="gevent"
+                    )
+                else:
+                    self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
             watchers = self._signals[watcher.signum] = []
         if watcher not in watchers:
             watchers.append(watcher)
@@ -1362,10 +1367,11 @@ class AsyncioLoop:
         if self._aio.is_closed():
             return
         registry = self._fd_registry
-        if registry is not None:
-            registry.remove_signal_handler(signum, owner="gevent")
-        else:
-            self._aio.remove_signal_handler(signum)
+        with _real_signal_calls():
+            if registry is not None:
+                registry.remove_signal_handler(signum, owner="gevent")
+            else:
+                self._aio.remove_signal_handler(signum)
 
     def _signal_due(self, signum: int) -> None:
         for watcher in list(self._signals.get(signum, ())):
@@ -1386,10 +1392,7 @@ class AsyncioLoop:
         if self._sigchld is None:
             self._sigchld = _Signal(self, _signal_module.SIGCHLD, ref=False)
         try:
-            # After patch_all, gevent's signal.signal() keeps a SIGCHLD handler
-            # to itself instead of installing it: asyncio's must be installed.
-            with _swapped(_signal_module, "signal", _original("signal", "signal")):
-                self._sigchld.start(self._reap)
+            self._sigchld.start(self._reap)
         except RuntimeError:
             # uvloop keeps SIGCHLD for its own subprocesses: poll instead,
             # backing off from _REAP_POLL_FIRST to _REAP_POLL_MAX seconds.
@@ -1486,6 +1489,23 @@ def _swapped(module: Any, name: str, value: Any) -> Iterator[None]:
         yield
     finally:
         setattr(module, name, patched)
+
+
+@contextlib.contextmanager
+def _real_signal_calls() -> Iterator[None]:
+    """asyncio's ``signal.signal()``/``set_wakeup_fd()`` calls reach the OS, not gevent.
+
+    After ``patch_all`` gevent's ``signal.signal()`` keeps a SIGCHLD handler
+    to itself instead of installing it, and would take asyncio's ``SIG_DFL``
+    at removal for the application resetting its own handler; gevent's
+    ``set_wakeup_fd()`` would take asyncio's self-pipe for the application's
+    wake-up fd, to which gevent reports SIGCHLD.
+    """
+    with (
+        _swapped(_signal_module, "signal", _original("signal", "signal")),
+        _swapped(_signal_module, "set_wakeup_fd", _original("signal", "set_wakeup_fd")),
+    ):
+        yield
 
 
 def _plain_socketpair_installed() -> contextlib.AbstractContextManager[None]:
@@ -1634,3 +1654,22 @@ class RealThreadExecutor(ThreadPoolExecutor):
 # gevent.core re-exports the module of the configured loop class and expects
 # it to name that class ``loop`` (gevent.testing reads gevent.core.loop).
 loop = AsyncioLoop
+# gevent's loops keep ``async`` (a keyword since Python 3.7) as an alias.
+setattr(AsyncioLoop, "async", AsyncioLoop.async_)
+
+
+def _declare_gevent_interfaces() -> None:
+    """Declare that the loop and its callbacks implement gevent's ``ILoop``/``ICallback``.
+
+    gevent's own loops do, and its tests check with ``zope.interface``'s
+    ``verifyObject``.  ``gevent._interfaces`` is private; checked on gevent
+    23.9-26.9 (tests/test_gevent.py fails if it moves).
+    """
+    from gevent._interfaces import ICallback, ILoop
+    from zope.interface import classImplements
+
+    classImplements(AsyncioLoop, ILoop)
+    classImplements(_Callback, ICallback)
+
+
+_declare_gevent_interfaces()

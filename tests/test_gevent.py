@@ -626,6 +626,20 @@ def test_the_asyncio_private_attributes_the_adapter_relies_on_still_exist() -> N
         loop.close()
 
 
+def test_the_loop_implements_gevents_loop_and_callback_interfaces() -> None:
+    # gevent._interfaces is private (checked on gevent 23.9-26.9).
+    from gevent._interfaces import ICallback, ILoop
+    from zope.interface import verify
+
+    async def main() -> Any:
+        loop = bg.gevent_hub().loop
+        verify.verifyObject(ILoop, loop)
+        verify.verifyObject(ICallback, loop.run_callback(lambda: None))
+        return getattr(loop, "async") == loop.async_, bool(loop.ptr)
+
+    assert run(main) == (True, True)
+
+
 def test_a_reused_fd_is_watched_again_after_a_socket_was_detached_without_closing_fd() -> None:
     import os
 

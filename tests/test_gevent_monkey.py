@@ -180,3 +180,35 @@ def test_a_gevent_subprocess_that_exits_later_is_reaped_after_patch_all(tmp_path
         """,
     )
     assert outcome == 6
+
+
+def test_an_application_sigchld_handler_still_runs_after_gevent_reaped_a_child(
+    tmp_path: Path,
+) -> None:
+    # The loop's own SIGCHLD registration must not reset, through gevent's
+    # patched signal.signal(), the handler the application installed.
+    outcome = run_patched(
+        tmp_path,
+        """
+        import os, signal
+        import gevent, bridges
+
+        calls = []
+
+        def scenario():
+            signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
+            child = gevent.subprocess.Popen([sys.executable, "-c", "pass"])
+            child.wait()
+            with gevent.Timeout(10):
+                while not calls:
+                    gevent.sleep(0.01)
+            return calls[0] == signal.SIGCHLD
+
+        async def main():
+            return await bridges.awaitable(gevent.spawn(scenario))
+
+        import gevent.subprocess
+        print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+        """,
+    )
+    assert outcome is True
