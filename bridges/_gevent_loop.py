@@ -146,18 +146,41 @@ class _Watcher:
         self.loop = loop
         self._ref = bool(ref)
         self.priority = priority
-        self.callback: Callable[..., Any] | None = None
-        self.args: tuple[Any, ...] = ()
+        self._callback: Callable[..., Any] | None = None
+        self._args: tuple[Any, ...] | None = ()
         self._active = False
         self._queued = False
+
+    # gevent code may replace a started watcher's callback and args; libev
+    # checks them as it does in start().
+
+    def _get_callback(self) -> Callable[..., Any] | None:
+        return self._callback
+
+    def _set_callback(self, value: Callable[..., Any] | None) -> None:
+        if value is not None and not callable(value):
+            raise TypeError(f"callback must be callable, not {value!r}")
+        self._callback = value
+
+    callback = property(_get_callback, _set_callback)
+
+    def _get_args(self) -> tuple[Any, ...] | None:
+        return self._args
+
+    def _set_args(self, value: tuple[Any, ...] | None) -> None:
+        if value is not None and not isinstance(value, tuple):
+            raise TypeError(f"args must be a tuple or None, not {value!r}")
+        self._args = value
+
+    args = property(_get_args, _set_args)
 
     # -- IWatcher -----------------------------------------------------------
 
     def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if callback is None:
-            raise TypeError("callback must be callable, not None")
-        self.callback = callback
-        self.args = args
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
+        self._callback = callback
+        self._args = args
         if self._active:
             self._arm(**kwargs)
             return
@@ -171,8 +194,8 @@ class _Watcher:
             self._active = False
             if self._ref:
                 self.loop._refs -= 1
-            self.callback = None
-            self.args = ()
+            self._callback = None
+            self._args = ()
             raise
 
     def stop(self) -> None:
@@ -181,8 +204,8 @@ class _Watcher:
             if self._ref:
                 self.loop._refs -= 1
             self._disarm()
-        self.callback = None
-        self.args = ()
+        self._callback = None
+        self._args = ()
 
     def close(self) -> None:
         self.stop()
@@ -215,8 +238,8 @@ class _Watcher:
     ref = property(_get_ref, _set_ref)
 
     def feed(self, revents: int, callback: Callable[..., Any], *args: Any) -> None:
-        self.callback = callback
-        self.args = args
+        self._callback = callback
+        self._args = args
         self.loop._queue_fire(self)
 
     # -- the loop's side ----------------------------------------------------
@@ -229,14 +252,14 @@ class _Watcher:
 
     def _fire(self) -> None:
         self._queued = False
-        callback = self.callback
+        callback = self._callback
         if callback is None:
             return
-        callback(*self.args)
+        callback(*(self._args or ()))
 
     def __repr__(self) -> str:
         state = " active" if self._active else ""
-        return f"<bridges gevent {self._kind}{state} callback={self.callback!r}>"
+        return f"<bridges gevent {self._kind}{state} callback={self._callback!r}>"
 
 
 class _Io(_Watcher):
@@ -263,14 +286,14 @@ class _Io(_Watcher):
 
     def _fire(self) -> None:
         self._queued = False
-        callback = self.callback
+        callback = self._callback
         if callback is None or not self._active:
             return
         revents, self._revents = self._revents, 0
         if self._pass_events:
-            callback(*(revents if a is _CORE_EVENTS else a for a in self.args))
+            callback(*(revents if a is _CORE_EVENTS else a for a in self._args or ()))
         else:
-            callback(*self.args)
+            callback(*(self._args or ()))
 
     # start/stop run on every EAGAIN of every gevent socket (libev does them
     # in C): in the common case they only flip flags.  The watcher stays
@@ -278,16 +301,16 @@ class _Io(_Watcher):
     # the registration in place (see AsyncioLoop._io_start).
 
     def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if callback is None:
-            raise TypeError("callback must be callable, not None")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
         if kwargs:
             self._pass_events = bool(kwargs.get("pass_events"))
             if self._pass_events:
                 args = (_CORE_EVENTS, *args)
         elif self._pass_events:
             self._pass_events = False
-        self.callback = callback
-        self.args = args
+        self._callback = callback
+        self._args = args
         if not self._active:
             self._active = True
             if self._ref:
@@ -301,8 +324,8 @@ class _Io(_Watcher):
             self._active = False
             if self._ref:
                 self.loop._refs -= 1
-        self.callback = None
-        self.args = ()
+        self._callback = None
+        self._args = ()
 
 
 class _Timer(_Watcher):
@@ -325,9 +348,9 @@ class _Timer(_Watcher):
 
     def _arm(self, update: Any = None, **_: Any) -> None:
         self._schedule(self.after)
-        if not self.args and self.loop._hosted:
+        if not self._args and self.loop._hosted:
             # Greenlet.start_later() starts the greenlet with a timer.
-            owner = getattr(self.callback, "__self__", None)
+            owner = getattr(self._callback, "__self__", None)
             if isinstance(owner, _greenlet):
                 self.loop._greenlet_callback(owner)
 
@@ -347,10 +370,10 @@ class _Timer(_Watcher):
 
     def _fire(self) -> None:
         self._queued = False
-        callback = self.callback
+        callback = self._callback
         if callback is None or not self._active:
             return
-        args = self.args
+        args = self._args or ()
         if self.repeat:
             self._schedule(self.repeat)
         else:
@@ -1006,9 +1029,9 @@ class AsyncioLoop:
                     elif kind is _Io and not item._pass_events:
                         item._queued = False
                         item._revents = 0
-                        callback = item.callback
+                        callback = item._callback
                         if callback is not None and item._active:
-                            callback(*item.args)
+                            callback(*(item._args or ()))
                     else:
                         item._fire()
                 except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
@@ -1652,8 +1675,11 @@ class RealThreadExecutor(ThreadPoolExecutor):
 
 
 # gevent.core re-exports the module of the configured loop class and expects
-# it to name that class ``loop`` (gevent.testing reads gevent.core.loop).
+# it to name that class ``loop`` (gevent.testing reads gevent.core.loop) and
+# the io event bits ``READ`` and ``WRITE``.
 loop = AsyncioLoop
+READ = _READ
+WRITE = _WRITE
 # gevent's loops keep ``async`` (a keyword since Python 3.7) as an alias.
 setattr(AsyncioLoop, "async", AsyncioLoop.async_)
 

@@ -640,6 +640,25 @@ def test_the_loop_implements_gevents_loop_and_callback_interfaces() -> None:
     assert run(main) == (True, True)
 
 
+def test_a_watchers_callback_and_args_are_checked_as_libev_checks_them() -> None:
+    async def main() -> Any:
+        timer = bg.gevent_hub().loop.timer(10)
+        with pytest.raises(TypeError, match="callable"):
+            timer.start(5)
+        timer.start(print)
+        try:
+            with pytest.raises(TypeError, match="callable"):
+                timer.callback = 5
+            with pytest.raises(TypeError, match="tuple"):
+                timer.args = [1]
+            timer.args = (1, 2)
+            return timer.args, timer.active
+        finally:
+            timer.stop()
+
+    assert run(main) == ((1, 2), True)
+
+
 def test_a_reused_fd_is_watched_again_after_a_socket_was_detached_without_closing_fd() -> None:
     import os
 
