@@ -999,8 +999,7 @@ class AsyncioLoop:
         self._draining = True
         try:
             repolls = 0
-            if self._poll_due:
-                self._poll_fds()
+            if self._poll_due and self._poll_fds() > 1:
                 repolls = _REPOLLS
             if per_pass["prepare"]:
                 self._run_watchers(per_pass["prepare"])
@@ -1069,7 +1068,9 @@ class AsyncioLoop:
         sent, a peer answered): one ``epoll.poll(0)`` here serves them
         without an asyncio iteration (its own ``select`` system call and
         bookkeeping) in between.  At most ``_REPOLLS`` times per pass, and
-        only in passes that started with ready fds, so asyncio keeps its turn.
+        only in passes that started with several ready fds: with one (a
+        single connection's ping-pong) the peer has not answered yet, and the
+        poll would be a wasted system call.
         """
         if self._destroyed:
             return False
@@ -1334,11 +1335,13 @@ class AsyncioLoop:
         self._poll_due = True
         self._enter_now()
 
-    def _poll_fds(self) -> None:
+    def _poll_fds(self) -> int:
+        """Queue the watchers of the fds the private epoll reports ready; return how many fds."""
         self._poll_due = False
         fds = self._fds
         queue = self._queue
-        for fd, mask in self._epoll.poll(0):
+        ready = self._epoll.poll(0)
+        for fd, mask in ready:
             entry = fds.get(fd)
             if entry is None:
                 with contextlib.suppress(OSError):
@@ -1358,6 +1361,7 @@ class AsyncioLoop:
             idle = event & ~wanted
             if idle:
                 self._drop_idle_registration(fd, entry, idle)
+        return len(ready)
 
     # -- signals and children ---------------------------------------------
 
