@@ -428,6 +428,9 @@ async def _wsgi_clients(port: int) -> int:
 CLIENTS = {"echo": _echo_clients, "pingpong": _ping_pong_client, "wsgi": _wsgi_clients}
 
 
+CLIENTS = {"echo": _echo_clients, "pingpong": _ping_pong_client, "wsgi": _wsgi_clients}
+
+
 def measure_server(mode: str, kind: str) -> float:
     """Server CPU µs per round trip (echo) or per request (wsgi)."""
     env = dict(os.environ)
@@ -444,9 +447,7 @@ def measure_server(mode: str, kind: str) -> float:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        clients = {"echo": _echo_clients, "pingpong": _ping_pong_client, "wsgi": _wsgi_clients}[
-            kind
-        ]
+        clients = CLIENTS[kind]
         if kind == "pingpong":
             # One connection: client and server share a CPU, as BENCHMARKING.md
             # advises (across CPUs the VM's wake-up latency hides the servers).
