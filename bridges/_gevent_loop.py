@@ -38,6 +38,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from fcntl import F_GETFD as _F_GETFD
 from fcntl import fcntl as _fcntl
+from operator import attrgetter
 from typing import Any, Callable, Deque, Iterator
 
 from greenlet import getcurrent
@@ -152,27 +153,22 @@ class _Watcher:
         self._queued = False
 
     # gevent code may replace a started watcher's callback and args; libev
-    # checks them as it does in start().
-
-    def _get_callback(self) -> Callable[..., Any] | None:
-        return self._callback
+    # checks them as it does in start().  The getters are C (attrgetter):
+    # gevent reads ``callback`` on every wait.
 
     def _set_callback(self, value: Callable[..., Any] | None) -> None:
         if value is not None and not callable(value):
             raise TypeError(f"callback must be callable, not {value!r}")
         self._callback = value
 
-    callback = property(_get_callback, _set_callback)
-
-    def _get_args(self) -> tuple[Any, ...] | None:
-        return self._args
+    callback = property(attrgetter("_callback"), _set_callback)
 
     def _set_args(self, value: tuple[Any, ...] | None) -> None:
         if value is not None and not isinstance(value, tuple):
             raise TypeError(f"args must be a tuple or None, not {value!r}")
         self._args = value
 
-    args = property(_get_args, _set_args)
+    args = property(attrgetter("_args"), _set_args)
 
     # -- IWatcher -----------------------------------------------------------
 
