@@ -296,13 +296,12 @@ class _Io(_Watcher):
     # bound to its fd's entry while stopped, so that starting it again finds
     # the registration in place (see AsyncioLoop._io_start).
 
-    def start(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def start(self, callback: Callable[..., Any], *args: Any, pass_events: bool = False) -> None:
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {callback!r}")
-        if kwargs:
-            self._pass_events = bool(kwargs.get("pass_events"))
-            if self._pass_events:
-                args = (_CORE_EVENTS, *args)
+        if pass_events:
+            args = (_CORE_EVENTS, *args)
+            self._pass_events = True
         elif self._pass_events:
             self._pass_events = False
         self._callback = callback
