@@ -50,7 +50,12 @@ __all__ = ["AsyncioLoop", "ForkNotSupportedError", "RealThreadExecutor"]
 
 
 class ForkNotSupportedError(BridgeError, RuntimeError):
-    """``fork()`` while the hub runs gevent on a loop that cannot be renewed in the child."""
+    """``fork()`` while the hub runs gevent on a loop that cannot be renewed in the child.
+
+    Raised in the child by ``gevent.hub.reinit()`` (which ``gevent.fork()``
+    and a patched ``os.fork()`` call) on uvloop, which keeps its poller and
+    self-pipe in C.  Run on the stdlib loop, or fork before ``bridges.run``.
+    """
 
 
 _switch = _greenlet.switch

@@ -30,6 +30,15 @@ def run(main: Any, *args: Any, **kwargs: Any) -> Any:
     return bridges.run(main, *args, frameworks=GEVENT, **kwargs)
 
 
+def run_in_greenlet(scenario: Any) -> Any:
+    """``scenario()`` in a greenlet on a fresh hub; its result."""
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(scenario))
+
+    return run(main)
+
+
 class Boom(Exception):
     pass
 
@@ -680,25 +689,22 @@ def test_a_reused_fd_is_watched_again_after_a_socket_was_detached_without_closin
                 return reader.recv(1)
             return None
 
-    async def main() -> Any:
-        return await bridges.awaitable(gevent.spawn(scenario))
-
-    assert run(main) == b"x"
+    assert run_in_greenlet(scenario) == b"x"
 
 
-POLLERS = pytest.mark.parametrize("poller", ["epoll", "asyncio"])
+@pytest.fixture(params=["epoll", "asyncio"])
+def gevent_poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on both of the loop's fd layers (``BRIDGES_GEVENT_POLLER``)."""
+    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", request.param)
+    return str(request.param)
 
 
-@POLLERS
-def test_a_watcher_per_wait_beside_a_waiting_one_is_not_kept_alive_by_the_loop(
-    poller: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("gevent_poller")
+def test_a_watcher_per_wait_beside_a_waiting_one_is_not_kept_alive_by_the_loop() -> None:
     import gc
     import weakref
 
     import gevent.socket
-
-    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
 
     def scenario() -> Any:
         reader, writer = gevent.socket.socketpair()
@@ -718,21 +724,14 @@ def test_a_watcher_per_wait_beside_a_waiting_one_is_not_kept_alive_by_the_loop(
             writer.sendall(b"x")
             return alive, waiting.get(timeout=5)
 
-    async def main() -> Any:
-        return await bridges.awaitable(gevent.spawn(scenario))
-
-    alive, received = run(main)
+    alive, received = run_in_greenlet(scenario)
     assert received == b"x"
     assert alive <= 8, f"{alive} of 100 finished watchers are still referenced"
 
 
-@POLLERS
-def test_a_watcher_whose_fd_closed_before_it_started_raises_ebadf_and_stays_stopped(
-    poller: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("gevent_poller")
+def test_a_watcher_whose_fd_closed_before_it_started_raises_ebadf_and_stays_stopped() -> None:
     import os
-
-    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
 
     async def main() -> Any:
         loop = bg.gevent_hub().loop
@@ -769,14 +768,10 @@ def test_an_io_watcher_for_a_closed_fd_is_refused_with_ebadf_as_libev_does() -> 
     assert run(main) == errno.EBADF
 
 
-@POLLERS
-def test_a_poll_started_on_a_socket_gevent_is_closing_reports_pollnval(
-    poller: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("gevent_poller")
+def test_a_poll_started_on_a_socket_gevent_is_closing_reports_pollnval() -> None:
     import gevent.select
     import gevent.socket
-
-    monkeypatch.setenv("BRIDGES_GEVENT_POLLER", poller)
 
     def scenario() -> Any:
         sock = gevent.socket.socket()
@@ -790,10 +785,7 @@ def test_a_poll_started_on_a_socket_gevent_is_closing_reports_pollnval(
         second = poller.poll(1000)
         return fd, first, second
 
-    async def main() -> Any:
-        return await bridges.awaitable(gevent.spawn(scenario))
-
-    fd, first, second = run(main)
+    fd, first, second = run_in_greenlet(scenario)
     assert first == [(fd, gevent.select.POLLIN)]
     assert second == [(fd, gevent.select.POLLNVAL)]
 
@@ -814,10 +806,7 @@ def test_gevent_waitpid_of_any_child_sees_a_child_gevent_also_watches_by_pid() -
             rpid, status = gevent.os.waitpid(-1, 0)  # libev's child(0) watcher
         return pid, rpid, os.WEXITSTATUS(status), ticks.ready()
 
-    async def main() -> Any:
-        return await bridges.awaitable(gevent.spawn(scenario))
-
-    pid, rpid, code, others_ran = run(main)
+    pid, rpid, code, others_ran = run_in_greenlet(scenario)
     assert (rpid, code) == (pid, 7)
     assert others_ran, "waitpid(-1) blocked the other greenlets"
 
