@@ -103,23 +103,28 @@ print(json.dumps(bridges.run(main, frameworks=["gevent"], loop_factory="uvloop")
 
 
 @pytest.mark.parametrize("loop_factory", [None, "uvloop"])
-def test_gevent_subprocess_is_reaped_on_either_loop(loop_factory: str | None) -> None:
+def test_gevent_subprocess_is_reaped_on_either_loop(
+    tmp_path: Path, loop_factory: str | None
+) -> None:
     # uvloop keeps SIGCHLD for itself; the gevent loop then polls its children.
     if loop_factory == "uvloop":
         pytest.importorskip("uvloop")
-    import sys
+    outcome = run_script(
+        tmp_path,
+        f"""
+import json, sys
+import gevent, gevent.subprocess
+import bridges
 
-    import gevent
-    import gevent.subprocess
+def scenario():
+    child = gevent.subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(4)"])
+    with gevent.Timeout(20):
+        return child.wait()
 
-    import bridges
+async def main():
+    return await bridges.awaitable(gevent.spawn(scenario))
 
-    def scenario() -> object:
-        proc = gevent.subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(4)"])
-        with gevent.Timeout(20):
-            return proc.wait()
-
-    async def main() -> object:
-        return await bridges.awaitable(gevent.spawn(scenario))
-
-    assert bridges.run(main, frameworks=["gevent"], loop_factory=loop_factory) == 4
+print(json.dumps(bridges.run(main, frameworks=["gevent"], loop_factory={loop_factory!r})))
+""",
+    )
+    assert outcome == 4
