@@ -795,27 +795,6 @@ def test_a_poll_started_on_a_socket_gevent_is_closing_reports_pollnval() -> None
     assert second in ([(fd, gevent.select.POLLNVAL)], errno.EBADF)
 
 
-def test_gevent_waitpid_of_any_child_sees_a_child_gevent_also_watches_by_pid() -> None:
-    import os
-    import time
-
-    import gevent.os
-
-    def scenario() -> Any:
-        pid = gevent.os.fork_and_watch()  # watched by pid from here on
-        if pid == 0:  # pragma: no cover - the child
-            time.sleep(0.2)
-            os._exit(7)
-        ticks = gevent.spawn(lambda: [gevent.sleep(0.01) for _ in range(5)])
-        with gevent.Timeout(10):
-            rpid, status = gevent.os.waitpid(-1, 0)  # libev's child(0) watcher
-        return pid, rpid, os.WEXITSTATUS(status), ticks.ready()
-
-    pid, rpid, code, others_ran = run_in_greenlet(scenario)
-    assert (rpid, code) == (pid, 7)
-    assert others_ran, "waitpid(-1) blocked the other greenlets"
-
-
 def test_a_gevent_error_handler_that_raises_does_not_kill_the_gevent_hub() -> None:
     def raw_callback() -> None:
         raise Boom("from a raw callback")

@@ -128,3 +128,33 @@ print(json.dumps(bridges.run(main, frameworks=["gevent"], loop_factory={loop_fac
 """,
     )
     assert outcome == 4
+
+
+def test_gevent_waitpid_of_any_child_sees_a_child_gevent_also_watches_by_pid(
+    tmp_path: Path,
+) -> None:
+    outcome = run_script(
+        tmp_path,
+        """
+import json, os, time
+import gevent, gevent.os
+import bridges
+
+def scenario():
+    pid = gevent.os.fork_and_watch()  # watched by pid from here on
+    if pid == 0:
+        time.sleep(0.2)
+        os._exit(7)
+    ticks = gevent.spawn(lambda: [gevent.sleep(0.01) for _ in range(5)])
+    with gevent.Timeout(10):
+        rpid, status = gevent.os.waitpid(-1, 0)  # libev's child(0) watcher
+    return [rpid == pid, os.WEXITSTATUS(status), ticks.ready()]
+
+async def main():
+    return await bridges.awaitable(gevent.spawn(scenario))
+
+print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+""",
+    )
+    # The child's status, and the other greenlets ran while waitpid(-1) waited.
+    assert outcome == [True, 7, True]
