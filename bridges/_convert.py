@@ -11,6 +11,7 @@ Tulip-era ``yield from`` generator coroutines that predate ``async def``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import functools
@@ -69,6 +70,7 @@ def register(type_: type, converter: Converter) -> None:
             f"not {converter!r}."
         )
     _convert.register(type_, converter)
+    _by_class.clear()
 
 
 def has_converter(cls: type) -> bool:
@@ -88,7 +90,29 @@ def awaitable(obj: Any) -> Awaitable[Any]:
     through :func:`register`) registered.  Results and exceptions pass through
     unchanged; cancelling the awaiting task cancels ``obj`` natively.
     """
-    return _convert(obj)
+    converter = _by_class.get(obj.__class__)
+    if converter is None or _by_class_token[0] != abc.get_cache_token():
+        converter = _converter_for(obj.__class__)
+    return converter(obj)
+
+
+# awaitable() runs on every bridged await: one dict lookup instead of
+# singledispatch's three Python calls (its wrapper, dispatch() and the weak
+# cache).  Emptied by register() and, as singledispatch's own cache is,
+# when an ABC registration changes; bounded, since it holds its classes.
+_by_class: dict[type, Converter] = {}
+_by_class_token: list[object] = [abc.get_cache_token()]
+_BY_CLASS_LIMIT = 256
+
+
+def _converter_for(cls: type) -> Converter:
+    token = abc.get_cache_token()
+    if _by_class_token[0] != token or len(_by_class) >= _BY_CLASS_LIMIT:
+        _by_class.clear()
+        _by_class_token[0] = token
+    converter: Converter = _convert.dispatch(cls)
+    _by_class[cls] = converter
+    return converter
 
 
 def to_future(obj: Any) -> asyncio.Future[Any]:
@@ -99,7 +123,7 @@ def to_future(obj: Any) -> asyncio.Future[Any]:
     Coroutines become tasks of the current hub, so the hub cancels them when it
     stops.
     """
-    converted = _convert(obj)
+    converted = awaitable(obj)
     if isinstance(converted, asyncio.Future):
         return converted
     from ._hub import current_hub

@@ -6,6 +6,7 @@ on a fresh hub with no framework attached.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import contextvars
@@ -100,6 +101,38 @@ async def test_a_registered_type_and_its_subclasses_are_converted() -> None:
         return await bridges.awaitable(Job(1)), await bridges.awaitable(UrgentJob(2))
 
     assert await main() == (1, 2)
+
+
+async def test_a_registration_made_after_a_failed_await_of_that_type_takes_effect() -> None:
+    class Ticket:
+        pass
+
+    with pytest.raises(bridges.NotAwaitableError):
+        bridges.awaitable(Ticket())
+
+    async def stamped(_ticket: Ticket) -> str:
+        return "stamped"
+
+    bridges.register(Ticket, stamped)
+    assert await bridges.awaitable(Ticket()) == "stamped"
+
+
+async def test_a_class_registered_later_with_an_abc_is_converted_as_that_abc() -> None:
+    class Receipt(abc.ABC):
+        @abc.abstractmethod
+        def total(self) -> int: ...
+
+    class Paper:
+        pass
+
+    async def filed(_receipt: Receipt) -> str:
+        return "filed"
+
+    bridges.register(Receipt, filed)
+    with pytest.raises(bridges.NotAwaitableError):
+        bridges.awaitable(Paper())
+    Receipt.register(Paper)
+    assert await bridges.awaitable(Paper()) == "filed"
 
 
 @pytest.mark.parametrize(
