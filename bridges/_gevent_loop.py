@@ -1572,7 +1572,7 @@ def renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
     with _plain_socketpair_installed():
         loop._make_self_pipe()  # type: ignore[attr-defined]
     if getattr(loop, "_signal_handlers", None):
-        with contextlib.suppress(ValueError):  # not the main thread: none were set
+        with contextlib.suppress(ValueError), _real_signal_calls():  # ValueError: not main thread
             _signal_module.set_wakeup_fd(loop._csock.fileno())  # type: ignore[attr-defined]
     if loop.is_running():
         # asyncio hides a running loop from a forked child (it records the
