@@ -21,13 +21,12 @@ import argparse
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from typing import Any, Callable
 
-from _harness import Row, add_report_options, emit, summarise
+from _harness import Row, add_report_options, compare, emit
 
 REPS = 5
 # Server CPU per round trip moves with how the two processes' wake-ups batch
@@ -56,10 +55,6 @@ def _has_uvloop() -> bool:
 
 def loop_kinds() -> list[str | None]:
     return [None, "uvloop"] if _has_uvloop() else [None]
-
-
-def median_ratio(ratios: list[float]) -> str:
-    return f"{statistics.median(ratios):5.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
 
 
 # -- in-process round trips ------------------------------------------------------
@@ -212,29 +207,26 @@ def interleave(
     target_ratio: float | None = None,
     target_us: float | None = None,
 ) -> Row:
-    base_values, cand_values, ratios = [], [], []
+    """Warm both up, then measure them alternately; print the cost ratio (hub / baseline)."""
     baseline()
     candidate()  # warm-up: imports, first frames
-    for _ in range(REPS):
-        base = baseline()
-        cand = candidate()
-        base_values.append(base)
-        cand_values.append(cand)
-        ratios.append(cand / base)
-    print(
-        f"  {label:<52} {statistics.median(cand_values):7.2f} µs vs "
-        f"{statistics.median(base_values):7.2f} µs  ratio {median_ratio(ratios)}  [{target}]"
-    )
-    row = summarise(
+    row = compare(
         benchmark="gevent",
         case=label,
         unit="µs",
         higher_is_better=False,
         baseline_name=baseline_name,
-        baselines=base_values,
-        ours=cand_values,
+        baseline=baseline,
+        ours=candidate,
+        repetitions=REPS,
         target=target,
         target_ratio=target_ratio,
+    )
+    # The row's ratio is a speed-up (baseline / ours); here a cost reads better.
+    print(
+        f"  {label:<52} {row.ours:7.2f} µs vs {row.baseline:7.2f} µs  ratio "
+        f"{1 / row.ratio:5.2f}x (min {1 / row.ratio_max:.2f}, max {1 / row.ratio_min:.2f})"
+        f"  [{target}]"
     )
     if target_us is not None:
         row.meets_target = row.ours <= target_us
@@ -247,28 +239,22 @@ def bench_roundtrip() -> list[Row]:
         "Round trips (µs per round trip, CPU time of this thread; "
         "ratio = hub / baseline; lower is better)"
     )
+    bridged = [
+        ("coroutine awaits AsyncResult set by greenlet", coroutine_awaits_greenlet),
+        ("greenlet bg.wait on asyncio future", greenlet_waits_on_asyncio),
+    ]
     for kind in loop_kinds():
-        name = kind or "asyncio"
-        rows.append(
-            interleave(
-                f"coroutine awaits AsyncResult set by greenlet [{name}]",
-                lambda kind=kind: asyncio_round_trip(kind),
-                lambda kind=kind: coroutine_awaits_greenlet(kind),
-                "<= 15 µs",
-                baseline_name="plain asyncio future round trip",
-                target_us=15,
+        for label, round_trip in bridged:
+            rows.append(
+                interleave(
+                    f"{label} [{kind or 'asyncio'}]",
+                    lambda kind=kind: asyncio_round_trip(kind),
+                    lambda kind=kind, round_trip=round_trip: round_trip(kind),
+                    "<= 15 µs",
+                    baseline_name="plain asyncio future round trip",
+                    target_us=15,
+                )
             )
-        )
-        rows.append(
-            interleave(
-                f"greenlet bg.wait on asyncio future [{name}]",
-                lambda kind=kind: asyncio_round_trip(kind),
-                lambda kind=kind: greenlet_waits_on_asyncio(kind),
-                "<= 15 µs",
-                baseline_name="plain asyncio future round trip",
-                target_us=15,
-            )
-        )
     rows.append(
         interleave(
             "native gevent AsyncResult ping-pong vs hub [asyncio]",
@@ -486,31 +472,25 @@ def bench_servers(kind: str) -> list[Row]:
         modes.append("asyncio-per-fd")
     rows = []
     for mode in modes:
-        native_values, hub_values, ratios = [], [], []
-        for _ in range(SERVER_REPS):
-            native = measure_server("native", kind)
-            hub = measure_server(mode, kind)
-            native_values.append(native)
-            hub_values.append(hub)
-            ratios.append(native / hub)
+        # The per-fd layer is measured for comparison, not offered as the default.
+        has_target = targeted and mode != "asyncio-per-fd"
+        row = compare(
+            benchmark="gevent",
+            case=f"{what}, server CPU [{mode}]",
+            unit="µs/round trip",
+            higher_is_better=False,
+            baseline_name="native libev hub",
+            baseline=lambda: measure_server("native", kind),
+            ours=lambda mode=mode: measure_server(mode, kind),
+            repetitions=SERVER_REPS,
+            target=">= 0.9x native" if has_target else "",
+            target_ratio=0.9 if has_target else None,
+        )
         print(
-            f"  hub on {mode:<14} {statistics.median(hub_values):7.1f} µs vs native libev "
-            f"{statistics.median(native_values):7.1f} µs  throughput ratio {median_ratio(ratios)}"
+            f"  hub on {mode:<14} {row.ours:7.1f} µs vs native libev {row.baseline:7.1f} µs  "
+            f"throughput ratio {row.ratio:5.2f}x (min {row.ratio_min:.2f}, max {row.ratio_max:.2f})"
         )
-        rows.append(
-            summarise(
-                benchmark="gevent",
-                case=f"{what}, server CPU [{mode}]",
-                unit="µs/round trip",
-                higher_is_better=False,
-                baseline_name="native libev hub",
-                baselines=native_values,
-                ours=hub_values,
-                # The per-fd layer is measured for comparison, not offered as the default.
-                target=">= 0.9x native" if targeted and mode != "asyncio-per-fd" else "",
-                target_ratio=0.9 if targeted and mode != "asyncio-per-fd" else None,
-            )
-        )
+        rows.append(row)
     return rows
 
 

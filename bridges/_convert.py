@@ -91,7 +91,7 @@ def awaitable(obj: Any) -> Awaitable[Any]:
     unchanged; cancelling the awaiting task cancels ``obj`` natively.
     """
     converter = _by_class.get(obj.__class__)
-    if converter is None or _by_class_token[0] != abc.get_cache_token():
+    if converter is None or _by_class_token != abc.get_cache_token():
         converter = _converter_for(obj.__class__)
     return converter(obj)
 
@@ -101,15 +101,16 @@ def awaitable(obj: Any) -> Awaitable[Any]:
 # cache).  Emptied by register() and, as singledispatch's own cache is,
 # when an ABC registration changes; bounded, since it holds its classes.
 _by_class: dict[type, Converter] = {}
-_by_class_token: list[object] = [abc.get_cache_token()]
+_by_class_token = abc.get_cache_token()
 _BY_CLASS_LIMIT = 256
 
 
 def _converter_for(cls: type) -> Converter:
+    global _by_class_token
     token = abc.get_cache_token()
-    if _by_class_token[0] != token or len(_by_class) >= _BY_CLASS_LIMIT:
+    if _by_class_token != token or len(_by_class) >= _BY_CLASS_LIMIT:
         _by_class.clear()
-        _by_class_token[0] = token
+        _by_class_token = token
     converter: Converter = _convert.dispatch(cls)
     _by_class[cls] = converter
     return converter

@@ -834,7 +834,7 @@ class AsyncioLoop:
         an inherited socket would unregister it in the *parent*, and either
         process could swallow the other's wake-ups.
         """
-        if not self._aio.is_closed() and not renew_after_fork(self._aio):
+        if not self._aio.is_closed() and not _renew_after_fork(self._aio):
             raise ForkNotSupportedError(
                 f"fork() while gevent runs on {type(self._aio).__name__}: that loop cannot "
                 "give the child poller and self-pipe of its own. Use the stdlib asyncio "
@@ -1555,7 +1555,7 @@ def replace_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
     old.close()
 
 
-def renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
+def _renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
     """In a forked child: a new selector and self-pipe for ``loop``; False if it cannot.
 
     CPython 3.9-3.13's ``BaseSelectorEventLoop`` makes its self-pipe in
