@@ -34,15 +34,15 @@ import pytest
 from ._adapters import FrameworksArg, resolve
 from ._errors import BridgeError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
-from ._pytest_native import HINTS
-from ._pytest_runner import (
+from ._pytest.native import HINTS
+from ._pytest.runner import (
     GC_MODES,
     ReentrantRunError,
     TestRunner,
     TestTimeoutError,
     format_errors,
 )
-from ._pytest_trial import adopt, install_hub_reactor, is_trial_case
+from .twisted._pytest import adopt, install_hub_reactor, is_trial_case
 
 __all__ = ["LeakWarning", "ReentrantRunError", "TestTimeoutError", "hub"]
 
@@ -617,7 +617,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
 
 def _test_job(func: Callable[..., Any], kwargs: dict[str, Any], runner: TestRunner) -> Any:
     if async_flavor(func) is None and "gevent" in runner.hub.frameworks:
-        from ._pytest_greenlet import in_greenlet
+        from .gevent._pytest import in_greenlet
 
         return lambda: in_greenlet(func, kwargs)
     return lambda: func(**kwargs)

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable
 from twisted.internet.base import ReactorBase
 
 import bridges
-from bridges._twisted_reactor import HubReactor
+from bridges.twisted._reactor import HubReactor
 
 
 def run_twisted(

@@ -263,7 +263,7 @@ class TestUnmarked(unittest.TestCase):
 
 @pytest.mark.bridges(frameworks=["twisted"])
 def test_trial_private_hooks_the_plugin_replaces_still_exist() -> None:
-    # bridges._pytest_trial replaces these per instance (checked on Twisted 23.10-26.10).
+    # bridges.twisted._pytest replaces these per instance (checked on Twisted 23.10-26.10).
     # Imported on the hub: importing trial imports the reactor, and outside a hub
     # that would install Twisted's default one for the rest of this process.
     from twisted.trial import unittest

@@ -23,7 +23,7 @@ from twisted.internet import error
 
 import bridges
 from bridges import twisted as bt
-from bridges._twisted_reactor import HubReactor, ReactorRunError
+from bridges.twisted._reactor import HubReactor, ReactorRunError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -706,7 +706,7 @@ def test_spawn_process_ends_because_the_reactor_reaps_its_children(
 
 
 def test_twisted_private_attributes_still_exist() -> None:
-    """Breaks when a Twisted upgrade renames what bridges/_twisted_reactor.py touches."""
+    """Breaks when a Twisted upgrade renames what bridges/twisted/_reactor.py touches."""
     from twisted.internet.asyncioreactor import AsyncioSelectorReactor
     from twisted.internet.base import _ThreePhaseEvent
 

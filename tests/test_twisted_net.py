@@ -197,7 +197,7 @@ def test_a_regular_file_that_epoll_refuses_is_polled_and_leaves_no_stale_registr
 def test_a_large_write_through_a_full_socket_arrives_whole_and_in_order(
     soon_write: bool, loop_factory: str
 ) -> None:
-    from bridges._twisted_reactor import HubReactor
+    from bridges.twisted._reactor import HubReactor
 
     payload = bytes(range(256)) * (8 * 4096)  # 8 MiB: far more than a socket buffer
 
@@ -227,7 +227,7 @@ def test_a_large_write_through_a_full_socket_arrives_whole_and_in_order(
 def test_soon_write_is_used_only_for_twisteds_own_connections_with_their_own_do_write() -> None:
     from twisted.internet import tcp
 
-    from bridges._twisted_reactor import _writes_safely_when_not_writable
+    from bridges.twisted._reactor import _writes_safely_when_not_writable
 
     class CustomWrite(tcp.Server):
         def doWrite(self) -> None:

@@ -49,10 +49,10 @@ from twisted.python import context as twisted_context
 from twisted.python import log as legacy_log
 from twisted.python.log import ILogContext
 
-from ._errors import BridgeError
+from .._errors import BridgeError
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from .._hub import Hub
 
 __all__ = ["OWNER", "HubReactor", "ReactorNotBoundError", "ReactorRunError"]
 

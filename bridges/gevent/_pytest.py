@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from gevent.greenlet import Greenlet
 
-from ._convert import awaitable
-from ._pytest_runner import resolved, runs_in_greenlet
+from .._convert import awaitable
+from .._pytest.runner import resolved, runs_in_greenlet
 
 __all__ = ["in_greenlet"]
 

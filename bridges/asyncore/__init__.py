@@ -51,12 +51,12 @@ from collections.abc import MutableMapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
-from ._convert import register
-from ._errors import BridgeError, FrameworkNotInstalledError, HubNotRunningError
-from ._hub import current_hub
+from .._convert import register
+from .._errors import BridgeError, FrameworkNotInstalledError, HubNotRunningError
+from .._hub import current_hub
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from .._hub import Hub
 
 with warnings.catch_warnings():
     # Python 3.10 and 3.11 warn that asyncore is deprecated; the user chose it

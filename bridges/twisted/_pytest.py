@@ -26,8 +26,8 @@ import functools
 import sys
 from typing import Any, Callable
 
-from ._errors import BridgeError
-from ._pytest_runner import TestRunner
+from .._errors import BridgeError
+from .._pytest.runner import TestRunner
 
 __all__ = ["adopt", "install_hub_reactor", "is_trial_case"]
 
@@ -44,7 +44,7 @@ def install_hub_reactor() -> None:
     """
     if "twisted.internet.reactor" in sys.modules:
         return
-    from ._run import run
+    from .._run import run
 
     try:
         run(_installed, frameworks=["twisted"])

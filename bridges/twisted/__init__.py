@@ -18,7 +18,7 @@
 What this module takes care of (each point is a trap of the stock
 integration, see DESIGN.md):
 
-* the reactor (:class:`~bridges._twisted_reactor.HubReactor`) is installed
+* the reactor (:class:`~bridges.twisted._reactor.HubReactor`) is installed
   from inside the running loop and follows the hub's loop across repeated
   ``bridges.run`` calls; a reactor installed by someone else is refused with
   an error that names it and the module that imported it;
@@ -48,10 +48,10 @@ from twisted.logger import formatEvent as _format_event
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from ._convert import register, to_future
-from ._errors import BridgeError, HubNotRunningError
-from ._hub import Hub, current_hub
-from ._twisted_reactor import HubReactor, ReactorNotBoundError, ReactorRunError
+from .._convert import register, to_future
+from .._errors import BridgeError, HubNotRunningError
+from .._hub import Hub, current_hub
+from ._reactor import HubReactor, ReactorNotBoundError, ReactorRunError
 
 __all__ = [
     "ForeignReactorError",

@@ -23,13 +23,13 @@ import traceback
 import weakref
 from typing import Any, Callable, Optional
 
-from ._adapters import FrameworksArg
-from ._convert import awaitable
-from ._errors import BridgeError, NotAwaitableError
-from ._hub import Hub
-from ._introspect import await_chain, frame_place
-from ._pytest_native import NativeObjects
-from ._run import LoopFactoryArg, make_loop_factory, wind_down
+from .._adapters import FrameworksArg
+from .._convert import awaitable
+from .._errors import BridgeError, NotAwaitableError
+from .._hub import Hub
+from .._introspect import await_chain, frame_place
+from .._run import LoopFactoryArg, make_loop_factory, wind_down
+from .native import NativeObjects
 
 __all__ = ["ReentrantRunError", "TestRunner", "TestTimeoutError", "describe_task"]
 

@@ -48,9 +48,9 @@ from tornado.ioloop import IOLoop
 from tornado.log import app_log
 from tornado.platform.asyncio import AsyncIOLoop
 
-from . import _convert
-from ._errors import BridgeError
-from ._hub import Hub, current_hub
+from .. import _convert
+from .._errors import BridgeError
+from .._hub import Hub, current_hub
 
 __all__ = [
     "HubAsyncHTTPTestCase",
@@ -400,7 +400,7 @@ def _claim_convert_yielded() -> None:
 
 
 def _adapters_installed(name: str) -> bool:
-    from . import _adapters
+    from .. import _adapters
 
     spec = next(spec for spec in _adapters.ADAPTERS if spec.name == name)
     return _adapters.installed(spec)

@@ -12,7 +12,7 @@ import sys
 import weakref
 from typing import Any, Callable, Optional
 
-from ._hub import Hub
+from .._hub import Hub
 
 __all__ = ["HINTS", "NativeObjects", "describe_native"]
 

@@ -39,10 +39,10 @@ from gevent.pool import Group
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as raw_greenlet
 
-from ._convert import register, to_future
-from ._errors import BridgeError
-from ._gevent_loop import AsyncioLoop, ForkNotSupportedError, _original, replace_selector
-from ._hub import Hub, current_hub
+from .._convert import register, to_future
+from .._errors import BridgeError
+from .._gevent_loop import AsyncioLoop, ForkNotSupportedError, _original, replace_selector
+from .._hub import Hub, current_hub
 
 __all__ = [
     "BlockingCallError",
@@ -389,7 +389,7 @@ def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:
         # uvloop keeps its executor where we cannot clear it again at detach
         # (see _release_executor); there asyncio's executor stays as patched.
         return None
-    from ._gevent_loop import RealThreadExecutor
+    from .._gevent_loop import RealThreadExecutor
 
     executor = RealThreadExecutor()
     loop.set_default_executor(executor)
