@@ -1,4 +1,4 @@
-"""Shared measuring rules for the benchmarks (see ../shared/BENCHMARKING.md).
+"""Shared measuring rules for the benchmarks (docs/benchmarks.md says how to read them).
 
 * Interleave: baseline and candidate alternate (A B A B ...), and the figure is
   the median of the per-repetition ratios, shown with its min and max.
@@ -35,7 +35,7 @@ class Row:
     ratio_min: float
     ratio_max: float
     target: str
-    """The DESIGN.md target in words, e.g. ">= 0.8x epoll"; empty when none."""
+    """The target (docs/benchmarks.md) in words, e.g. ">= 0.8x epoll"; empty when none."""
     meets_target: bool | None = None
 
 

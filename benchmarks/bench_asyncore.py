@@ -8,7 +8,7 @@ The figure is the server's CPU time per round trip (``/proc/PID/task/*/
 schedstat``), measured in turns (select, poll, hub, hub on uvloop, select, ...)
 with client and servers on one CPU.  Every echo is checked.
 
-Targets (DESIGN.md): at 1,000 idle connections the hub serves at least 5x
+Targets (docs/benchmarks.md): at 1,000 idle connections the hub serves at least 5x
 asyncore's own loop, and its cost per event does not grow with idle
 connections ("hub N vs hub 0" near 1.0).
 

@@ -1,10 +1,10 @@
 """Awaiting the primitives that need no framework, against a plain asyncio future.
 
 A generator coroutine waits on a future resolved on the next loop pass
-(``call_soon``), the way BENCHMARKING.md measured the native figures.  A
+(``call_soon``), the way the native figures in docs/benchmarks.md measure the native figures.  A
 ``concurrent.futures.Future`` is resolved by a worker thread, its real use; the
 baseline there is an asyncio future the same thread resolves through
-``call_soon_threadsafe``.  Target (DESIGN.md): awaiting a bridged primitive
+``call_soon_threadsafe``.  Target (docs/benchmarks.md): awaiting a bridged primitive
 costs at most 2x awaiting a plain asyncio future resolved the same way.
 """
 

@@ -2,8 +2,8 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/bench_gevent.py            # everything, about 2 min
-    /work/venv/bin/python benchmarks/bench_gevent.py roundtrip  # or: spawn, stop, echo,
+    python benchmarks/bench_gevent.py            # everything, about 2 min
+    python benchmarks/bench_gevent.py roundtrip  # or: spawn, stop, echo,
                                                                 # pingpong, wsgi
 
 Each figure is interleaved (baseline, candidate, baseline, candidate, ...)
@@ -435,7 +435,7 @@ def measure_server(mode: str, kind: str) -> float:
         port = int(proc.stdout.readline())
         clients = CLIENTS[kind]
         if kind == "pingpong":
-            # One connection: client and server share a CPU, as BENCHMARKING.md
+            # One connection: client and server share a CPU, as docs/benchmarks.md
             # advises (across CPUs the VM's wake-up latency hides the servers).
             os.sched_setaffinity(proc.pid, {min(_ALL_CPUS)})
             os.sched_setaffinity(0, {min(_ALL_CPUS)})

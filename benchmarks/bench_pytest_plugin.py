@@ -14,7 +14,7 @@ It prints each session's wall time, the per-repetition ratio bridges/asyncio
 plugin over plain pytest.  ``--frameworks twisted`` (or ``auto``) adds a
 session that attaches those frameworks to every test's hub, for reference.
 
-Run: /work/venv/bin/python benchmarks/bench_pytest_plugin.py [--repeat 5] [--tests 500]
+Run: python benchmarks/bench_pytest_plugin.py [--repeat 5] [--tests 500]
 """
 
 from __future__ import annotations

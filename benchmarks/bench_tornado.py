@@ -8,7 +8,7 @@ checked.  Requests alternate between the servers one by one, in rotating
 order, so all see the same background load; per repetition, each server's CPU
 time (from /proc/PID/task/*/schedstat) is divided by the requests it served.
 Client and servers are pinned to one CPU, so the VM's cross-CPU wake-up
-latency does not hide the servers' cost (BENCHMARKING.md).
+latency does not hide the servers' cost (docs/benchmarks.md, how the figures are measured).
 
 Printed: each server's median CPU µs per request and requests/s, and the hub's
 throughput ratio against plain Tornado (native CPU / hub CPU per request; 1.0

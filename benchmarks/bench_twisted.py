@@ -1,6 +1,6 @@
 """Twisted on the hub vs Twisted's epoll reactor vs the stock asyncio reactor.
 
-    cd benchmarks && /work/venv/bin/python bench_twisted.py [--reps 3] [--quick] [--report F]
+    cd benchmarks && python bench_twisted.py [--reps 3] [--quick] [--report F]
 
 Three measurements, each run for every reactor, interleaved (A B C A B C ...),
 ratios taken against the epoll reactor of the *same* repetition:
@@ -271,7 +271,7 @@ METRICS = [
     ("echo50_rps", "echo 50 conns, throughput", "round trips/s", True),
     ("chain", "callLater(0) chain", "calls/s", True),
 ]
-# DESIGN.md's targets for the hub's reactor: ping-pong >= 0.8x epoll on the
+# The targets (docs/benchmarks.md) for the hub's reactor: ping-pong >= 0.8x epoll on the
 # stdlib loop and >= 1.0x on uvloop (judged on the server's CPU per round trip,
 # the steady figure); the callLater(0) chain >= 0.8x.
 TARGETS = {

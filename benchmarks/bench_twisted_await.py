@@ -1,6 +1,6 @@
 """Awaiting a Deferred through bridges vs awaiting a plain asyncio future, resolved the same way.
 
-    cd benchmarks && /work/venv/bin/python bench_twisted_await.py [--reps 7] [--quick] [--report F]
+    cd benchmarks && python bench_twisted_await.py [--reps 7] [--quick] [--report F]
 
 Each await waits for a primitive resolved on the next loop pass:
 
@@ -16,7 +16,7 @@ Also the cost of the hub's fd registry on the reactor's hot path: an
 against the same pair on the loop directly.
 
 Interleaved in one hub run (A B C A B C ...); ratios are per repetition.
-DESIGN.md's target: awaiting a Deferred costs at most 2x the plain future.
+The target (docs/benchmarks.md): awaiting a Deferred costs at most 2x the plain future.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def _chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
     axes.invert_yaxis()
     axes.set_xlabel(
         "ratio to the native baseline, log scale\n"
-        "(higher is faster; green meets its DESIGN.md target)"
+        "(higher is faster; green meets its target, docs/benchmarks.md)"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=100)

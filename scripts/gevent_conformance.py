@@ -2,9 +2,9 @@
 
 Usage::
 
-    /work/venv/bin/python scripts/gevent_conformance.py            # the curated modules
-    /work/venv/bin/python scripts/gevent_conformance.py --all      # every test__* module
-    /work/venv/bin/python scripts/gevent_conformance.py test__event test__queue --timeout 90
+    python scripts/gevent_conformance.py            # the curated modules
+    python scripts/gevent_conformance.py --all      # every test__* module
+    python scripts/gevent_conformance.py test__event test__queue --timeout 90
 
 Each module runs in its own subprocess (``python -m gevent.tests.<module>``),
 once natively (gevent's default libev loop) and once with
@@ -14,6 +14,7 @@ uses (the loop's *standalone* mode: gevent's hub greenlet drives the asyncio
 loop, since the test suite blocks in the main greenlet).  A module passes
 when it exits 0 within the timeout.  The pass rates of both are printed
 beside each other; gevent's ``known_failures`` apply to both runs alike.
+``tests/test_gevent_conformance.py`` runs the curated modules in CI.
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ def run_module(module: str, ours: bool, timeout: float) -> Outcome:
     return Outcome(done.returncode == 0, summary, elapsed)
 
 
+def run_all(modules: list[str], timeout: float, jobs: int) -> list[tuple[str, Outcome, Outcome]]:
+    """Each module natively, then on the hub's loop; ``jobs`` modules at once, in order."""
+
+    def both(module: str) -> tuple[str, Outcome, Outcome]:
+        return module, run_module(module, False, timeout), run_module(module, True, timeout)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(both, modules))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="gevent.tests modules (default: curated list)")
@@ -111,25 +122,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="modules run at once")
     args = parser.parse_args()
     modules = all_modules() if args.all else (args.modules or CURATED)
-
-    def both(module: str) -> tuple[str, Outcome, Outcome]:
-        return (
-            module,
-            run_module(module, False, args.timeout),
-            run_module(module, True, args.timeout),
-        )
-
     native_ok = ours_ok = 0
     print(f"{'module':<34} {'native libev':<38} {'bridges AsyncioLoop':<38}")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for module, native, ours in pool.map(both, modules):
-            native_ok += native.passed
-            ours_ok += ours.passed
-            mark = "" if native.passed == ours.passed else "   <-- differs"
-            print(
-                f"{module:<34} {_cell(native):<38} {_cell(ours):<38}{mark}",
-                flush=True,
-            )
+    for module, native, ours in run_all(modules, args.timeout, args.jobs):
+        native_ok += native.passed
+        ours_ok += ours.passed
+        mark = "" if native.passed == ours.passed else "   <-- differs"
+        print(f"{module:<34} {cell(native):<38} {cell(ours):<38}{mark}", flush=True)
     total = len(modules)
     print(
         f"\nmodules passing: native {native_ok}/{total} ({native_ok / total:.0%}), "
@@ -138,7 +137,7 @@ def main() -> int:
     return 0 if ours_ok >= native_ok else 1
 
 
-def _cell(outcome: Outcome) -> str:
+def cell(outcome: Outcome) -> str:
     status = "pass" if outcome.passed else "FAIL"
     return f"{status} ({outcome.summary}, {outcome.seconds:.0f}s)"[:37]
 

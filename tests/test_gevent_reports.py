@@ -1,6 +1,6 @@
 """gevent on the hub: which greenlet errors are reported, contexts, greenlets killed at stop.
 
-The rule (DESIGN.md, *nothing lost*): an exception somebody receives is not
+The rule (docs/contract.md, *nothing lost*): an exception somebody receives is not
 reported; one nobody receives is reported exactly once, through the loop's
 exception handler.  A cancellation is never an error.
 """

@@ -1,6 +1,6 @@
 """Tornado's IOLoop on the hub: one IOLoop per hub, its lifecycle, errors, executor, clocks, fds.
 
-Each trap in DESIGN.md's Tornado notes has a test here or in test_tornado_gen.py
+Each trap in docs/tornado.md has a test here or in test_tornado_gen.py
 whose name says which.
 """
 

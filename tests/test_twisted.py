@@ -1,6 +1,7 @@
 """The Twisted reactor on the hub: install, start, stop, threads, repeated runs, uvloop.
 
-Each trap in DESIGN.md's Twisted notes has a test here whose name says which.
+Each trap of Twisted's stock asyncio integration (docs/twisted.md) has a test here whose
+name says which.
 """
 
 from __future__ import annotations

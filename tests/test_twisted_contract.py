@@ -1,4 +1,4 @@
-"""DESIGN.md's cross-framework contract, row by row, for Twisted <-> asyncio.
+"""The cross-framework contract (docs/contract.md), row by row, for Twisted <-> asyncio.
 
 Twisted -> asyncio is ``await bridges.awaitable(deferred)``; asyncio -> Twisted
 is ``bt.deferred(awaitable)``.

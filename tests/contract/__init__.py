@@ -1,4 +1,4 @@
-"""The cross-framework contract suite (DESIGN.md, "The cross-framework contract").
+"""The cross-framework contract suite (docs/contract.md).
 
 Every flavor (asyncio, Twisted, Tornado, gevent, asyncore, concurrent.futures,
 Tulip-era generator) is a small object in :mod:`.flavors` that knows how to

@@ -1,0 +1,77 @@
+"""Print one line per tox env from tox's ``--result-json``: its outcome and its test counts.
+
+``.ci/run`` calls it after ``tox run``.  The counts come from each env's pytest
+summary line; the peers' conformance counts from the lines the conformance tests
+print.  The last line is the total, in pytest's words ("N passed, N failed").
+Exits 1 when an env that must pass failed (``pre`` may fail: tox.ini marks it
+``ignore_outcome``).
+
+Usage: ``python scripts/ci_summary.py RESULT_JSON [ENV_THAT_MAY_FAIL ...]``
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in [\d.]+s(?: \([^)]*\))? =+\s*$", re.MULTILINE)
+COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected)")
+CONFORMANCE = re.compile(r"^(Twisted reactor conformance|gevent conformance).*$", re.MULTILINE)
+KINDS = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+def counts_of(output: str) -> Counter[str]:
+    """The counts of the last pytest summary line in ``output`` (empty when pytest never ended)."""
+    found = SUMMARY.findall(output)
+    counted: Counter[str] = Counter()
+    if found:
+        for number, kind in COUNT.findall(found[-1]):
+            counted["error" if kind == "errors" else kind] += int(number)
+    return counted
+
+
+def summarise(result: dict[str, Any], may_fail: set[str]) -> tuple[list[str], bool]:
+    lines = [f"{'tox env':<22} {'outcome':<16} {'minutes':>7}  " + "  ".join(KINDS)]
+    total: Counter[str] = Counter()
+    conformance: list[str] = []
+    ok = True
+    for env, journal in result.get("testenvs", {}).items():
+        if env.startswith("."):  # the package build env
+            continue
+        ran = journal.get("test", [])
+        commands = [c for c in ran if c.get("run_id", "").startswith("commands[")]
+        output = "".join(str(c.get("output", "")) + str(c.get("err", "")) for c in commands)
+        counted = counts_of(output)
+        failed = any(c.get("retcode") for c in journal.get("test", [])) or not commands
+        failed = failed or not counted
+        outcome = "ok" if not failed else ("failed (allowed)" if env in may_fail else "FAILED")
+        ok = ok and (not failed or env in may_fail)
+        minutes = sum(float(c.get("elapsed", 0)) for c in journal.get("test", [])) / 60
+        lines.append(
+            f"{env:<22} {outcome:<16} {minutes:>7.1f}  "
+            + "  ".join(f"{counted[kind]:>{len(kind)}}" for kind in KINDS)
+        )
+        conformance += [f"{env}: {line}" for line in CONFORMANCE.findall(output)]
+        if env not in may_fail:
+            total.update(counted)
+    lines += ["", *conformance, ""]
+    lines.append(
+        f"total: {total['passed']} passed, {total['failed'] + total['error']} failed, "
+        f"{total['skipped']} skipped, {total['xfailed']} xfailed"
+    )
+    return lines, ok
+
+
+def main(argv: list[str]) -> int:
+    result = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    lines, ok = summarise(result, set(argv[1:]))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
