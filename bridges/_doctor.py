@@ -26,7 +26,8 @@ COMPETING_PYTEST_PLUGINS: dict[str, str] = {
         "@pytest.mark.bridges must not also use it: disable it with -p no:twisted"
     ),
     "pytest-tornasync": (
-        "runs gen_test-style tests on its own IOLoop; disable it with -p no:tornasync"
+        # Its pytest11 entry point is named "tornado", like pytest-tornado's.
+        "runs gen_test-style tests on its own IOLoop; disable it with -p no:tornado"
     ),
     "pytest-tornado": "runs tests on its own IOLoop; disable it with -p no:tornado",
     "pytest-asyncio": "coexists: it runs tests marked asyncio, the hub runs tests marked bridges",
@@ -88,9 +89,12 @@ def _conflicts() -> Iterable[str]:
     if reactor is not None:
         kind = type(reactor)
         yield (
-            f"a Twisted reactor ({kind.__module__}.{kind.__qualname__}) is already imported in "
-            "this process; the hub must install its own first. Import bridges.twisted (or start "
-            "the hub) before anything imports twisted.internet.reactor."
+            f"a Twisted reactor ({kind.__module__}.{kind.__qualname__}) is already installed in "
+            "this process, so the hub cannot attach Twisted: the hub installs its own reactor "
+            "when it starts, and Twisted allows one per process (importing bridges.twisted "
+            "installs nothing). Do not import twisted.internet.reactor before bridges.run() or "
+            "bridges.Hub() starts: import it inside the code that runs on the hub, and install "
+            "no other reactor (asyncioreactor.install(), pytest-twisted)."
         )
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_anything_patched():

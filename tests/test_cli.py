@@ -48,7 +48,51 @@ def test_doctor_names_a_reactor_imported_before_the_hub() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert "a Twisted reactor (twisted.internet.epollreactor" in done.stdout
-    assert "Import bridges.twisted (or start the hub) before" in done.stdout
+    assert "Do not import twisted.internet.reactor before bridges.run()" in done.stdout
+    assert "importing bridges.twisted installs nothing" in done.stdout
+    assert "  twisted   " in done.stdout
+    assert "does not attach: ForeignReactorError" in done.stdout
+
+
+@pytest.mark.timeout(150)
+def test_importing_bridges_twisted_first_does_not_let_the_hub_attach() -> None:
+    """Why the doctor does not advise "import bridges.twisted first": it would not help."""
+    script = (
+        "import asyncio, bridges, bridges.twisted\n"
+        "from twisted.internet import reactor\n"
+        "bridges.run(asyncio.sleep, 0, frameworks=['twisted'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "ForeignReactorError" in done.stderr
+
+
+@pytest.mark.timeout(150)
+def test_the_doctors_advice_works_importing_the_reactor_on_the_hub() -> None:
+    script = (
+        "import asyncio, bridges\n"
+        "async def main():\n"
+        "    from twisted.internet import reactor, task\n"
+        "    d = task.deferLater(reactor, 0, lambda: 'attached')\n"
+        "    print(await bridges.awaitable(d))\n"
+        "bridges.run(main, frameworks=['twisted'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "attached"
+
+
+def test_the_doctor_disables_pytest_tornasync_by_its_plugin_name_as_the_plugin_does() -> None:
+    """pytest-tornasync's pytest11 entry point is named "tornado": -p no:tornasync does nothing."""
+    from bridges._doctor import COMPETING_PYTEST_PLUGINS
+
+    advice = COMPETING_PYTEST_PLUGINS["pytest-tornasync"]
+    assert "-p no:tornado" in advice
+    assert "no:tornasync" not in advice
 
 
 @pytest.mark.timeout(150)
