@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import sys
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import pytest
 from _reports import Reports
@@ -50,10 +52,15 @@ def run_on_hub(
     stop_timeout: float = 5.0,
     loop_factory: Any = None,
 ) -> tuple[Any, Reports]:
-    """``bridges.run`` a scenario with the error sink recorded; garbage is collected before stop.
+    """``bridges.run`` a scenario; return its result and everything reported, start to finish.
 
-    Collecting inside the run makes "Unhandled error in Deferred" and
-    "exception never retrieved" reports happen while the handler still listens.
+    The reports cover the run, the hub's stop sequence, and garbage collected
+    after the hub stopped: garbage is collected before the stop (so "Unhandled
+    error in Deferred" and "exception never retrieved" arrive while the hub
+    still listens) and again after it, when a future's report still reaches the
+    closed loop's handler and Twisted's goes to its global log, which is
+    watched for that collection.  Callers assert on every report:
+    :func:`assert_nothing_reported` when none is expected.
     """
     reports = Reports()
 
@@ -68,7 +75,42 @@ def run_on_hub(
     result = bridges.run(
         main, frameworks=list(frameworks), stop_timeout=stop_timeout, loop_factory=loop_factory
     )
+    with _twisted_log_recorded(reports):
+        gc.collect()
     return result, reports
+
+
+@contextlib.contextmanager
+def _twisted_log_recorded(reports: Reports) -> Iterator[None]:
+    """Errors Twisted logs meanwhile become reports (its log outlives the hub's observer)."""
+    if "twisted.logger" not in sys.modules:
+        yield
+        return
+    from twisted.logger import globalLogPublisher
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            failure = event.get("log_failure")
+            reports.contexts.append(
+                {
+                    "message": "Twisted logged an error after the hub stopped",
+                    "exception": getattr(failure, "value", None),
+                }
+            )
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+def assert_nothing_reported(reports: Reports, what: str) -> None:
+    """Nothing reached the error sink: not while running, not at stop, not at collection."""
+    assert not reports.contexts, (
+        f"{what}: the error sink received reports (while running, at stop or at garbage "
+        f"collection) that nobody caused: {reports.describe()}"
+    )
 
 
 async def settle(aw: Any, what: str, timeout: float = 15.0) -> tuple[str, Any]:

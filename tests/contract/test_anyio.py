@@ -28,6 +28,7 @@ from .flavors import BY_NAME, FLAVORS, Flavor, Trace
 from .harness import (
     Marker,
     Reports,
+    assert_nothing_reported,
     available_flavors,
     eventually,
     frameworks_of,
@@ -61,7 +62,8 @@ def test_a_task_group_holds_primitives_of_every_flavor_and_gets_each_result() ->
             f"result, but these differ: {wrong}"
         )
 
-    run_on_hub(scenario, frameworks_of(*flavors))
+    _, reports = run_on_hub(scenario, frameworks_of(*flavors))
+    assert_nothing_reported(reports, "a task group awaiting every flavor")
 
 
 @pytest.mark.timeout(60)
@@ -98,7 +100,8 @@ def test_a_failing_primitive_cancels_its_task_group_siblings_natively() -> None:
             f"{[name for name, t in traces.items() if not t.callee_cancelled]}"
         )
 
-    run_on_hub(scenario, frameworks_of(*flavors))
+    _, reports = run_on_hub(scenario, frameworks_of(*flavors))
+    assert_nothing_reported(reports, "a failing task group member cancelling its siblings")
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -151,7 +154,8 @@ def test_a_cancel_scope_cancels_a_bridged_primitive_natively(flavor: Flavor, sco
         await asyncio.sleep(0.01)
         assert not reports.contexts, f"the error sink received: {reports.describe()}"
 
-    run_on_hub(scenario, list(flavor.frameworks))
+    _, reports = run_on_hub(scenario, list(flavor.frameworks))
+    assert_nothing_reported(reports, f"{scope} cancelling a {flavor.name} primitive")
 
 
 @pytest.mark.timeout(30)
@@ -178,7 +182,8 @@ def test_an_outer_scope_keeps_cancelling_until_the_bridged_wait_is_left(flavor: 
             f"{first.callee_cancelled}, second: {second.callee_cancelled})"
         )
 
-    run_on_hub(scenario, list(flavor.frameworks))
+    _, reports = run_on_hub(scenario, list(flavor.frameworks))
+    assert_nothing_reported(reports, f"an outer scope cancelling a {flavor.name} wait")
 
 
 # -- threads ------------------------------------------------------------------------
@@ -214,7 +219,8 @@ def test_anyio_from_thread_works_from_twisteds_thread_pool() -> None:
             f"on the hub's thread {hub_thread}, not {seen['hub']}"
         )
 
-    run_on_hub(scenario, ["twisted"])
+    _, reports = run_on_hub(scenario, ["twisted"])
+    assert_nothing_reported(reports, "anyio.from_thread.run from Twisted's thread pool")
 
 
 @pytest.mark.timeout(30)
@@ -252,7 +258,8 @@ def test_anyio_from_thread_works_from_gevents_thread_pool() -> None:
             f"on the hub's thread {hub_thread}, not {seen['hub']}"
         )
 
-    run_on_hub(scenario, ["gevent"])
+    _, reports = run_on_hub(scenario, ["gevent"])
+    assert_nothing_reported(reports, "anyio.from_thread.run from gevent's threadpool")
 
 
 @pytest.mark.timeout(30)
@@ -283,7 +290,8 @@ def test_anyio_to_thread_runs_from_legacy_code_in_a_worker_with_its_context(call
             f"contextvars into the worker, but the worker saw {seen['ctx']!r}"
         )
 
-    run_on_hub(scenario, list(flavor.frameworks))
+    _, reports = run_on_hub(scenario, list(flavor.frameworks))
+    assert_nothing_reported(reports, f"anyio.to_thread.run_sync from {caller} code")
 
 
 # -- anyio.run using the hub ----------------------------------------------------------
