@@ -37,6 +37,8 @@ class Row:
     target: str
     """The target (docs/benchmarks.md) in words, e.g. ">= 0.8x epoll"; empty when none."""
     meets_target: bool | None = None
+    target_ratio: float | None = None
+    """The lowest ``ratio`` that meets a ratio target (the chart draws it); None otherwise."""
 
 
 def compare(
@@ -103,6 +105,7 @@ def summarise(
         ratio_max=max(ratios),
         target=target,
         meets_target=None if target_ratio is None else ratio >= target_ratio,
+        target_ratio=target_ratio,
     )
 
 

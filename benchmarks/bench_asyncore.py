@@ -263,6 +263,7 @@ def measure(idle: int, repetitions: int, quick: bool, references: dict[str, Serv
                     ratio_max=high,
                     target=">= 5x at 1,000 idle" if target else "",
                     meets_target=(ratio >= 5.0) if target else None,
+                    target_ratio=5.0 if target else None,
                 )
             )
     for mode, base in zero.items():
@@ -281,6 +282,7 @@ def measure(idle: int, repetitions: int, quick: bool, references: dict[str, Serv
                 ratio_max=high,
                 target="cost does not grow (>= 0.9x)",
                 meets_target=ratio >= 0.9,
+                target_ratio=0.9,
             )
         )
     return rows

@@ -312,6 +312,7 @@ def rows(results: dict[str, list[dict[str, float]]], kinds: list[str]) -> list[R
                     ratio_max=max(ratios),
                     target=f">= {target}x epoll" if target else "",
                     meets_target=None if target is None else ratio >= target,
+                    target_ratio=target,
                 )
             )
     return out

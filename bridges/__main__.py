@@ -21,13 +21,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("doctor", help="report versions, what attaches, and known conflicts")
     bench = commands.add_parser(
-        "bench", help="run every benchmark in benchmarks/ and write docs/benchmarks.md and .png"
+        "bench",
+        help="run the benchmarks in benchmarks/ and write a report (default to bench-results/)",
     )
     bench.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
-    bench.add_argument("--only", help="run only the benchmarks whose name contains this")
-    bench.add_argument("--out", default="docs", help="where to write the report (default docs)")
     bench.add_argument(
-        "--readme", action="store_true", help="also put the table into README.md's marked section"
+        "--only",
+        type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
+        default=[],
+        metavar="NAME[,NAME]",
+        help="run only these benchmarks (core is benchmarks/bench_core.py); keep the other "
+        "rows of the last report, each under the machine and date it was measured on",
+    )
+    bench.add_argument(
+        "--out", help="where to write the report (default bench-results/, not tracked by git)"
+    )
+    bench.add_argument(
+        "--no-chart", action="store_true", help="write the table only (no matplotlib needed)"
+    )
+    bench.add_argument(
+        "--readme",
+        action="store_true",
+        help="publish one full run: the table into README.md and docs/benchmarks.md, "
+        "the chart to docs/benchmarks.png",
     )
 
     args = parser.parse_args(argv)
@@ -41,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         from ._bench import bench as run_bench
 
         return run_bench(
-            Path.cwd(), Path(args.out), quick=args.quick, only=args.only, readme=args.readme
+            Path.cwd(),
+            Path(args.out) if args.out else None,
+            quick=args.quick,
+            only=args.only,
+            readme=args.readme,
+            chart=not args.no_chart,
         )
     from ._demo import demo as run_demo
 

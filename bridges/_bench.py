@@ -1,10 +1,16 @@
-"""``python -m bridges bench``: run every benchmark and write one report.
+"""``python -m bridges bench``: run the benchmarks and write one report.
 
 Each ``benchmarks/bench_*.py`` runs in its own process (the frameworks keep
 process-global state) with ``--report FILE`` and writes its rows as JSON (see
 ``benchmarks/_harness.py``).  The rows become one Markdown table, each figure
 beside its native baseline measured in the same run, and a PNG chart of the
-ratios.  Runs from a source checkout: the benchmarks are not installed.
+ratios against their targets.  Runs from a source checkout: the benchmarks
+are not installed.
+
+By default the report goes to ``bench-results/`` (untracked), so measuring
+never dirties the checkout.  ``--readme`` publishes one full run: the table
+into ``docs/benchmarks.md`` and ``README.md`` (between their markers), the
+chart to ``docs/benchmarks.png`` and the rows to ``docs/benchmarks.json``.
 """
 
 from __future__ import annotations
@@ -17,62 +23,87 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 __all__ = ["bench"]
 
 _TIMEOUT = 600.0
 
-
 README_START = "<!-- benchmarks:start -->"
 README_END = "<!-- benchmarks:end -->"
+DEFAULT_OUT = "bench-results"
+
+_Results = dict[str, dict[str, Any]]
+"""Benchmark name -> {"measured_on": str, "rows": [row, ...]}."""
 
 
 def bench(
     root: Path,
-    out_dir: Path,
+    out_dir: Path | None = None,
     *,
     quick: bool = False,
-    only: str | None = None,
+    only: Sequence[str] = (),
     readme: bool = False,
+    chart: bool = True,
 ) -> int:
-    """Run the benchmarks under ``root / "benchmarks"``; return 0 when all ran, else 1.
+    """Run the benchmarks under ``root / "benchmarks"``; 0: all ran, 1: one failed, 2: misuse.
 
-    With ``readme``, the table also replaces the marked section of ``root / "README.md"``.
+    ``only`` names benchmarks exactly (``core`` is ``bench_core.py``); the
+    other benchmarks' rows are kept from the last run in ``out_dir``, each
+    under the machine and date it was measured on.
     """
-    scripts = sorted((root / "benchmarks").glob("bench_*.py"))
-    if only:  # re-measure these, keep the other benchmarks' rows from the last run
-        scripts = [s for s in scripts if only in s.stem]
-    if not scripts:
-        print(
+    available = {path.stem[len("bench_") :]: path for path in _scripts(root)}
+    if not available:
+        return _misuse(
             f"no benchmarks found under {root / 'benchmarks'}: run this from a source "
-            "checkout of tulip-bridges (the benchmarks are not part of the installed package).",
-            file=sys.stderr,
+            "checkout of tulip-bridges (the benchmarks are not part of the installed package)."
         )
-        return 1
-    results: dict[str, list[dict[str, Any]]] = _previous(out_dir) if only else {}
+    unknown = sorted(set(only) - set(available))
+    if unknown:
+        return _misuse(
+            f"no benchmark named {', '.join(unknown)}; the benchmarks are: "
+            f"{', '.join(sorted(available))}"
+        )
+    if readme and (only or quick or not chart):
+        return _misuse(
+            "--readme publishes one full run (README table, docs/benchmarks.md and the chart "
+            "from the same measurements): drop --only, --quick and --no-chart."
+        )
+    if chart and not _have_matplotlib():
+        return _misuse(
+            "the chart needs matplotlib: pip install 'tulip-bridges[bench]' "
+            "(or pass --no-chart to write the table only)."
+        )
+    out = out_dir if out_dir is not None else root / DEFAULT_OUT
+    results: _Results = _previous(out) if only else {}
     failed: list[str] = []
-    for script in scripts:
+    measured_on = _machine()
+    for name in sorted(only or available):
+        script = available[name]
         print(f"== {script.name}", flush=True)
-        got = _run_one(script, quick)
-        if got is None:
+        rows = _run_one(script, quick)
+        if rows is None:
             failed.append(script.name)
+            results.pop(name, None)
         else:
-            results[script.stem] = got
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    rows = [row for stem in sorted(results) for row in results[stem]]
-    table = _markdown(rows, failed)
-    (out_dir / "benchmarks.md").write_text(table, encoding="utf-8")
-    if readme:
-        update_readme(root / "README.md", table)
-    chart = _chart(rows, out_dir / "benchmarks.png")
-    print(f"wrote {out_dir / 'benchmarks.md'}" + (f" and {chart}" if chart else ""))
+            results[name] = {"measured_on": measured_on, "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    table = _markdown(results, failed)
+    (out / "benchmarks.md").write_text(table, encoding="utf-8")
+    written = [out / "benchmarks.md"]
+    if chart:
+        written.append(_chart(results, out / "benchmarks.png"))
+    if readme and not failed:
+        written += _publish(root, out, table)
+    print("wrote " + ", ".join(str(path) for path in written))
+    if readme and failed:
+        print("not published: a benchmark failed (see above)", file=sys.stderr)
     return 1 if failed else 0
 
 
 def update_readme(path: Path, report: str) -> None:
-    """Put ``report`` (without its title) between the README's benchmark markers."""
+    """Put ``report`` (without its title) between the file's benchmark markers."""
     text = path.read_text(encoding="utf-8")
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
@@ -82,12 +113,47 @@ def update_readme(path: Path, report: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _previous(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+def _publish(root: Path, out: Path, table: str) -> list[Path]:
+    docs = root / "docs"
+    for name in ("benchmarks.json", "benchmarks.png"):
+        (docs / name).write_bytes((out / name).read_bytes())
+    update_readme(docs / "benchmarks.md", table)
+    update_readme(root / "README.md", table)
+    return [
+        docs / "benchmarks.md",
+        docs / "benchmarks.png",
+        docs / "benchmarks.json",
+        root / "README.md",
+    ]
+
+
+def _misuse(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def _scripts(root: Path) -> list[Path]:
+    return sorted((root / "benchmarks").glob("bench_*.py"))
+
+
+def _have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _previous(out: Path) -> _Results:
     """The last run's rows: ``--only`` re-measures some benchmarks and keeps the others."""
-    stored = out_dir / "benchmarks.json"
+    stored = out / "benchmarks.json"
     if not stored.exists():
         return {}
-    return json.loads(stored.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    loaded = json.loads(stored.read_text(encoding="utf-8"))
+    return {
+        name: entry if isinstance(entry, dict) else {"measured_on": "an earlier run", "rows": entry}
+        for name, entry in loaded.items()
+    }
 
 
 def _run_one(script: Path, quick: bool) -> list[dict[str, Any]] | None:
@@ -120,11 +186,23 @@ def _machine() -> str:
     )
 
 
-def _markdown(rows: list[dict[str, Any]], failed: list[str]) -> str:
+def _measured_on(results: _Results) -> list[str]:
+    """One line per distinct machine and date, naming the benchmarks measured there."""
+    by_run: dict[str, list[str]] = {}
+    for name in sorted(results):
+        by_run.setdefault(results[name]["measured_on"], []).append(name)
+    if len(by_run) == 1:
+        return [f"Measured on: {next(iter(by_run))}. Generated by `python -m bridges bench`."]
+    lines = ["Generated by `python -m bridges bench` from more than one run:", ""]
+    lines += [f"- {', '.join(names)}: measured on {run}" for run, names in by_run.items()]
+    return lines
+
+
+def _markdown(results: _Results, failed: list[str]) -> str:
     lines = [
         "# Benchmark report",
         "",
-        f"Measured on: {_machine()}. Generated by `python -m bridges bench`.",
+        *_measured_on(results),
         "",
         "Each figure is the median of interleaved repetitions (ours and the native baseline "
         "alternating in one run). *Ratio* is ours relative to the baseline with higher "
@@ -133,7 +211,7 @@ def _markdown(rows: list[dict[str, Any]], failed: list[str]) -> str:
         "| benchmark | case | ours | native baseline | ratio | target | meets |",
         "|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
+    for row in _rows(results):
         meets = {True: "yes", False: "**no**", None: "–"}[row.get("meets_target")]
         lines.append(
             f"| {row['benchmark']} | {row['case']} | {row['ours']:.1f} {row['unit']} | "
@@ -146,36 +224,12 @@ def _markdown(rows: list[dict[str, Any]], failed: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _chart(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    try:
-        import matplotlib
+def _rows(results: _Results) -> list[dict[str, Any]]:
+    return [row for name in sorted(results) for row in results[name]["rows"]]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no chart (pip install matplotlib)", file=sys.stderr)
-        return None
-    rows = [row for row in rows if row["target"]]  # the chart shows what has a target
-    labels = [f"{row['benchmark']}: {row['case']}" for row in rows]
-    ratios = [row["ratio"] for row in rows]
-    errors = [
-        [row["ratio"] - row["ratio_min"] for row in rows],
-        [row["ratio_max"] - row["ratio"] for row in rows],
-    ]
-    colors = [
-        {True: "tab:green", False: "tab:red"}.get(row.get("meets_target"), "tab:gray")
-        for row in rows
-    ]
-    figure, axes = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
-    axes.barh(labels, ratios, xerr=errors, color=colors)
-    axes.axvline(1.0, color="black", linewidth=0.8)
-    axes.set_xscale("log")  # 0.5x and 30x both stay readable
-    axes.invert_yaxis()
-    axes.set_xlabel(
-        "ratio to the native baseline, log scale\n"
-        "(higher is faster; green meets its target, docs/benchmarks.md)"
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+
+def _chart(results: _Results, path: Path) -> Path:
+    from ._bench_chart import draw
+
+    draw(_rows(results), _measured_on(results), path)
     return path
