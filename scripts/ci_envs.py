@@ -34,7 +34,7 @@ AXES = {
     "gevent": ["gevent2391", "gevent2411", "gevent2509"],
     "anyio": ["anyio411"],
 }
-"""Each framework's version axis, as tox.ini's factors; the newest versions run in every other env."""
+"""Each framework axis as tox.ini factors; the newest versions run in every other env."""
 
 AXIS_PYTHON = "py311"
 
