@@ -55,6 +55,11 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
 
 
+@pytest.mark.skipif(
+    not (ROOT / "bridges").is_dir(),
+    reason="tox's copy of the checkout leaves bridges/ out, so links into it break there; "
+    ".ci/run checks the checkout itself",
+)
 def test_this_repository_passes() -> None:
     done = check(ROOT)
     assert done.returncode == 0, done.stdout
