@@ -11,24 +11,14 @@ Usage: ``python scripts/check_references.py [ROOT]`` (default: this checkout); e
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import sys
 from pathlib import Path
 from typing import Iterator
 
-SKIPPED_DIRS = {
-    ".git",
-    ".tox",
-    ".venv",
-    "venv",
-    ".ci-venv",
-    "build",
-    "dist",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    "bench-results",
-}
+from stage_checkout import NOT_SOURCE
+
 TEXT_SUFFIXES = {
     ".py",
     ".md",
@@ -57,7 +47,7 @@ MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\((?!https?:|mailto:|#)([^)\s#]+)(?:#[^)]
 def files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if any(part in SKIPPED_DIRS or part.endswith(".egg-info") for part in relative.parts):
+        if any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in NOT_SOURCE):
             continue
         if path.is_file() and path.suffix in TEXT_SUFFIXES:
             yield path

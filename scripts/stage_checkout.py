@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-SKIPPED = shutil.ignore_patterns(
+NOT_SOURCE = (
     ".git",
     ".tox",
     ".venv",
@@ -28,7 +28,10 @@ SKIPPED = shutil.ignore_patterns(
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
+    "bench-results",
 )
+"""What a checkout holds besides its files: version control, virtualenvs, caches, build output."""
+SKIPPED = shutil.ignore_patterns(*NOT_SOURCE)
 
 
 def stage(checkout: Path, destination: Path) -> None:

@@ -9,7 +9,7 @@ collected only after the hub has stopped.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import pytest
 
@@ -28,19 +28,29 @@ class Cycle:
         self.me = self
 
 
-@pytest.mark.timeout(60)
-def test_an_error_raised_while_the_hub_stops_is_reported() -> None:
+def at_stop(when_cancelled: Callable[[], None]) -> Callable[[Reports], Awaitable[None]]:
+    """A scenario leaving a task behind for the stop to cancel; then it runs ``when_cancelled``."""
+
     async def scenario(reports: Reports) -> None:
-        async def fails_when_cancelled() -> None:
+        async def left_behind() -> None:
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:
-                raise StopError("raised at stop") from None
+                when_cancelled()
+                raise
 
-        asyncio.get_running_loop().create_task(fails_when_cancelled())
+        asyncio.get_running_loop().create_task(left_behind())
         await asyncio.sleep(0)
 
-    _, reports = run_on_hub(scenario, [])
+    return scenario
+
+
+@pytest.mark.timeout(60)
+def test_an_error_raised_while_the_hub_stops_is_reported() -> None:
+    def fail() -> None:
+        raise StopError("raised at stop")
+
+    _, reports = run_on_hub(at_stop(fail), [])
     assert any(isinstance(exc, StopError) for exc in reports.exceptions), reports.describe()
     with pytest.raises(AssertionError, match="raised at stop"):
         assert_nothing_reported(reports, "a task failing at stop")
@@ -48,20 +58,12 @@ def test_an_error_raised_while_the_hub_stops_is_reported() -> None:
 
 @pytest.mark.timeout(60)
 def test_a_future_exception_collected_after_the_stop_is_reported() -> None:
-    async def scenario(reports: Reports) -> None:
-        async def leave_garbage() -> None:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                future = asyncio.get_running_loop().create_future()
-                future.set_exception(StopError("never retrieved"))
-                Cycle(future)
-                raise
+    def leave_garbage() -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(StopError("never retrieved"))
+        Cycle(future)
 
-        asyncio.get_running_loop().create_task(leave_garbage())
-        await asyncio.sleep(0)
-
-    _, reports = run_on_hub(scenario, [])
+    _, reports = run_on_hub(at_stop(leave_garbage), [])
     assert any(isinstance(exc, StopError) for exc in reports.exceptions), reports.describe()
 
 
@@ -69,16 +71,8 @@ def test_a_future_exception_collected_after_the_stop_is_reported() -> None:
 def test_a_failed_deferred_collected_after_the_stop_is_reported() -> None:
     defer = pytest.importorskip("twisted.internet.defer")
 
-    async def scenario(reports: Reports) -> None:
-        async def leave_garbage() -> None:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                Cycle(defer.fail(StopError("unhandled in a Deferred")))
-                raise
+    def leave_garbage() -> None:
+        Cycle(defer.fail(StopError("unhandled in a Deferred")))
 
-        asyncio.get_running_loop().create_task(leave_garbage())
-        await asyncio.sleep(0)
-
-    _, reports = run_on_hub(scenario, ["twisted"])
+    _, reports = run_on_hub(at_stop(leave_garbage), ["twisted"])
     assert any(isinstance(exc, StopError) for exc in reports.exceptions), reports.describe()
