@@ -166,6 +166,9 @@ class Adapter:
     runs_shutdown_work: ClassVar[bool] = False
     install_hint: ClassVar[str] = ""
     competing_plugins: ClassVar[tuple[CompetingPlugin, ...]] = ()
+    not_attached: ClassVar[type[NotAttachedError]] = NotAttachedError
+    """The error :meth:`current` raises: :class:`bridges.NotAttachedError` or a
+    subclass that is also the framework's own "not running" error."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -192,14 +195,14 @@ class Adapter:
         except NotAttachedError:
             raise
         except Exception:  # noqa: BLE001 - HubNotRunningError, reworded for this framework
-            raise NotAttachedError(
+            raise cls.not_attached(
                 f"{cls.name} is used through bridges, but no bridges hub is running in this "
                 f"thread. Run the code inside bridges.run(main, frameworks=[..., {cls.name!r}]) "
                 "or `async with bridges.Hub(...)`."
             ) from None
         adapter = hub.adapter(cls.name)
         if not isinstance(adapter, cls):
-            raise NotAttachedError(
+            raise cls.not_attached(
                 f"{cls.name} is not attached to the running hub {hub!r}. Ask for it: "
                 f"bridges.run(main, frameworks=[..., {cls.name!r}]) or "
                 f"bridges.Hub(frameworks=[..., {cls.name!r}])."
@@ -401,6 +404,8 @@ def resolve(frameworks: FrameworksArg) -> list[type[Adapter]]:
                 )
         chosen = [known[name] for name in dict.fromkeys(names)]
         for entry in chosen:
+            if entry.requires is None:
+                load(entry)  # a broken third-party adapter says why, rather than "not installed"
             if not entry.available():
                 hint = entry.install_hint or "install it"
                 raise FrameworkNotInstalledError(

@@ -19,6 +19,7 @@ from ._run import run
 
 __all__ = ["doctor", "framework_version"]
 
+
 def framework_version(name: str) -> str | None:
     """The installed version of a framework, or None when it is not installed."""
     if name == "asyncore" and sys.version_info < (3, 12):
@@ -58,9 +59,9 @@ def doctor(out: TextIO = sys.stdout) -> int:
         if version is None:
             say(f"  {entry.name:<9} not installed ({entry.install_hint or 'not available'})")
             continue
-        verdict = _try_attach(spec.name)
+        verdict = _try_attach(entry.name)
         failures += verdict != "attaches"
-        say(f"  {spec.name:<9} {version:<28} {verdict}")
+        say(f"  {entry.name:<9} {version:<28} {verdict}")
     say("")
     say("pytest plugins:")
     for line in _pytest_plugins() or ["none besides bridges' own"]:

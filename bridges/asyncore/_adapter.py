@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from .._adapter import Adapter, LeakFinder
+from . import NotAttachedError
 
 if TYPE_CHECKING:
     from . import _Driver
@@ -23,6 +24,7 @@ class AsyncoreAdapter(Adapter):
     # First to attach: it owns the lowest level (raw fds).
     order: ClassVar[int] = 10
     install_hint: ClassVar[str] = "pip install 'tulip-bridges[asyncore]'"
+    not_attached: ClassVar[type[NotAttachedError]] = NotAttachedError
 
     driver: _Driver
     """The registered dispatchers, the interest sweep, the waiters of this hub."""
