@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from .._adapter import Adapter, LeakFinder
-from . import NotAttachedError
+from ._errors import NotAttachedError
 
 if TYPE_CHECKING:
     from . import _Driver
@@ -37,7 +37,8 @@ class AsyncoreAdapter(Adapter):
 
     def attach(self) -> None:
         """Take over ``asyncore.socket_map`` and ``asyncore.loop`` (and install()ed modules')."""
-        from . import _KNOWN_FLAVORS, _add_flavor, _Driver, _flavors
+        from ._driver import _Driver
+        from ._state import _KNOWN_FLAVORS, _add_flavor, _flavors
 
         for name in _KNOWN_FLAVORS:
             module = sys.modules.get(name)
