@@ -620,21 +620,6 @@ def test_a_busy_native_gevent_hub_refuses_with_a_clear_error() -> None:
         gevent.get_hub().destroy()
 
 
-def test_the_asyncio_private_attributes_the_adapter_relies_on_still_exist() -> None:
-    # bridges.gevent swaps BaseSelectorEventLoop._selector after patch_all,
-    # renews it and the self-pipe in a forked child, and clears
-    # BaseEventLoop._default_executor at detach (checked on 3.9-3.13).
-    loop = asyncio.new_event_loop()
-    try:
-        for name in ("_selector", "_default_executor", "_csock", "_ssock", "_signal_handlers"):
-            assert hasattr(loop, name), name
-        assert callable(loop._make_self_pipe)  # type: ignore[attr-defined]
-        assert callable(loop._close_self_pipe)  # type: ignore[attr-defined]
-        assert callable(asyncio.events._set_running_loop)
-    finally:
-        loop.close()
-
-
 def test_the_loop_implements_gevents_loop_and_callback_interfaces() -> None:
     # gevent._interfaces is private (checked on gevent 23.9-26.9).
     from gevent._interfaces import ICallback, ILoop
