@@ -8,6 +8,7 @@ import signal as _signal_module
 from ._compat import original_attr as _original
 from ._compat import real_signal_calls
 from ._watchers import (
+    OWNER,
     _Child,
     _Signal,
 )
@@ -25,7 +26,7 @@ class SignalsAndChildren:
             with real_signal_calls():
                 if registry is not None:
                     registry.add_signal_handler(
-                        watcher.signum, self._signal_due, watcher.signum, owner="gevent"
+                        watcher.signum, self._signal_due, watcher.signum, owner=OWNER
                     )
                 else:
                     self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
@@ -49,7 +50,7 @@ class SignalsAndChildren:
         registry = self._fd_registry
         with real_signal_calls():
             if registry is not None:
-                registry.remove_signal_handler(signum, owner="gevent")
+                registry.remove_signal_handler(signum, owner=OWNER)
             else:
                 self._aio.remove_signal_handler(signum)
 
