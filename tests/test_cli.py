@@ -92,11 +92,11 @@ def test_the_doctors_advice_works_importing_the_reactor_on_the_hub() -> None:
 
 def test_the_doctor_disables_pytest_tornasync_by_its_plugin_name_as_the_plugin_does() -> None:
     """pytest-tornasync's pytest11 entry point is named "tornado": -p no:tornasync does nothing."""
-    from bridges._doctor import COMPETING_PYTEST_PLUGINS
+    from bridges._pytest.competitors import KNOWN, advice
 
-    advice = COMPETING_PYTEST_PLUGINS["pytest-tornasync"]
-    assert "-p no:tornado" in advice
-    assert "no:tornasync" not in advice
+    tornasync = next(plugin for plugin in KNOWN if plugin.project == "pytest-tornasync")
+    assert "-p no:tornado " in advice(tornasync)
+    assert "no:tornasync" not in advice(tornasync)
 
 
 STUB = """

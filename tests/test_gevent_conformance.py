@@ -1,7 +1,7 @@
 """gevent's own test suite on bridges' asyncio-based gevent loop, beside gevent's native libev loop.
 
 ``scripts/gevent_conformance.py`` runs each module of ``gevent.tests`` in its
-own process, natively and with ``GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop``.
+own process, natively and with ``GEVENT_LOOP=bridges.gevent.AsyncioLoop``.
 CI (tox's ``conformance`` env, ``BRIDGES_CONFORMANCE=1``) runs the script's
 curated modules -- the whole suite takes far longer than CI's budget; see
 docs/gevent.md for a full run.  A module that passes natively must pass on
