@@ -186,6 +186,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             await self._drain()
         finally:
             _running.remove(self)
+            self._ignore_stop_signals(self.hub)
 
     def _make_serving(self) -> Any:
         from ._asgi import ASGIServing, wsgi_in_threads
@@ -223,6 +224,28 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 self.handle_exit_on_hub()
             else:
                 self.log.reopen_files()
+
+    def _ignore_stop_signals(self, hub: bridges.Hub) -> None:
+        """The worker is leaving: a second SIGTERM (systemd and ``timeout`` signal every
+        process of the group, then the master signals the worker again) must not kill
+        it halfway through the hub's stop sequence with the default action."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _LOOP_SIGNALS)
+        try:
+            for signum in _LOOP_SIGNALS:
+                hub.remove_signal_handler(signum, owner=_OWNER)
+                signal.signal(signum, signal.SIG_IGN)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def handle_abort(self, _signum: int, _frame: Any) -> None:
+        """SIGABRT, gunicorn's timeout notice: the loop is stuck, so leave from the handler.
+
+        ``sys.exit`` (gunicorn's way) would raise inside the stuck view, where
+        a server's catch-all turns it into a 500 and the worker goes on.
+        """
+        self.alive = False
+        self.cfg.worker_abort(self)
+        os._exit(1)
 
     def handle_exit_on_hub(self) -> None:
         """SIGTERM: stop accepting, finish what is in flight, then stop the hub."""

@@ -47,3 +47,22 @@ def block_the_loop() -> dict:
 @app.route("/pid")
 def pid() -> dict:
     return {"pid": os.getpid()}
+
+
+_concurrency = {"now": 0, "max": 0}
+
+
+@app.route("/concurrent")
+def concurrent() -> dict:
+    _concurrency["now"] += 1
+    _concurrency["max"] = max(_concurrency["max"], _concurrency["now"])
+    try:
+        gevent.sleep(float(flask.request.args.get("seconds", "0.3")))
+    finally:
+        _concurrency["now"] -= 1
+    return {"pid": os.getpid()}
+
+
+@app.route("/max-concurrency")
+def max_concurrency() -> dict:
+    return {"pid": os.getpid(), "max": _concurrency["max"]}
