@@ -1,7 +1,8 @@
-"""A real gunicorn master with hub workers in a subprocess: bounded waits, always killed at the end."""
+"""A real gunicorn master and hub workers in a subprocess: bounded waits, always killed."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -80,18 +81,22 @@ class Gunicorn:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for(self, pattern: str | re.Pattern[str], *, count: int = 1, timeout: float = 60) -> list[str]:
-        """Wait until ``pattern`` matched ``count`` times in the log; return the matches' group 1 (or 0)."""
+    def wait_for(
+        self, pattern: str | re.Pattern[str], *, count: int = 1, timeout: float = 60
+    ) -> list[str]:
+        """Wait for ``count`` matches of ``pattern`` in the log; return their group 1 (or 0)."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         while True:
-            found = [m.group(1) if m.groups() else m.group(0) for m in regex.finditer(self.output())]
+            found = [
+                m.group(1) if m.groups() else m.group(0) for m in regex.finditer(self.output())
+            ]
             if len(found) >= count:
                 return found
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"gunicorn exited ({self.process.returncode}) before {count} x {regex.pattern!r}:\n"
-                    + self.output()
+                    f"gunicorn exited ({self.process.returncode}) before {count} x "
+                    f"{regex.pattern!r}:\n" + self.output()
                 )
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -122,7 +127,9 @@ class Gunicorn:
     def worker_exit_errors(self) -> list[str]:
         """The master's complaints about workers: non-zero exits and unexpected signals."""
         text = self.output()
-        return re.findall(r"Worker \(pid:\d+\) (?:exited with code \d+|was sent SIG(?!TERM)\w+)", text)
+        return re.findall(
+            r"Worker \(pid:\d+\) (?:exited with code \d+|was sent SIG(?!TERM)\w+)", text
+        )
 
     def __enter__(self) -> Gunicorn:
         return self
@@ -133,10 +140,8 @@ class Gunicorn:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._log.close()
 
 
@@ -162,7 +167,7 @@ class Outcome:
 
 
 class Load:
-    """``clients`` threads GETting ``path`` in a loop until stopped, at most ``limit`` requests each."""
+    """``clients`` threads GETting ``path`` until stopped, at most ``limit`` requests each."""
 
     def __init__(self, port: int, path: str, *, clients: int = 6, limit: int = 400) -> None:
         self.port = port
@@ -195,7 +200,9 @@ class Load:
         deadline = time.monotonic() + timeout
         while self.served() < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"only {self.served()} of {count} requests served in {timeout}s")
+                raise AssertionError(
+                    f"only {self.served()} of {count} requests served in {timeout}s"
+                )
             time.sleep(0.02)
 
     def stop(self, timeout: float = 60) -> list[Outcome]:

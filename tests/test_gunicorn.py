@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gunicorn.asgi.protocol", reason="needs gunicorn >= 25 (pip install '.[gunicorn]')")
+pytest.importorskip(
+    "gunicorn.asgi.protocol", reason="needs gunicorn >= 25 (pip install '.[gunicorn]')"
+)
 pytest.importorskip("flask")
 pytest.importorskip("requests")
 pytest.importorskip("a2wsgi")
 
-from _gunicorn_helpers import STOCK_BOOT, Gunicorn, Load, free_port, get  # noqa: E402
+from _gunicorn_helpers import STOCK_BOOT, Gunicorn, Load, free_port, get
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,7 +74,10 @@ def test_an_asgi_app_awaits_a_deferred_and_a_greenlet_beside_tornado_and_twisted
         "asgi_mixed:app",
         frameworks="gevent,tornado,twisted",
         binds=(f"127.0.0.1:{tornado_port}", f"127.0.0.1:{twisted_port}"),
-        env={"TORNADO_ADDR": f"127.0.0.1:{tornado_port}", "TWISTED_ADDR": f"127.0.0.1:{twisted_port}"},
+        env={
+            "TORNADO_ADDR": f"127.0.0.1:{tornado_port}",
+            "TWISTED_ADDR": f"127.0.0.1:{twisted_port}",
+        },
         log_path=log,
     ).start(workers=2) as server:
         workers = set(server.serving_pids())
@@ -230,7 +235,13 @@ def test_a_loop_blocked_by_a_view_stops_the_heartbeat_and_gunicorn_replaces_the_
 
 def test_max_requests_with_jitter_restarts_the_worker_without_losing_a_request(log) -> None:
     with Gunicorn(
-        "flask_mixed:app", "--max-requests", "4", "--max-requests-jitter", "2", log_path=log, workers=1
+        "flask_mixed:app",
+        "--max-requests",
+        "4",
+        "--max-requests-jitter",
+        "2",
+        log_path=log,
+        workers=1,
     ).start(workers=1) as server:
         answers = [get(server.port, "/pid") for _ in range(14)]
         restarts = server.output().count("Autorestarting worker after current request.")
@@ -244,9 +255,9 @@ def test_max_requests_with_jitter_restarts_the_worker_without_losing_a_request(l
 
 
 def test_worker_connections_bounds_the_requests_a_worker_serves_at_once(log) -> None:
-    with Gunicorn(
-        "flask_mixed:app", "--worker-connections", "2", log_path=log, workers=1
-    ).start(workers=1) as server:
+    with Gunicorn("flask_mixed:app", "--worker-connections", "2", log_path=log, workers=1).start(
+        workers=1
+    ) as server:
         load = Load(server.port, "/concurrent?seconds=0.2", clients=5, limit=2)
         outcomes = load.finish()
         status, body = get(server.port, "/max-concurrency")
@@ -274,11 +285,18 @@ def test_an_asgi_app_is_detected_and_served_on_the_hubs_loop(log) -> None:
     assert (status, body["asgi"], body["main_thread"]) == (200, True, True)
 
 
-def test_the_stock_gevent_worker_needs_no_bridges_worker_to_compare_against(log) -> None:
-    # The benchmark's baseline: gunicorn's own -k gevent on the same plain WSGI app boots here.
+def test_the_stock_gevent_worker_boots_on_the_same_plain_wsgi_app(log) -> None:
+    # The benchmark's baseline (benchmarks/bench_gunicorn.py): gunicorn's own -k gevent.
+    gevent = pytest.importorskip("gevent")
+    if tuple(int(p) for p in gevent.__version__.split(".")[:2]) < (24, 10):
+        pytest.skip("gunicorn's gevent worker needs gevent >= 24.10")
     with Gunicorn(
-        "threads_and_asgi:wsgi", worker_class="gevent", frameworks=None, log_path=log, workers=1,
+        "threads_and_asgi:wsgi",
+        worker_class="gevent",
+        frameworks=None,
+        log_path=log,
+        workers=1,
         ready_pattern=STOCK_BOOT,
     ).start(workers=1) as server:
-        status, body = get(server.port, "/")
+        status, _body = get(server.port, "/")
     assert status == 200

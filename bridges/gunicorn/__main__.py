@@ -1,4 +1,4 @@
-"""``python -m bridges.gunicorn [gunicorn options] APP``: gunicorn, with ``--bridges-frameworks``."""
+"""``python -m bridges.gunicorn [gunicorn options] APP``: gunicorn with ``--bridges-frameworks``."""
 
 from __future__ import annotations
 

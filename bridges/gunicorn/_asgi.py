@@ -40,7 +40,7 @@ class ASGIServing:
         self.listeners: list[socket.socket] = []
         self.accepting = False
         self.pending = 0  # accepted, protocol not made yet
-        self.ssl = _ssl_context(worker.cfg) if worker.cfg.is_ssl else None
+        self.ssl = _compat.ssl_context(worker.cfg) if worker.cfg.is_ssl else None
         self.max_accept = 1 if worker.cfg.workers > 1 else 16
         self.lifespan_wanted = lifespan
         self.lifespan: Any = None
@@ -57,7 +57,7 @@ class ASGIServing:
         mode = getattr(self.worker.cfg, "asgi_lifespan", "auto")
         if not self.lifespan_wanted or mode == "off":
             return
-        manager = _compat.LifespanManager(self.worker.asgi, self.worker.log, self.worker.state)
+        manager = _compat.lifespan_manager(self.worker.asgi, self.worker.log, self.worker.state)
         try:
             await manager.startup()
         except Exception as exc:
@@ -111,7 +111,7 @@ class ASGIServing:
     async def _connect(self, conn: socket.socket) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                lambda: _compat.ASGIProtocol(self.worker), conn, ssl=self.ssl
+                lambda: _compat.asgi_protocol(self.worker), conn, ssl=self.ssl
             )
         except (OSError, asyncio.TimeoutError) as exc:  # a client gone during the TLS handshake
             self.worker.log.debug("connection lost while being set up: %s", exc)
@@ -135,9 +135,3 @@ class ASGIServing:
                 await self.lifespan.shutdown()
             except Exception as exc:  # noqa: BLE001 - the worker exits anyway; say why
                 self.worker.log.error("ASGI lifespan shutdown failed: %s", exc)
-
-
-def _ssl_context(cfg: Any) -> Any:
-    from gunicorn.sock import ssl_context
-
-    return ssl_context(cfg)

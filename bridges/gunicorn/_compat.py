@@ -17,7 +17,7 @@ from typing import Any
 
 import gunicorn
 
-__all__ = ["ASGIProtocol", "LifespanManager", "check_version"]
+__all__ = ["asgi_protocol", "check_version", "lifespan_manager", "ssl_context"]
 
 OLDEST = (25, 0)
 
@@ -38,15 +38,22 @@ def check_version() -> None:
         )
 
 
-def __getattr__(name: str) -> Any:
-    # Imported on first use: importing bridges.gunicorn must stay cheap and
-    # must not fail on a gunicorn without an ASGI package before the check above.
-    if name == "ASGIProtocol":
-        from gunicorn.asgi.protocol import ASGIProtocol
+def ssl_context(cfg: Any) -> Any:
+    """gunicorn's TLS context for its ``--certfile``/``--keyfile`` settings."""
+    from gunicorn.sock import ssl_context as make
 
-        return ASGIProtocol
-    if name == "LifespanManager":
-        from gunicorn.asgi.lifespan import LifespanManager
+    return make(cfg)
 
-        return LifespanManager
-    raise AttributeError(name)
+
+def asgi_protocol(worker: Any) -> Any:
+    """gunicorn's HTTP/1 and HTTP/2 ASGI protocol for one connection of ``worker``."""
+    from gunicorn.asgi.protocol import ASGIProtocol
+
+    return ASGIProtocol(worker)
+
+
+def lifespan_manager(app: Any, log: Any, state: dict[str, Any]) -> Any:
+    """gunicorn's runner of the ASGI lifespan protocol (``startup()``, ``shutdown()``)."""
+    from gunicorn.asgi.lifespan import LifespanManager
+
+    return LifespanManager(app, log, state)

@@ -36,7 +36,7 @@ def register_settings() -> None:
     class BridgesFrameworks(Setting):  # type: ignore[misc]  # gunicorn is untyped
         name = _NAME
         section = "Worker Processes"
-        cli = ["--bridges-frameworks"]
+        cli = ["--bridges-frameworks"]  # noqa: RUF012 - gunicorn's Setting declares it so
         meta = "NAMES"
         validator = validate_string
         default = None

@@ -17,6 +17,7 @@ every signal the worker obeys live on the hub's loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import signal
@@ -180,8 +181,11 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             self.serving = self._make_serving()
             await self.serving.start()
             self._serving_started = True
-            self.log.info("Hub worker serving (pid: %s, frameworks: %s)", self.pid,
-                          ", ".join(self.hub.frameworks) or "asyncio only")
+            self.log.info(
+                "Hub worker serving (pid: %s, frameworks: %s)",
+                self.pid,
+                ", ".join(self.hub.frameworks) or "asyncio only",
+            )
             await self._beat_until_stopped()
             await self._drain()
         finally:
@@ -282,10 +286,8 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         assert self._wake is not None
         while self.alive:
             self.notify()
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def _drain(self) -> None:
         serving = self.serving

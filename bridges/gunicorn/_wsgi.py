@@ -15,6 +15,8 @@ from typing import Any
 
 import bridges
 
+from . import _compat
+
 __all__ = ["GeventWSGIServing"]
 
 
@@ -98,7 +100,7 @@ class GeventWSGIServing:
         cfg = worker.cfg
         self.pool = Pool(worker.worker_connections)
         handler = _handler_class(worker, self.busy)
-        ssl_args = {"ssl_context": _ssl_context(cfg)} if cfg.is_ssl else {}
+        ssl_args = {"ssl_context": _compat.ssl_context(cfg)} if cfg.is_ssl else {}
         for listener in worker.listeners:
             # A duplicate, so that closing gevent's socket leaves gunicorn's own alone.
             sock = gsocket.socket(fileno=os.dup(listener.sock.fileno()))
@@ -144,9 +146,3 @@ def _server_address(address: Any) -> dict[str, str]:
     if isinstance(address, tuple):
         return {"SERVER_NAME": str(address[0]), "SERVER_PORT": str(address[1])}
     return {"SERVER_NAME": str(address), "SERVER_PORT": ""}
-
-
-def _ssl_context(cfg: Any) -> Any:
-    from gunicorn.sock import ssl_context
-
-    return ssl_context(cfg)

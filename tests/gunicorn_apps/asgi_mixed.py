@@ -65,7 +65,10 @@ async def _lifespan(scope: dict, receive, send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             worker = bgu.current_worker()
-            for variable, start in (("TORNADO_ADDR", _start_tornado), ("TWISTED_ADDR", _start_twisted)):
+            for variable, start in (
+                ("TORNADO_ADDR", _start_tornado),
+                ("TWISTED_ADDR", _start_twisted),
+            ):
                 if os.environ.get(variable):
                     start(worker.claim_listener(os.environ[variable]))
                     scope["state"][variable] = True

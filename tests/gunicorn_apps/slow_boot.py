@@ -1,7 +1,6 @@
 """An app whose import takes a while, telling the test when it began: to signal a booting worker."""
 
 import os
-import time
 
 from gevent import monkey
 

@@ -1,4 +1,4 @@
-"""A WSGI app that starts its own Twisted listener from a startup hook, on a socket gunicorn bound."""
+"""A WSGI app starting its own Twisted listener from a startup hook, on a socket gunicorn bound."""
 
 import json
 import os

@@ -32,6 +32,16 @@ async def asgi(scope, receive, send):
     if scope["type"] != "http":
         return
     await asyncio.sleep(0)
-    body = {"pid": os.getpid(), "asgi": True, "main_thread": threading.current_thread() is threading.main_thread()}
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    body = {
+        "pid": os.getpid(),
+        "asgi": True,
+        "main_thread": threading.current_thread() is threading.main_thread(),
+    }
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
