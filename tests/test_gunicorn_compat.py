@@ -111,3 +111,16 @@ def test_claiming_a_socket_nobody_bound_names_the_bound_ones() -> None:
         assert worker.listeners == []
     finally:
         listener.close()
+
+
+def test_the_doctor_says_what_each_worker_attaches_and_where_views_run(monkeypatch) -> None:
+    from bridges.gunicorn._doctor import report
+
+    monkeypatch.setenv(_settings.ENV_FRAMEWORKS, "auto")
+    auto = report(["gevent", "twisted"])
+    monkeypatch.setenv(_settings.ENV_FRAMEWORKS, "twisted")
+    named = report(["gevent", "twisted"])
+    assert "each worker attaches: gevent, twisted (BRIDGES_FRAMEWORKS=auto)" in auto
+    assert "WSGI views run in: a greenlet per request (gevent attached)" in auto
+    assert "each worker attaches: twisted (BRIDGES_FRAMEWORKS=twisted)" in named
+    assert any(line.startswith("WSGI views run in: a pool of --threads threads") for line in named)
