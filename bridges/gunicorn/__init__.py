@@ -3,8 +3,7 @@
 ::
 
     gunicorn -k bridges.gunicorn.HubWorker -w 4 app:application
-    python -m bridges.gunicorn --bridges-frameworks gevent,twisted \
-        -k bridges.gunicorn.HubWorker app:app
+    python -m bridges.gunicorn --bridges-frameworks gevent -k bridges.gunicorn.HubWorker app:app
 
 :class:`HubWorker` serves a WSGI app (a greenlet per request when gevent is
 attached, else a pool of ``--threads`` threads) or an ASGI app (detected; or

@@ -113,6 +113,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
 
     @property
     def nr_conns(self) -> int:
+        """Open connections, kept by gunicorn's ASGI protocol; a close may resume accepting."""
         return self._nr_conns
 
     @nr_conns.setter
@@ -125,6 +126,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
     # -- boot -----------------------------------------------------------------
 
     def init_signals(self) -> None:
+        """gunicorn's signals, recorded only until the hub runs (then obeyed on its loop)."""
         for signum in self.SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         for signum in _LOOP_SIGNALS:
@@ -141,12 +143,14 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             self.alive = False
 
     def load_wsgi(self) -> None:
+        """Import the app (gunicorn's way) and tell WSGI from ASGI."""
         _compat.check_version()
         super().load_wsgi()
         if self.force_asgi or is_asgi(self.wsgi):
             self.asgi = self.wsgi
 
     def run(self) -> None:
+        """The worker's life after the fork: one ``bridges.run`` serving until told to stop."""
         if not self.alive:
             self._exit_before_serving()
             return
@@ -214,18 +218,18 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         try:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 hub.remove_signal_handler(signum, owner=_RUN_OWNER)
-            hub.add_signal_handler(signal.SIGTERM, self.handle_exit_on_hub, owner=_OWNER)
-            hub.add_signal_handler(signal.SIGQUIT, self.handle_quit_on_hub, owner=_OWNER)
-            hub.add_signal_handler(signal.SIGINT, self.handle_quit_on_hub, owner=_OWNER)
+            hub.add_signal_handler(signal.SIGTERM, self._handle_exit, owner=_OWNER)
+            hub.add_signal_handler(signal.SIGQUIT, self._handle_quit, owner=_OWNER)
+            hub.add_signal_handler(signal.SIGINT, self._handle_quit, owner=_OWNER)
             hub.add_signal_handler(signal.SIGUSR1, self.log.reopen_files, owner=_OWNER)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         early, self._early_signals = self._early_signals, []
         for signum in early:
             if signum in _QUICK:
-                self.handle_quit_on_hub()
+                self._handle_quit()
             elif signum == signal.SIGTERM:
-                self.handle_exit_on_hub()
+                self._handle_exit()
             else:
                 self.log.reopen_files()
 
@@ -251,13 +255,13 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self.cfg.worker_abort(self)
         os._exit(1)
 
-    def handle_exit_on_hub(self) -> None:
+    def _handle_exit(self) -> None:
         """SIGTERM: stop accepting, finish what is in flight, then stop the hub."""
         self.alive = False
         if self._wake is not None:
             self._wake.set()
 
-    def handle_quit_on_hub(self) -> None:
+    def _handle_quit(self) -> None:
         """SIGQUIT/SIGINT: run the hub's stop sequence now."""
         self.alive = False
         if self._quick:
@@ -272,13 +276,14 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self.nr += 1
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
-            self.handle_exit_on_hub()
+            self._handle_exit()
 
     def notify(self) -> None:
+        """The heartbeat gunicorn's master watches; also notices a master that went away."""
         super().notify()
         if self.ppid != os.getppid() and self.alive:
             self.log.info("Parent changed, shutting down: %s", self)
-            self.handle_exit_on_hub()
+            self._handle_exit()
 
     async def _beat_until_stopped(self) -> None:
         # gunicorn's protocol may also clear `alive` (max_requests): look every beat.
