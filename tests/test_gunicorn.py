@@ -300,3 +300,13 @@ def test_the_stock_gevent_worker_boots_on_the_same_plain_wsgi_app(log) -> None:
     ).start(workers=1) as server:
         status, _body = get(server.port, "/")
     assert status == 200
+
+
+def test_a_failing_startup_hook_stops_gunicorn_as_a_worker_that_cannot_boot(log) -> None:
+    with Gunicorn("failing_startup:app", frameworks="none", log_path=log, workers=1) as server:
+        code = server.wait_exit(timeout=60)
+        output = server.output()
+    assert code == 3  # gunicorn's WORKER_BOOT_ERROR: the master halts instead of respawning
+    assert "RuntimeError: the database at db.invalid does not answer" in output
+    assert "Worker failed to boot" in output
+    assert "Hub worker serving" not in output

@@ -21,8 +21,10 @@ import contextlib
 import inspect
 import os
 import signal
+import sys
 from typing import Any, Awaitable, Callable, Union
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers import base
 
 import bridges
@@ -108,6 +110,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._quick = False
         self._wake: asyncio.Event | None = None
         self._serving_started = False
+        self._boot_failed = False
 
     # -- gunicorn's ASGI protocol counts connections here ---------------------
 
@@ -163,6 +166,8 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         except KeyboardInterrupt:
             # SIGINT before the worker took the signals over: a quick exit, as asked.
             self.log.info("Worker exiting on SIGINT (pid: %s)", self.pid)
+        if self._boot_failed:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def _exit_before_serving(self) -> None:
         if any(signum in _QUICK for signum in self._early_signals):
@@ -178,23 +183,33 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._take_signals(self.hub)
         _running.append(self)
         try:
-            for hook in list(_startup_hooks):
-                outcome = hook(self)
-                if inspect.isawaitable(outcome) or outcome is not None:
-                    await bridges.awaitable(outcome)
-            self.serving = self._make_serving()
-            await self.serving.start()
-            self._serving_started = True
-            self.log.info(
-                "Hub worker serving (pid: %s, frameworks: %s)",
-                self.pid,
-                ", ".join(self.hub.frameworks) or "asyncio only",
-            )
+            try:
+                await self._start_serving()
+            except Exception:
+                # gunicorn's convention for a worker that cannot boot: the master
+                # stops instead of respawning it forever (exit code 3, in run()).
+                self.log.exception("Worker failed to boot (pid: %s)", self.pid)
+                self._boot_failed = True
+                return
             await self._beat_until_stopped()
             await self._drain()
         finally:
             _running.remove(self)
             self._ignore_stop_signals(self.hub)
+
+    async def _start_serving(self) -> None:
+        for hook in list(_startup_hooks):
+            outcome = hook(self)
+            if inspect.isawaitable(outcome) or outcome is not None:
+                await bridges.awaitable(outcome)
+        self.serving = self._make_serving()
+        await self.serving.start()
+        self._serving_started = True
+        self.log.info(
+            "Hub worker serving (pid: %s, frameworks: %s)",
+            self.pid,
+            ", ".join(self.hub.frameworks) or "asyncio only",  # type: ignore[union-attr]
+        )
 
     def _make_serving(self) -> Any:
         from ._asgi import ASGIServing, wsgi_in_threads
