@@ -57,7 +57,7 @@ def on_startup(hook: StartupHook) -> StartupHook:
     Use it as a decorator in the application's module.  ``hook`` may be a
     coroutine function or return anything :func:`bridges.awaitable` accepts
     (a Deferred, a greenlet...), which is awaited; an exception stops the
-    worker from booting.  This is the place to start Twisted, Tornado or
+    worker from booting, and gunicorn with it (``WORKER_BOOT_ERROR``).  This is the place to start Twisted, Tornado or
     asyncore listeners on sockets gunicorn bound (see
     :meth:`HubWorker.claim_listener`), for WSGI apps that have no ASGI lifespan.
     """
