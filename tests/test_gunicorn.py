@@ -302,11 +302,27 @@ def test_the_stock_gevent_worker_boots_on_the_same_plain_wsgi_app(log) -> None:
     assert status == 200
 
 
-def test_a_failing_startup_hook_stops_gunicorn_as_a_worker_that_cannot_boot(log) -> None:
-    with Gunicorn("failing_startup:app", frameworks="none", log_path=log, workers=1) as server:
+@pytest.mark.parametrize(
+    ("app", "frameworks", "reason"),
+    [
+        pytest.param(
+            "failing_startup:app",
+            "none",
+            "RuntimeError: the database at db.invalid does not answer",
+            id="a startup hook raises",
+        ),
+        pytest.param(
+            "threads_and_asgi:wsgi", "gevent,twistd", "twistd", id="an unknown framework name"
+        ),
+    ],
+)
+def test_a_worker_that_cannot_boot_stops_gunicorn_instead_of_respawning(
+    log, app, frameworks, reason
+) -> None:
+    with Gunicorn(app, frameworks=frameworks, log_path=log, workers=1) as server:
         code = server.wait_exit(timeout=60)
         output = server.output()
-    assert code == 3  # gunicorn's WORKER_BOOT_ERROR: the master halts instead of respawning
-    assert "RuntimeError: the database at db.invalid does not answer" in output
+    assert code == 3  # gunicorn's WORKER_BOOT_ERROR: the master halts
+    assert reason in output
     assert "Worker failed to boot" in output
     assert "Hub worker serving" not in output

@@ -57,9 +57,10 @@ def on_startup(hook: StartupHook) -> StartupHook:
     Use it as a decorator in the application's module.  ``hook`` may be a
     coroutine function or return anything :func:`bridges.awaitable` accepts
     (a Deferred, a greenlet...), which is awaited; an exception stops the
-    worker from booting, and gunicorn with it (``WORKER_BOOT_ERROR``).  This is the place to start Twisted, Tornado or
-    asyncore listeners on sockets gunicorn bound (see
-    :meth:`HubWorker.claim_listener`), for WSGI apps that have no ASGI lifespan.
+    worker from booting, and gunicorn with it (``WORKER_BOOT_ERROR``).  This
+    is the place to start Twisted, Tornado or asyncore listeners on sockets
+    gunicorn bound (see :meth:`HubWorker.claim_listener`), for WSGI apps that
+    have no ASGI lifespan.
     """
     _startup_hooks.append(hook)
     return hook
@@ -110,7 +111,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._quick = False
         self._wake: asyncio.Event | None = None
         self._serving_started = False
-        self._boot_failed = False
+        self._hub_signals: list[int] = []
 
     # -- gunicorn's ASGI protocol counts connections here ---------------------
 
@@ -166,7 +167,13 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         except KeyboardInterrupt:
             # SIGINT before the worker took the signals over: a quick exit, as asked.
             self.log.info("Worker exiting on SIGINT (pid: %s)", self.pid)
-        if self._boot_failed:
+        except Exception:
+            if self._serving_started:
+                raise
+            # The hub, a startup hook or the lifespan failed: gunicorn's convention for
+            # a worker that cannot boot, so that the master stops instead of respawning
+            # it forever (an unknown framework name, a failing database connection...).
+            self.log.exception("Worker failed to boot (pid: %s)", self.pid)
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def _exit_before_serving(self) -> None:
@@ -183,14 +190,7 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._take_signals(self.hub)
         _running.append(self)
         try:
-            try:
-                await self._start_serving()
-            except Exception:
-                # gunicorn's convention for a worker that cannot boot: the master
-                # stops instead of respawning it forever (exit code 3, in run()).
-                self.log.exception("Worker failed to boot (pid: %s)", self.pid)
-                self._boot_failed = True
-                return
+            await self._start_serving()
             await self._beat_until_stopped()
             await self._drain()
         finally:
@@ -233,10 +233,14 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         try:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 hub.remove_signal_handler(signum, owner=_RUN_OWNER)
-            hub.add_signal_handler(signal.SIGTERM, self._handle_exit, owner=_OWNER)
-            hub.add_signal_handler(signal.SIGQUIT, self._handle_quit, owner=_OWNER)
-            hub.add_signal_handler(signal.SIGINT, self._handle_quit, owner=_OWNER)
-            hub.add_signal_handler(signal.SIGUSR1, self.log.reopen_files, owner=_OWNER)
+            for signum, handler in (
+                (signal.SIGTERM, self._handle_exit),
+                (signal.SIGQUIT, self._handle_quit),
+                (signal.SIGINT, self._handle_quit),
+                (signal.SIGUSR1, self.log.reopen_files),
+            ):
+                hub.add_signal_handler(signum, handler, owner=_OWNER)
+                self._hub_signals.append(signum)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         early, self._early_signals = self._early_signals, []
@@ -254,9 +258,11 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         it halfway through the hub's stop sequence with the default action."""
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _LOOP_SIGNALS)
         try:
-            for signum in _LOOP_SIGNALS:
+            for signum in self._hub_signals:
                 hub.remove_signal_handler(signum, owner=_OWNER)
+            for signum in _LOOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
+            self._hub_signals.clear()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
