@@ -26,6 +26,13 @@ from _gunicorn_helpers import STOCK_BOOT, Gunicorn, Load, free_port, get
 pytestmark = pytest.mark.timeout(120)
 
 
+def wait_until(condition, server: Gunicorn, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     return tmp_path / "gunicorn.log"
@@ -150,16 +157,40 @@ def test_sighup_reload_under_load_loses_no_request(log) -> None:
     assert errors == []
 
 
-def test_sigterm_answers_every_request_in_flight_then_exits_0(log) -> None:
-    with Gunicorn("flask_mixed:app", log_path=log).start(workers=2) as server:
+@pytest.mark.parametrize(
+    ("app", "path", "options"),
+    [
+        pytest.param(
+            "flask_mixed:app",
+            "/slow?seconds=1.5",
+            ("--bridges-frameworks", "gevent"),
+            id="WSGI in greenlets",
+        ),
+        pytest.param(
+            "threads_and_asgi:wsgi",
+            "/?1.5",
+            ("--bridges-frameworks", "none", "--threads", "6"),
+            id="WSGI in threads",
+        ),
+        pytest.param("threads_and_asgi:asgi", "/?1.5", ("--bridges-frameworks", "none"), id="ASGI"),
+    ],
+)
+def test_sigterm_answers_every_request_in_flight_then_exits_0(
+    log, tmp_path, app, path, options
+) -> None:
+    inflight = tmp_path / "inflight"
+    inflight.mkdir()
+    with Gunicorn(
+        app, *options, frameworks=None, log_path=log, env={"INFLIGHT_DIR": str(inflight)}
+    ).start(workers=2) as server:
         results: list[tuple[int, dict]] = []
         clients = [
-            threading.Thread(target=lambda: results.append(get(server.port, "/slow?seconds=1.5")))
+            threading.Thread(target=lambda: results.append(get(server.port, path)))
             for _ in range(6)
         ]
         for client in clients:
             client.start()
-        time.sleep(0.5)  # the requests are in flight
+        wait_until(lambda: len(list(inflight.iterdir())) == 6, server)  # all in views
         server.signal(signal.SIGTERM)
         code = server.wait_exit(timeout=30)
         for client in clients:
@@ -170,28 +201,32 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(log) -> None:
     assert errors == []
 
 
-def test_sigquit_quits_a_worker_at_once_with_exit_0_and_it_is_respawned(log) -> None:
-    with Gunicorn("flask_mixed:app", log_path=log, workers=1).start(workers=1) as server:
+def test_sigquit_quits_a_worker_at_once_with_exit_0_and_it_is_respawned(log, tmp_path) -> None:
+    inflight = tmp_path / "inflight"
+    inflight.mkdir()
+    with Gunicorn(
+        "flask_mixed:app", log_path=log, workers=1, env={"INFLIGHT_DIR": str(inflight)}
+    ).start(workers=1) as server:
         (worker,) = server.serving_pids()
         outcome: list[object] = []
 
         def in_flight() -> None:
             try:
-                outcome.append(get(server.port, "/slow?seconds=30", timeout=60))
+                outcome.append(get(server.port, "/slow?seconds=90", timeout=100))
             except OSError as exc:
                 outcome.append(exc)
 
         client = threading.Thread(target=in_flight)
         client.start()
-        time.sleep(0.5)
+        wait_until(lambda: list(inflight.iterdir()), server)
         os.kill(worker, signal.SIGQUIT)
-        client.join(timeout=30)  # the quick exit does not wait for the 30 s view
+        client.join(timeout=30)  # the quick exit does not wait for the 90 s view
         server.wait_for(r"Hub worker serving", count=2)
         status, body = get(server.port, "/pid")
         errors = server.worker_exit_errors()
     assert not client.is_alive()
     # Cut short (the view's greenlet killed by the hub's stop sequence: a 500, or the
-    # connection closed), not answered after 30 s.
+    # connection closed), not answered after 90 s.
     assert isinstance(outcome[0], OSError) or outcome[0][0] == 500
     assert (status, body["pid"] != worker) == (200, True)
     assert errors == []
@@ -206,10 +241,7 @@ def test_sigquit_while_a_worker_boots_exits_it_cleanly_and_it_is_respawned(log, 
         workers=1,
         env={"BOOT_MARKER_DIR": str(markers), "BOOT_SECONDS": "1.5"},
     ) as server:
-        deadline = time.monotonic() + 60
-        while not list(markers.iterdir()):
-            assert time.monotonic() < deadline, server.output()
-            time.sleep(0.02)
+        wait_until(lambda: list(markers.iterdir()), server, timeout=60)
         (booting,) = [int(path.name) for path in markers.iterdir()]
         os.kill(booting, signal.SIGQUIT)  # while it imports the app
         server.start(workers=1)

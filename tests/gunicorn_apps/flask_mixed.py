@@ -32,8 +32,16 @@ def mixed() -> dict:
     }
 
 
+def mark_started() -> None:
+    """Tell the test (through a file) that a request reached a view."""
+    if os.environ.get("INFLIGHT_DIR"):
+        with open(os.path.join(os.environ["INFLIGHT_DIR"], os.urandom(8).hex()), "w"):
+            pass
+
+
 @app.route("/slow")
 def slow() -> dict:
+    mark_started()
     gevent.sleep(float(flask.request.args.get("seconds", "1")))
     return {"pid": os.getpid(), "slept": True}
 

@@ -10,7 +10,15 @@ _in_views = {"now": 0, "max": 0}
 _lock = threading.Lock()
 
 
+def mark_started() -> None:
+    """Tell the test (through a file) that a request reached the app."""
+    if os.environ.get("INFLIGHT_DIR"):
+        with open(os.path.join(os.environ["INFLIGHT_DIR"], os.urandom(8).hex()), "w"):
+            pass
+
+
 def wsgi(environ, start_response):
+    mark_started()
     with _lock:
         _in_views["now"] += 1
         _in_views["max"] = max(_in_views["max"], _in_views["now"])
@@ -31,7 +39,8 @@ def wsgi(environ, start_response):
 async def asgi(scope, receive, send):
     if scope["type"] != "http":
         return
-    await asyncio.sleep(0)
+    mark_started()
+    await asyncio.sleep(float(scope["query_string"] or 0))
     body = {
         "pid": os.getpid(),
         "asgi": True,
