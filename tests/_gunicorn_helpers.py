@@ -66,7 +66,8 @@ class Gunicorn:
         self.log_path = log_path
         self._log = open(log_path, "w+b")  # noqa: SIM115 - closed in __exit__
         environment = child_env()
-        environment["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT)])
+        inherited = [environment["PYTHONPATH"]] if environment.get("PYTHONPATH") else []
+        environment["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), *inherited])
         environment.update(env or {})
         self.process = subprocess.Popen(
             args,

@@ -59,7 +59,7 @@ def test_gunicorns_asgi_protocol_counts_connections_and_requests_on_the_worker()
 
     answer = bridges.run(main, frameworks=None)
     assert answer.startswith(b"HTTP/1.1 200")
-    assert b"\r\nhello\r\n" in answer
+    assert b"hello" in answer.split(b"\r\n\r\n", 1)[1]  # chunked on gunicorn 27, plain on 25
     assert (worker.nr, worker.alive, worker.nr_conns, seen) == (1, False, 0, [0])
 
 
