@@ -55,7 +55,8 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         total = 0
         for i in range(BURN):
             total += i * i
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
+    headers = [("Content-Length", str(len(BODY))), ("X-Worker", str(os.getpid()))]
+    start_response("200 OK", headers)
     return [BODY]
 
 
@@ -195,8 +196,8 @@ def bench_scale_out() -> Row:
     ) as (one, two):
         baselines, ours = [], []
         for _ in range(REPS):
-            baselines.append(measure(one, "/burn", 8)[0])
-            ours.append(measure(two, "/burn", 8)[0])
+            baselines.append(measure(one, "/burn", 16)[0])
+            ours.append(measure(two, "/burn", 16)[0])
     return summarise(
         benchmark="gunicorn",
         case="scale-out: -w 2 vs -w 1 hub workers, ~1 ms CPU view",
