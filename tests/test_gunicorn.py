@@ -309,12 +309,36 @@ def test_without_gevent_a_wsgi_app_runs_in_a_bounded_pool_of_threads(log) -> Non
     assert (status, body["max"]) == (200, 3)
 
 
-def test_an_asgi_app_is_detected_and_served_on_the_hubs_loop(log) -> None:
-    with Gunicorn("threads_and_asgi:asgi", frameworks="none", log_path=log, workers=1).start(
-        workers=1
-    ) as server:
+@pytest.mark.parametrize(
+    ("options", "loop"),
+    [
+        pytest.param((), "asyncio.unix_events", id="stdlib loop"),
+        pytest.param(("--asgi-loop", "uvloop"), "uvloop", id="uvloop"),
+    ],
+)
+def test_an_asgi_app_is_detected_and_served_on_the_hubs_loop(log, options, loop) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with Gunicorn(
+        "threads_and_asgi:asgi", *options, frameworks="none", log_path=log, workers=1
+    ).start(workers=1) as server:
         status, body = get(server.port, "/")
-    assert (status, body["asgi"], body["main_thread"]) == (200, True, True)
+    assert (status, body["asgi"], body["main_thread"], body["loop"]) == (200, True, True, loop)
+
+
+def test_worker_connections_bounds_the_connections_an_asgi_worker_serves_at_once(log) -> None:
+    with Gunicorn(
+        "threads_and_asgi:asgi",
+        "--worker-connections",
+        "2",
+        frameworks="none",
+        log_path=log,
+        workers=1,
+    ).start(workers=1) as server:
+        outcomes = Load(server.port, "/?0.2", clients=5, limit=2).finish()
+        status, body = get(server.port, "/")
+    assert [o.status for o in outcomes] == [200] * 10
+    assert (status, body["max"]) == (200, 2)
 
 
 def test_the_stock_gevent_worker_boots_on_the_same_plain_wsgi_app(log) -> None:

@@ -40,17 +40,19 @@ async def asgi(scope, receive, send):
     if scope["type"] != "http":
         return
     mark_started()
-    await asyncio.sleep(float(scope["query_string"] or 0))
+    _in_views["now"] += 1
+    _in_views["max"] = max(_in_views["max"], _in_views["now"])
+    try:
+        await asyncio.sleep(float(scope["query_string"] or 0))
+    finally:
+        _in_views["now"] -= 1
     body = {
         "pid": os.getpid(),
         "asgi": True,
         "main_thread": threading.current_thread() is threading.main_thread(),
+        "loop": type(asyncio.get_running_loop()).__module__,
+        "max": _in_views["max"],
     }
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
