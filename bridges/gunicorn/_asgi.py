@@ -92,6 +92,9 @@ class ASGIServing:
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(self.max_accept):
+            if not self.worker.alive:  # gunicorn's protocol reached max_requests
+                self.pause()
+                return
             if self._open() >= self.worker.worker_connections:
                 self.pause()
                 return

@@ -279,6 +279,10 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
     def _handle_exit(self) -> None:
         """SIGTERM: stop accepting, finish what is in flight, then stop the hub."""
         self.alive = False
+        if self.serving is not None:
+            # At once, not at the next heartbeat: a worker past max_requests must
+            # not take another connection meanwhile.
+            self.serving.stop_accepting()
         if self._wake is not None:
             self._wake.set()
 

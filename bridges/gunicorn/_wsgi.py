@@ -124,11 +124,13 @@ class GeventWSGIServing:
 
     def _start_servers(self) -> None:
         for server in self.servers:
-            server.start()
+            if self.worker.alive:  # not told to stop while starting
+                server.start()
 
     def stop_accepting(self) -> None:
         for server in self.servers:
-            server.close()
+            if not server.closed:
+                server.close()
 
     def in_flight(self) -> int:
         return len(self.busy)
