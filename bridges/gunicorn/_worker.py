@@ -190,6 +190,8 @@ class HubWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._take_signals(self.hub)
         _running.append(self)
         try:
+            if not self.alive:  # SIGTERM while the hub started: nothing to serve or drain
+                return
             await self._start_serving()
             await self._beat_until_stopped()
             await self._drain()
