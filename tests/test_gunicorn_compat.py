@@ -124,3 +124,18 @@ def test_the_doctor_says_what_each_worker_attaches_and_where_views_run(monkeypat
     assert "WSGI views run in: a greenlet per request (gevent attached)" in auto
     assert "each worker attaches: twisted (BRIDGES_FRAMEWORKS=twisted)" in named
     assert any(line.startswith("WSGI views run in: a pool of --threads threads") for line in named)
+
+
+def test_importing_the_worker_module_imports_no_framework_and_adds_no_gunicorn_setting() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bridges.gunicorn; from gunicorn.config import KNOWN_SETTINGS; "
+        "print(sorted(m for m in ('gevent', 'twisted', 'tornado', 'a2wsgi') if m in sys.modules), "
+        "any(s.name == 'bridges_frameworks' for s in KNOWN_SETTINGS))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[] False"
