@@ -54,6 +54,7 @@ def doctor(out: TextIO = sys.stdout) -> int:
     say("")
     say("Frameworks:")
     failures = 0
+    attaching: list[str] = []
     for entry in _adapter.entries():
         version = framework_version(entry.name) if entry.available() else None
         if version is None:
@@ -61,12 +62,27 @@ def doctor(out: TextIO = sys.stdout) -> int:
             continue
         verdict = _try_attach(entry.name)
         failures += verdict != "attaches"
+        if verdict == "attaches":
+            attaching.append(entry.name)
         say(f"  {entry.name:<9} {version:<28} {verdict}")
+    say("")
+    say("gunicorn workers:")
+    for line in _gunicorn_report(attaching):
+        say(f"  {line}")
     say("")
     say("pytest plugins:")
     for line in _pytest_plugins() or ["none besides bridges' own"]:
         say(f"  - {line}")
     return 1 if failures else 0
+
+
+def _gunicorn_report(attaching: list[str]) -> list[str]:
+    # Imported here: bridges.gunicorn imports gunicorn, which the doctor must not need.
+    if _dist_version("gunicorn") is None:
+        return ["gunicorn not installed (pip install 'tulip-bridges[gunicorn]')"]
+    from .gunicorn._doctor import report
+
+    return report(attaching)
 
 
 def _conflicts() -> Iterable[str]:

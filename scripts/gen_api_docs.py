@@ -31,6 +31,7 @@ MODULES = [
     ("bridges.tornado", "from bridges import tornado as btn"),
     ("bridges.gevent", "from bridges import gevent as bg"),
     ("bridges.asyncore", "from bridges import asyncore as ba"),
+    ("bridges.gunicorn", "gunicorn worker classes: -k bridges.gunicorn.HubWorker"),
     ("bridges.pytest_plugin", "the pytest11 plugin (installed with the package)"),
 ]
 
