@@ -15,7 +15,9 @@ import abc
 import asyncio
 import concurrent.futures
 import functools
+import importlib
 import inspect
+import sys
 import types
 from typing import Any, Awaitable, Callable, Generator, TypeVar
 
@@ -79,7 +81,7 @@ def has_converter(cls: type) -> bool:
     Other frameworks' dispatch hooks (Tornado's ``convert_yielded``) ask this to
     decide between the hub's converters and their own rules.
     """
-    return _convert.dispatch(cls) is not _convert.registry[object]
+    return _dispatch(cls) is not _convert.registry[object]
 
 
 def awaitable(obj: Any) -> Awaitable[Any]:
@@ -111,9 +113,44 @@ def _converter_for(cls: type) -> Converter:
     if _by_class_token != token or len(_by_class) >= _BY_CLASS_LIMIT:
         _by_class.clear()
         _by_class_token = token
-    converter: Converter = _convert.dispatch(cls)
+    converter = _dispatch(cls)
     _by_class[cls] = converter
     return converter
+
+
+# A framework's primitive must be awaitable whether or not its adapter module
+# was imported: `bridges.run(main, frameworks=None)` never imports
+# bridges.twisted, and a pending Deferred awaited through its own __await__
+# fails deep in asyncio ("Task got bad yield").  The class is named here
+# (top-level package, qualified name), never imported: if an object of it
+# exists, its framework is already imported, and importing the adapter then
+# registers the real converter (importing an adapter module changes no
+# framework).
+_ADAPTER_OF: dict[tuple[str, str], str] = {
+    ("twisted", "Deferred"): "bridges.twisted",
+    ("gevent", "Greenlet"): "bridges.gevent",
+    ("gevent", "AsyncResult"): "bridges.gevent",
+    ("gevent", "Event"): "bridges.gevent",
+    ("asyncore", "dispatcher"): "bridges.asyncore",
+}
+
+
+def _dispatch(cls: type) -> Converter:
+    converter: Converter = _convert.dispatch(cls)
+    if converter is _convert.registry[object] and _import_adapter_for(cls):
+        converter = _convert.dispatch(cls)
+    return converter
+
+
+def _import_adapter_for(cls: type) -> bool:
+    """Import the adapter that registers ``cls``'s converter; True if one was imported."""
+    for base in cls.__mro__:
+        package = base.__module__.partition(".")[0]
+        adapter = _ADAPTER_OF.get((package, base.__qualname__))
+        if adapter is not None and adapter not in sys.modules:
+            importlib.import_module(adapter)
+            return True
+    return False
 
 
 def to_future(obj: Any) -> asyncio.Future[Any]:

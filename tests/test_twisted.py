@@ -661,6 +661,32 @@ def test_the_log_observer_is_removed_when_the_hub_stops() -> None:
     assert list(globalLogPublisher._observers) == before
 
 
+# -- awaiting a Deferred without attaching Twisted -----------------------------------
+
+
+@pytest.mark.parametrize("frameworks", ["None", "['tornado']"])
+def test_a_pending_deferred_is_awaitable_when_bridges_twisted_was_never_imported(
+    frameworks: str,
+) -> None:
+    result = run_in_subprocess(
+        f"""
+        import asyncio, sys
+        import bridges
+        from twisted.internet.defer import Deferred
+
+        async def main():
+            d = Deferred()
+            asyncio.get_running_loop().call_later(0.01, d.callback, "fired later")
+            imported_before = "bridges.twisted" in sys.modules
+            return imported_before, await bridges.awaitable(d)
+
+        print(bridges.run(main, frameworks={frameworks}))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(False, 'fired later')"
+
+
 # -- child processes --------------------------------------------------------------
 
 
