@@ -20,7 +20,8 @@ the hub:
   cancelling an asyncio task does (Tornado itself never does), so the hub's
   stop sequence reaches the Deferred or thread that legacy code waits on.
 * **Errors reach the hub.**  Errors Tornado can only log ("Exception in
-  callback ...") go to ``hub.report`` once instead.
+  callback ...") go to ``hub.report`` once, and are still logged by
+  ``tornado.application`` as Tornado's users (and ``ExpectLog``) expect.
 * **Ownership.**  Tornado's fd registrations go through the hub's fd
   registry, so a conflict with another framework is an error, not a silent
   replacement; ``IOLoop.stop()`` asks the hub to stop, as ``reactor.stop()``
@@ -412,10 +413,10 @@ def _adapters_installed(name: str) -> bool:
 class _ReportToHub(logging.Filter):
     """Send Tornado's "nobody will see this" errors to the hub's error sink, once.
 
-    A record that reaches ``hub.report`` is dropped here, so the error is
-    reported exactly once (through the loop's exception handler, where the
-    pytest plugin and the application look), not logged twice.  Records from
-    threads without a hub, or from a hub without Tornado, pass through.
+    The record goes on to ``tornado.application`` as well: that is where
+    Tornado's users look, and where their tests expect it
+    (``tornado.testing.ExpectLog(app_log, "Exception in callback")``).  The
+    hub reports each exception object once, however many paths it takes.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -428,7 +429,7 @@ class _ReportToHub(logging.Filter):
         if OWNER not in hub.state:
             return True
         hub.report(record.exc_info[1], f"tornado: {record.getMessage()}", logger=record.name)
-        return False
+        return True
 
 
 _report_filter = _ReportToHub()
