@@ -291,6 +291,23 @@ class Hub:
             self._phase = "stopped"
             log.debug("bridges: stopped")
 
+    def _abandon_closed_loop(self) -> None:
+        """Forget a hub whose loop was closed under it: no stop sequence can run there.
+
+        The adapters' state stays for them to find: an adapter whose
+        framework outlives the loop (Twisted's process-global reactor) takes
+        it back from a closed hub when it next attaches.
+        """
+        if self._loop is None or not self._loop.is_closed():
+            raise HubStateError(
+                "only a hub whose loop is closed can be abandoned; stop this one by "
+                "leaving `async with hub:`."
+            )
+        self._attached.clear()
+        self._tasks.clear()
+        _hubs.pop(self._loop, None)
+        self._phase = "stopped"
+
     async def _bounded(self, stage: _Stage, outcome: Awaitable[Any]) -> None:
         waiter = asyncio.ensure_future(outcome)
         done, _ = await asyncio.wait({waiter}, timeout=self.stop_timeout)

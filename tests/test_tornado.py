@@ -410,3 +410,15 @@ def test_gen_with_timeout_times_out_and_gen_sleep_returns_on_the_hub() -> None:
         return outcome
 
     assert run_tornado(main) == "timed out"
+
+
+def test_ioloop_stop_called_after_the_hub_stopped_neither_stops_the_loop_nor_raises() -> None:
+    async def main() -> str:
+        hub = bridges.Hub(frameworks=["tornado"])
+        async with hub:
+            ioloop = IOLoop.current()
+        ioloop.stop()  # late shutdown code (jupyter_server's SIGTERM handler) does this
+        await asyncio.sleep(0.01)
+        return f"survived; stop reason {hub.stop_reason}"
+
+    assert asyncio.run(main()) == "survived; stop reason None"

@@ -125,6 +125,10 @@ class _HubIOLoop(AsyncIOLoop):
         if hub is None:
             super().stop()
             return
+        # Also after the tornado stage detached: shutdown code that awaited a
+        # cleanup first (jupyter_server's SIGTERM handler) calls stop() late,
+        # and stopping the asyncio loop then would abort bridges.run.  A hub
+        # already stopping (or stopped) ignores the request.
         hub.request_stop("IOLoop.stop()")
 
     def close(self, all_fds: bool = False) -> None:
@@ -496,7 +500,6 @@ def detach(hub: Hub) -> None:
     if state.created:
         _release_handlers(ioloop, all_fds=False)
         _swap_selector(ioloop, state.selector.original)
-        ioloop._bridges_hub = None  # type: ignore[attr-defined]
         _unbind_ioloop(ioloop)
         return
     events = _events_in_registry(hub)
@@ -504,7 +507,13 @@ def detach(hub: Hub) -> None:
         ioloop.update_handler(fd, 0)
     _swap_selector(ioloop, state.selector.original)
     for fd, mask in events.items():
-        ioloop.update_handler(fd, mask)
+        try:
+            ioloop.update_handler(fd, mask)
+        except OSError:
+            # The application closed the fd without remove_handler(): the loop
+            # cannot watch it again.  Tornado's own close() drops such a
+            # handler without a word; so does the hub.
+            ioloop.remove_handler(fd)
 
 
 def _events_in_registry(hub: Hub) -> dict[int, int]:
@@ -623,7 +632,12 @@ class HubTestMixin:
 
     def tearDown(self) -> None:
         hub = self.__dict__.pop("hub", None)
-        if hub is not None:
+        if hub is not None and self.io_loop.asyncio_loop.is_closed():  # type: ignore[attr-defined]
+            # The test closed its own loop: nothing can run on it any more,
+            # so the hub cannot run its stop sequence; Tornado's tearDown
+            # reports the closed loop as it does without a hub.
+            hub._abandon_closed_loop()
+        elif hub is not None:
             self.io_loop.run_sync(  # type: ignore[attr-defined]
                 functools.partial(hub.__aexit__, None, None, None)
             )
