@@ -133,6 +133,23 @@ def test_bt_reactor_outside_a_hub_raises_hub_not_running() -> None:
         bt.reactor  # noqa: B018 - the attribute access is the behaviour under test
 
 
+def test_reactor_run_from_another_thread_returns_when_the_hub_stops_the_reactor() -> None:
+    # crochet.setup() runs the reactor from a thread of its own.
+    returned = threading.Event()
+
+    async def main() -> bool:
+        def run_elsewhere() -> None:
+            reactor().run(installSignalHandlers=False)
+            returned.set()
+
+        threading.Thread(target=run_elsewhere, daemon=True).start()
+        await asyncio.sleep(0.05)
+        return returned.is_set()
+
+    assert run_twisted(main) is False
+    assert returned.wait(5)
+
+
 # -- start --------------------------------------------------------------------
 
 
