@@ -56,6 +56,7 @@ from ._reactor import HubReactor, ReactorNotBoundError, ReactorRunError
 
 __all__ = [
     "ForeignReactorError",
+    "HubReactor",
     "ReactorInUseError",
     "ReactorNotBoundError",
     "ReactorRunError",

@@ -371,7 +371,13 @@ def _writes_safely_when_not_writable(writer: Any) -> bool:
 
 
 class HubReactor(AsyncioSelectorReactor):
-    """``AsyncioSelectorReactor`` whose loop, lifetime and fds belong to a bridges hub."""
+    """``AsyncioSelectorReactor`` whose loop, lifetime and fds belong to a bridges hub.
+
+    The hub installs it when Twisted attaches; nobody constructs it.  Its
+    public name is for software that checks the reactor's class: Scrapy
+    refuses any reactor but the one its ``TWISTED_REACTOR`` setting names, so
+    a crawl on the hub sets ``TWISTED_REACTOR = "bridges.twisted.HubReactor"``.
+    """
 
     soonWrite = True
     """Try writes of Twisted's own TCP/UNIX connections on the next loop pass
