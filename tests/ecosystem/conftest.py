@@ -1,0 +1,25 @@
+"""Third-party software on the hub: run with ``tox -e ecosystem`` (or ``pytest tests/ecosystem``).
+
+These tests install and run software nobody here wrote (Scrapy, treq, klein,
+Flask, waitress, supervisor's medusa, jupyter_server, crochet, Tornado's own
+test suite), so the main suite leaves them out: they run only when this
+directory (or a file in it) is named on the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.resolve() == HERE / "conftest.py":
+        return None
+    for arg in config.args:
+        named = Path(arg.split("::")[0]).resolve()
+        if named == HERE or HERE in named.parents:
+            return None
+    return True
