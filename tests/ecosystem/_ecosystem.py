@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,9 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 APPS = Path(__file__).resolve().parent / "apps"
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,25 +67,10 @@ class Child:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
             self.proc.communicate(timeout=10)
-        except (subprocess.TimeoutExpired, ValueError):
-            pass
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    """Children started by the test; every one is killed at teardown, whatever happened."""
-    started: list[Child] = []
-    try:
-        yield started
-    finally:
-        for child in started:
-            child.kill()
 
 
 def free_port() -> int:
@@ -119,3 +103,24 @@ def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def keep_alive_client(port: int, paths: list[str], timeout: float = 20) -> list[bytes]:
+    """One HTTP/1.1 keep-alive connection (asyncio streams) asking for ``paths`` in turn."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    bodies = []
+    try:
+        for path in paths:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            lines = head.decode("latin-1").split("\r\n")
+            if " 200 " not in lines[0] + " ":
+                raise AssertionError(f"GET {path}: {lines[0]}")
+            fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            length = int({k.lower(): v for k, v in fields.items()}["content-length"])
+            bodies.append(await asyncio.wait_for(reader.readexactly(length), timeout))
+    finally:
+        writer.close()
+    return bodies

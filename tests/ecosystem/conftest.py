@@ -9,8 +9,10 @@ directory (or a file in it) is named on the command line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+from _ecosystem import Child
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,3 +25,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         if named == HERE or HERE in named.parents:
             return None
     return True
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    """Children started by the test; every one is killed at teardown, whatever happened."""
+    started: list[Child] = []
+    try:
+        yield started
+    finally:
+        for child in started:
+            child.kill()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+from typing import ClassVar
 
 import _site
 import scrapy
@@ -23,7 +24,7 @@ PORT = _site.serve()
 class Collect:
     """An item pipeline whose process_item is a coroutine using asyncio."""
 
-    items: list[dict[str, object]] = []
+    items: ClassVar[list[dict[str, object]]] = []
 
     async def process_item(self, item: dict[str, object], spider: object = None) -> object:
         await asyncio.sleep(0.001)
@@ -34,7 +35,7 @@ class Collect:
 
 class Site(scrapy.Spider):
     name = "site"
-    start_urls = [f"http://127.0.0.1:{PORT}/page0.html"]
+    start_urls: ClassVar[list[str]] = [f"http://127.0.0.1:{PORT}/page0.html"]
 
     async def parse(self, response: scrapy.http.Response) -> object:
         await asyncio.sleep(0.001)  # asyncio itself, not a Deferred
