@@ -220,6 +220,20 @@ def test_an_exception_in_an_ioloop_callback_is_reported_once_and_still_logged_by
     ]
 
 
+def test_a_callback_error_is_logged_once_when_the_application_set_no_exception_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        IOLoop.current().add_callback(lambda: 1 / 0)
+        await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.ERROR):
+        run_tornado(main)
+    assert [(r.name, r.msg) for r in caplog.records] == [
+        ("tornado.application", "Exception in callback %r")
+    ]
+
+
 def test_expect_log_on_app_log_sees_callback_errors_on_the_hub() -> None:
     reports = Reports()
 

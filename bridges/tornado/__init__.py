@@ -419,8 +419,10 @@ class _ReportToHub(logging.Filter):
 
     The record goes on to ``tornado.application`` as well: that is where
     Tornado's users look, and where their tests expect it
-    (``tornado.testing.ExpectLog(app_log, "Exception in callback")``).  The
-    hub reports each exception object once, however many paths it takes.
+    (``tornado.testing.ExpectLog(app_log, "Exception in callback")``); so a
+    loop without an exception handler of the application's does not log it
+    a second time.  The hub reports each exception object once, however many
+    paths it takes.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -432,7 +434,9 @@ class _ReportToHub(logging.Filter):
             return True
         if OWNER not in hub.state:
             return True
-        hub.report(record.exc_info[1], f"tornado: {record.getMessage()}", logger=record.name)
+        hub.report(
+            record.exc_info[1], f"tornado: {record.getMessage()}", logged=True, logger=record.name
+        )
         return True
 
 
@@ -622,15 +626,24 @@ class HubTestMixin:
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         try:
-            hub = Hub(frameworks=self.bridges_frameworks)
-            self.io_loop.run_sync(hub.__aenter__)  # type: ignore[attr-defined]
+            self._bridges_start_hub()
         except BaseException:
             # unittest skips tearDown when setUp fails: close Tornado's loop here.
             super().tearDown()  # type: ignore[misc]
             raise
-        self.hub = hub
 
     def tearDown(self) -> None:
+        self._bridges_stop_hub()
+        super().tearDown()  # type: ignore[misc]
+
+    def _bridges_start_hub(self) -> None:
+        """Start ``self.hub`` on ``self.io_loop`` (made by Tornado's ``setUp``)."""
+        hub = Hub(frameworks=self.bridges_frameworks)
+        self.io_loop.run_sync(hub.__aenter__)  # type: ignore[attr-defined]
+        self.hub = hub
+
+    def _bridges_stop_hub(self) -> None:
+        """Run ``self.hub``'s stop sequence, before Tornado's ``tearDown`` closes the loop."""
         hub = self.__dict__.pop("hub", None)
         if hub is not None and self.io_loop.asyncio_loop.is_closed():  # type: ignore[attr-defined]
             # The test closed its own loop: nothing can run on it any more,
@@ -641,7 +654,6 @@ class HubTestMixin:
             self.io_loop.run_sync(  # type: ignore[attr-defined]
                 functools.partial(hub.__aexit__, None, None, None)
             )
-        super().tearDown()  # type: ignore[misc]
 
 
 class HubAsyncTestCase(HubTestMixin, tornado.testing.AsyncTestCase):
