@@ -441,9 +441,7 @@ class Hub:
                 log.error("%s", message, exc_info=exc)
             return
         if self._get_ident() != self._thread_id:
-            loop.call_soon_threadsafe(
-                lambda: self.report(exc, message, logged=logged, **context)
-            )
+            loop.call_soon_threadsafe(lambda: self.report(exc, message, logged=logged, **context))
             return
         if exc is not None:
             if getattr(exc, _REPORTED, None) is self._report_token:
