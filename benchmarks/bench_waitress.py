@@ -22,7 +22,6 @@ Run: ``python benchmarks/bench_waitress.py`` (about 40 s; ``--quick``: 15 s).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import select
 import socket
@@ -32,7 +31,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from _harness import Row, emit, parse_args, summarise
+from _harness import Row, emit, parse_args, process_cpu_ns, summarise
 
 BODY = b"x" * 64
 MODES = ("native", "hub-dict", "hub-map")
@@ -133,11 +132,7 @@ class Server:
         return statistics.median(times) * 1e3
 
     def cpu_ns(self) -> int:
-        total = 0
-        for path in glob.glob(f"/proc/{self.proc.pid}/task/*/schedstat"):
-            with contextlib.suppress(OSError), open(path) as stat:
-                total += int(stat.read().split()[0])
-        return total
+        return process_cpu_ns(self.proc.pid)
 
     def us_per_request(self, clients: list[socket.socket], per_client: int) -> float:
         before = self.cpu_ns()

@@ -23,7 +23,7 @@ def test_treq_fetches_from_klein_routes_and_from_an_asyncio_server_on_one_hub() 
 
 
 def test_klein_imported_before_the_hub_is_named_in_the_foreign_reactor_error() -> None:
-    result = run_app("klein_imported_first")
+    result = run_app("foreign_reactor", "klein")
     assert "imported by klein" in result["error"]
 
 
@@ -38,5 +38,5 @@ def test_crochet_setup_inside_the_hub_uses_the_hubs_reactor_without_a_thread_tra
 
 def test_crochet_setup_before_the_hub_is_named_in_the_foreign_reactor_error() -> None:
     pytest.importorskip("crochet")
-    result = run_app("crochet_before_the_hub")
+    result = run_app("foreign_reactor", "crochet")
     assert "crochet.setup() installed it" in result["error"]

@@ -1,16 +1,24 @@
-"""crochet.setup() before bridges.run: crochet runs Twisted's default reactor in its thread."""
+"""A library that installs Twisted's default reactor before the hub starts.
+
+``python foreign_reactor.py klein``: klein's import imports the reactor;
+``python foreign_reactor.py crochet``: ``crochet.setup()`` runs it in a thread.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
-import crochet
+if sys.argv[1] == "klein":
+    import klein  # noqa: F401 - imports twisted.internet.reactor
+else:
+    import crochet
+
+    crochet.setup()
 
 import bridges
 from bridges import twisted as bt
-
-crochet.setup()
 
 
 async def main() -> None:
