@@ -9,7 +9,7 @@ directory (or a file in it) is named on the command line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from _ecosystem import Child
@@ -36,3 +36,18 @@ def children() -> Iterator[list[Child]]:
     finally:
         for child in started:
             child.kill()
+
+
+_summaries: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # user_properties travel from xdist's workers with the report.
+    if report.when == "call":
+        _summaries.extend(str(value) for key, value in report.user_properties if key == "summary")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for summary in _summaries:
+        terminalreporter.write_sep("-", "ecosystem figures")
+        terminalreporter.write_line(summary)

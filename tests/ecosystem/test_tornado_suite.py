@@ -4,7 +4,7 @@ Both runs go side by side in child processes (``tornado_suite.py``).  A test
 that fails on the hubs and passes natively is run once more in both modes,
 to tell a timing-sensitive test on a busy machine from a real difference;
 what fails on the hubs again and passes natively again is a failure here.
-The counts of both runs are printed.
+The counts of both runs are printed at the end of the session.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import collections
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from _ecosystem import Child
@@ -46,7 +47,7 @@ def run_side_by_side(
 
 
 def test_no_test_of_tornados_suite_fails_on_hubs_that_passes_natively(
-    children: list[Child], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    children: list[Child], tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     first = run_side_by_side(children, tmp_path, "suite", [])
     native, hub = first["native"], first["hub"]
@@ -57,18 +58,19 @@ def test_no_test_of_tornados_suite_fails_on_hubs_that_passes_natively(
         for t in only_on_hubs
         if again["hub"].get(t) in FAILED and again["native"].get(t) not in FAILED
     ]
-    with capsys.disabled():
-        for mode in ("native", "hub"):
-            counts = collections.Counter(first[mode].values())
-            print(
-                f"\nTornado's suite, {mode:>6}: {len(first[mode])} tests, "
-                + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-                + f" ({first[f'{mode} seconds']:.0f} s)"
-            )
-        print(
-            f"failed on hubs only: {len(only_on_hubs)}; after a second run of those: "
-            f"{len(real)} ({', '.join(only_on_hubs) or 'none'})"
+    lines = []
+    for mode in ("native", "hub"):
+        counts = collections.Counter(first[mode].values())
+        lines.append(
+            f"Tornado's suite, {mode:>6}: {len(first[mode])} tests, "
+            + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+            + f" ({first[f'{mode} seconds']:.0f} s)"
         )
+    lines.append(
+        f"Tornado's suite, failed on hubs only: {len(only_on_hubs)}; after a second run of "
+        f"those: {len(real)} ({', '.join(only_on_hubs) or 'none'})"
+    )
+    record_property("summary", "\n".join(lines))  # printed by conftest.py at the end
     assert set(hub) == set(native)
     details = "\n\n".join(f"{t}:\n{again['hub details'][t]}" for t in real)
     assert not real, f"these fail on hubs and pass natively:\n{details}"
