@@ -1,4 +1,4 @@
-"""The loop class alone: GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop (conformance mode)."""
+"""The loop class alone: GEVENT_LOOP=bridges.gevent.AsyncioLoop (conformance mode)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from _gevent_helpers import run_script
 
 pytestmark = pytest.mark.timeout(60)
 
-STANDALONE = {"GEVENT_LOOP": "bridges._gevent_loop.AsyncioLoop"}
+STANDALONE = {"GEVENT_LOOP": "bridges.gevent.AsyncioLoop"}
 
 
 def test_plain_gevent_code_runs_on_the_asyncio_loop_class_and_raises_loop_exit(
