@@ -118,20 +118,18 @@ def _converter_for(cls: type) -> Converter:
     return converter
 
 
-# A framework's primitive must be awaitable whether or not its adapter module
-# was imported: `bridges.run(main, frameworks=None)` never imports
-# bridges.twisted, and a pending Deferred awaited through its own __await__
-# fails deep in asyncio ("Task got bad yield").  The class is named here
+# A Deferred must be awaitable whether or not bridges.twisted was imported:
+# `bridges.run(main, frameworks=None)` never imports it, and a pending
+# Deferred awaited through its own __await__ fails deep in asyncio ("Task got
+# bad yield").  A Deferred needs no attached framework to fire (anything may
+# call it back), so its converter works on any hub.  The class is named here
 # (top-level package, qualified name), never imported: if an object of it
-# exists, its framework is already imported, and importing the adapter then
-# registers the real converter (importing an adapter module changes no
-# framework).
+# exists, Twisted is already imported, and importing the adapter module then
+# registers the real converter (importing it changes no framework).
+# Greenlets and dispatchers are not listed: they run only when their
+# framework is attached, and NotAwaitableError says so.
 _ADAPTER_OF: dict[tuple[str, str], str] = {
     ("twisted", "Deferred"): "bridges.twisted",
-    ("gevent", "Greenlet"): "bridges.gevent",
-    ("gevent", "AsyncResult"): "bridges.gevent",
-    ("gevent", "Event"): "bridges.gevent",
-    ("asyncore", "dispatcher"): "bridges.asyncore",
 }
 
 
