@@ -9,12 +9,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-__all__ = ["Row", "add_report_options", "compare", "emit", "parse_args", "summarise"]
+__all__ = [
+    "Row",
+    "add_report_options",
+    "compare",
+    "emit",
+    "parse_args",
+    "process_cpu_ns",
+    "summarise",
+]
 
 
 @dataclass
@@ -140,3 +150,12 @@ def emit(rows: Sequence[Row], report: str | None) -> None:
     if report:
         with open(report, "w", encoding="utf-8") as out:
             json.dump([asdict(row) for row in rows], out, indent=1)
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU time used so far by every thread of process ``pid`` (``/proc/PID/task/*/schedstat``)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        with contextlib.suppress(OSError), open(path) as stat:
+            total += int(stat.read().split()[0])
+    return total

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import os
 import resource
 import socket
@@ -29,7 +28,7 @@ import sys
 import time
 from typing import Iterator
 
-from _harness import Row, emit, parse_args
+from _harness import Row, emit, parse_args, process_cpu_ns
 
 PAYLOAD = 64
 IDLE_COUNTS = (0, 100, 1000)
@@ -166,11 +165,7 @@ class Server:
                 raise AssertionError(f"{self.mode} server echoed {got!r}, not {payload!r}")
 
     def cpu_ns(self) -> int:
-        total = 0
-        for path in glob.glob(f"/proc/{self.proc.pid}/task/*/schedstat"):
-            with contextlib.suppress(OSError), open(path) as stat:
-                total += int(stat.read().split()[0])
-        return total
+        return process_cpu_ns(self.proc.pid)
 
     def us_per_round_trip(self, count: int) -> float:
         before = self.cpu_ns()

@@ -15,7 +15,9 @@ import abc
 import asyncio
 import concurrent.futures
 import functools
+import importlib
 import inspect
+import sys
 import types
 from typing import Any, Awaitable, Callable, Generator, TypeVar
 
@@ -79,7 +81,7 @@ def has_converter(cls: type) -> bool:
     Other frameworks' dispatch hooks (Tornado's ``convert_yielded``) ask this to
     decide between the hub's converters and their own rules.
     """
-    return _convert.dispatch(cls) is not _convert.registry[object]
+    return _dispatch(cls) is not _convert.registry[object]
 
 
 def awaitable(obj: Any) -> Awaitable[Any]:
@@ -111,9 +113,42 @@ def _converter_for(cls: type) -> Converter:
     if _by_class_token != token or len(_by_class) >= _BY_CLASS_LIMIT:
         _by_class.clear()
         _by_class_token = token
-    converter: Converter = _convert.dispatch(cls)
+    converter = _dispatch(cls)
     _by_class[cls] = converter
     return converter
+
+
+# A Deferred must be awaitable whether or not bridges.twisted was imported:
+# `bridges.run(main, frameworks=None)` never imports it, and a pending
+# Deferred awaited through its own __await__ fails deep in asyncio ("Task got
+# bad yield").  A Deferred needs no attached framework to fire (anything may
+# call it back), so its converter works on any hub.  The class is named here
+# (top-level package, qualified name), never imported: if an object of it
+# exists, Twisted is already imported, and importing the adapter module then
+# registers the real converter (importing it changes no framework).
+# Greenlets and dispatchers are not listed: they run only when their
+# framework is attached, and NotAwaitableError says so.
+_ADAPTER_OF: dict[tuple[str, str], str] = {
+    ("twisted", "Deferred"): "bridges.twisted",
+}
+
+
+def _dispatch(cls: type) -> Converter:
+    converter: Converter = _convert.dispatch(cls)
+    if converter is _convert.registry[object] and _import_adapter_for(cls):
+        converter = _convert.dispatch(cls)
+    return converter
+
+
+def _import_adapter_for(cls: type) -> bool:
+    """Import the adapter that registers ``cls``'s converter; True if one was imported."""
+    for base in cls.__mro__:
+        package = base.__module__.partition(".")[0]
+        adapter = _ADAPTER_OF.get((package, base.__qualname__))
+        if adapter is not None and adapter not in sys.modules:
+            importlib.import_module(adapter)
+            return True
+    return False
 
 
 def to_future(obj: Any) -> asyncio.Future[Any]:

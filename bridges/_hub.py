@@ -298,6 +298,23 @@ class Hub(Registrations, StopStages):
             self._phase = "stopped"
             log.debug("bridges: stopped")
 
+    def _abandon_closed_loop(self) -> None:
+        """Forget a hub whose loop was closed under it: no stop sequence can run there.
+
+        The adapters' state stays for them to find: an adapter whose
+        framework outlives the loop (Twisted's process-global reactor) takes
+        it back from a closed hub when it next attaches.
+        """
+        if self._loop is None or not self._loop.is_closed():
+            raise HubStateError(
+                "only a hub whose loop is closed can be abandoned; stop this one by "
+                "leaving `async with hub:`."
+            )
+        self._attached.clear()
+        self._tasks.clear()
+        _hubs.pop(self._loop, None)
+        self._phase = "stopped"
+
     # -- legacy tasks -------------------------------------------------------
 
     def spawn(self, aw: Awaitable[Any], *, name: str | None = None) -> asyncio.Task[Any]:
@@ -316,26 +333,36 @@ class Hub(Registrations, StopStages):
 
     # -- the error sink -----------------------------------------------------
 
-    def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
+    def report(
+        self, exc: BaseException | None, message: str, *, logged: bool = False, **context: Any
+    ) -> None:
         """Report an error nobody handled, once, through the loop's exception handler.
 
         Adapters route their framework's "unhandled error" paths here (Twisted's
         unhandled Failures, gevent's ``handle_error``, Tornado's callback
         errors).  The same exception object is reported only the first time,
         however many paths it takes.  Callable from any thread.
+
+        ``logged``: the framework's own logger has logged the error too, where
+        its users look for it (Tornado's ``app_log``).  Then a loop without an
+        exception handler of the application's is not asked: asyncio's default
+        handler would only log the same error a second time.
         """
         loop = self._loop
         if loop is None or loop.is_closed():
-            log.error("%s", message, exc_info=exc)
+            if not logged:
+                log.error("%s", message, exc_info=exc)
             return
         if self._get_ident() != self._thread_id:
-            loop.call_soon_threadsafe(lambda: self.report(exc, message, **context))
+            loop.call_soon_threadsafe(lambda: self.report(exc, message, logged=logged, **context))
             return
         if exc is not None:
             if getattr(exc, _REPORTED, None) is self._report_token:
                 return
             with contextlib.suppress(AttributeError):  # exceptions with __slots__
                 setattr(exc, _REPORTED, self._report_token)
+        if logged and loop.get_exception_handler() is None:
+            return
         payload: dict[str, Any] = {"message": message, "hub": self, **context}
         if exc is not None:
             payload["exception"] = exc

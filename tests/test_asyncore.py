@@ -24,6 +24,7 @@ from _asyncore_helpers import (
 )
 
 import bridges
+from bridges.asyncore import _sweep
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -347,6 +348,39 @@ def test_a_dispatcher_that_changes_its_mind_without_any_event_is_heard() -> None
         return dispatcher.calls
 
     assert run(main) == ["read"]
+
+
+def test_a_trigger_pulled_by_another_thread_is_followed_by_a_sweep_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # waitress's worker threads fill a channel's buffer, then pull the server's
+    # trigger: the channel's writable() changed without an event of its own.
+    monkeypatch.setattr(_sweep, "SWEEP_SHARE", 1e-9)  # budgeted sweeps: next to never
+
+    class Trigger(Recorder):
+        def pull_trigger(self) -> None:
+            self.peer.send(b"x")
+
+    async def main() -> list[str]:
+        ours, peer = connect_pair()
+        trigger_sock, trigger_peer = connect_pair()
+        channel = Recorder(ours)
+        trigger = Trigger(trigger_sock)
+        trigger.peer = trigger_peer
+        await asyncio.sleep(0.01)  # both registered
+        ba.refresh()  # a sweep now: the budget allows none for ages after it
+
+        def worker() -> None:
+            channel.want_write = True
+            trigger.pull_trigger()
+
+        threading.Thread(target=worker).start()
+        await until(lambda: "write" in channel.calls, "the channel was asked to write")
+        for thing in (channel, trigger, peer, trigger_peer):
+            thing.close()
+        return channel.calls
+
+    assert run(main) == ["write"]
 
 
 def test_refresh_applies_a_change_of_mind_at_once() -> None:

@@ -154,6 +154,33 @@ def test_an_exception_of_a_greenlet_nobody_keeps_is_reported_once_when_it_is_col
     assert reports == [error], f"the error should be reported once, got {reports}"
 
 
+def test_a_handle_error_set_on_gevents_hub_still_sees_the_errors_the_hub_reports() -> None:
+    # Where gevent's users look: their own hub.handle_error (error monitors do this).
+    error = Boom("seen by both")
+
+    async def main() -> list[Any]:
+        reports = collect_reports()
+        seen: list[BaseException] = []
+        hub = gevent.get_hub()
+        gevents_own = hub.handle_error
+
+        def handle_error(context: Any, kind: Any, value: Any, tb: Any) -> None:
+            seen.append(value)
+            gevents_own(context, kind, value, tb)
+
+        hub.handle_error = handle_error
+        gevent.spawn(fails, error)
+        for _ in range(100):
+            await settle()
+            if reports:
+                break
+        return [seen, reports]
+
+    seen, reports = run(main)
+    assert seen == [error]
+    assert reports == [error]
+
+
 def test_an_exception_of_a_greenlet_kept_but_never_received_is_reported_at_stop() -> None:
     error = Boom("kept, never received")
     kept: list[Any] = []

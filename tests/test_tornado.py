@@ -24,6 +24,8 @@ from _tornado_helpers import LOOPS, Served, run_tornado
 from tornado import gen
 from tornado.concurrent import run_on_executor
 from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.log import app_log
+from tornado.testing import ExpectLog
 
 import bridges
 from bridges import tornado as btn
@@ -192,7 +194,7 @@ def test_ioloop_close_inside_the_hub_releases_tornados_fds_but_keeps_the_loop_ru
 # -- errors Tornado would only log ---------------------------------------------------
 
 
-def test_an_exception_in_an_ioloop_callback_is_reported_once_and_the_hub_keeps_running(
+def test_an_exception_in_an_ioloop_callback_is_reported_once_and_still_logged_by_tornado(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     reports = Reports()
@@ -212,7 +214,37 @@ def test_an_exception_in_an_ioloop_callback_is_reported_once_and_the_hub_keeps_r
         assert run_tornado(main) == "still running"
     assert reports.exceptions == [boom]
     assert "Exception in callback" in reports.messages[0]
-    assert not [r for r in caplog.records if r.name == "tornado.application"]
+    logged = [r for r in caplog.records if r.name == "tornado.application"]
+    assert [(r.msg, r.exc_info[1]) for r in logged if r.exc_info] == [
+        ("Exception in callback %r", boom)
+    ]
+
+
+def test_a_callback_error_is_logged_once_when_the_application_set_no_exception_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        IOLoop.current().add_callback(lambda: 1 / 0)
+        await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.ERROR):
+        run_tornado(main)
+    assert [(r.name, r.msg) for r in caplog.records] == [
+        ("tornado.application", "Exception in callback %r")
+    ]
+
+
+def test_expect_log_on_app_log_sees_callback_errors_on_the_hub() -> None:
+    reports = Reports()
+
+    async def main() -> None:
+        reports.install()
+        with ExpectLog(app_log, "Exception in callback"):
+            IOLoop.current().add_callback(lambda: 1 / 0)
+            await reports.first()
+
+    run_tornado(main)
+    assert [type(exc) for exc in reports.exceptions] == [ZeroDivisionError]
 
 
 def test_an_exception_in_a_periodic_callback_is_reported_each_time_it_happens() -> None:
@@ -392,3 +424,15 @@ def test_gen_with_timeout_times_out_and_gen_sleep_returns_on_the_hub() -> None:
         return outcome
 
     assert run_tornado(main) == "timed out"
+
+
+def test_ioloop_stop_called_after_the_hub_stopped_neither_stops_the_loop_nor_raises() -> None:
+    async def main() -> str:
+        hub = bridges.Hub(frameworks=["tornado"])
+        async with hub:
+            ioloop = IOLoop.current()
+        ioloop.stop()  # late shutdown code (jupyter_server's SIGTERM handler) does this
+        await asyncio.sleep(0.01)
+        return f"survived; stop reason {hub.stop_reason}"
+
+    assert asyncio.run(main()) == "survived; stop reason None"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import importlib.util
+import socket
 import unittest
 from typing import Any
 
@@ -129,3 +130,39 @@ def test_a_hub_that_cannot_start_fails_the_test_and_still_closes_tornados_loop()
     assert len(result.errors) == 1
     assert "UnknownFrameworkError" in result.errors[0][1]
     assert case.io_loop.asyncio_loop.is_closed()
+
+
+def test_a_handler_whose_socket_the_test_closed_leaves_no_error_at_teardown() -> None:
+    reported: list[dict[str, Any]] = []
+
+    class ClosesItsSocket(btn.HubAsyncTestCase):
+        def test_closes_a_socket_it_watches(self) -> None:
+            self.io_loop.asyncio_loop.set_exception_handler(lambda _, ctx: reported.append(ctx))
+            left, right = socket.socketpair()
+            right.close()
+            self.io_loop.add_handler(left.fileno(), lambda fd, events: None, IOLoop.READ)
+            left.close()  # without remove_handler: Tornado's tearDown copes, so must the hub
+
+    result = unittest.TestResult()
+    ClosesItsSocket("test_closes_a_socket_it_watches").run(result)
+    assert not result.errors + result.failures, (result.errors + result.failures)[0][1]
+    assert [ctx["message"] for ctx in reported] == []
+
+
+def test_a_test_that_closed_its_own_loop_fails_at_teardown_as_natively_not_on_the_hub() -> None:
+    hubs: list[bridges.Hub] = []
+
+    class ClosesItsLoop(btn.HubAsyncTestCase):
+        def test_closes_its_loop(self) -> None:
+            hubs.append(self.hub)
+            self.io_loop.close(all_fds=True)
+
+    case = ClosesItsLoop("test_closes_its_loop")
+    result = unittest.TestResult()
+    case.run(result)
+    # Tornado's own tearDown refuses to close the IOLoop twice (KeyError), as it
+    # does without a hub; the hub adds no error of its own and leaves no trace.
+    assert [text.splitlines()[-1] for _, text in result.errors] == [
+        f"KeyError: {case.io_loop.asyncio_loop!r}"
+    ]
+    assert not hubs[0].running

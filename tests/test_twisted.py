@@ -143,6 +143,23 @@ def test_get_reactor_on_a_hub_without_twisted_says_how_to_attach_it() -> None:
         bridges.run(main, frameworks=None)
 
 
+def test_reactor_run_from_another_thread_returns_when_the_hub_stops_the_reactor() -> None:
+    # crochet.setup() runs the reactor from a thread of its own.
+    returned = threading.Event()
+
+    async def main() -> bool:
+        def run_elsewhere() -> None:
+            reactor().run(installSignalHandlers=False)
+            returned.set()
+
+        threading.Thread(target=run_elsewhere, daemon=True).start()
+        await asyncio.sleep(0.05)
+        return returned.is_set()
+
+    assert run_twisted(main) is False
+    assert returned.wait(5)
+
+
 # -- start --------------------------------------------------------------------
 
 
@@ -669,6 +686,32 @@ def test_the_log_observer_is_removed_when_the_hub_stops() -> None:
     before = list(globalLogPublisher._observers)
     run_twisted(main)
     assert list(globalLogPublisher._observers) == before
+
+
+# -- awaiting a Deferred without attaching Twisted -----------------------------------
+
+
+@pytest.mark.parametrize("frameworks", ["None", "['tornado']"])
+def test_a_pending_deferred_is_awaitable_when_bridges_twisted_was_never_imported(
+    frameworks: str,
+) -> None:
+    result = run_in_subprocess(
+        f"""
+        import asyncio, sys
+        import bridges
+        from twisted.internet.defer import Deferred
+
+        async def main():
+            d = Deferred()
+            asyncio.get_running_loop().call_later(0.01, d.callback, "fired later")
+            imported_before = "bridges.twisted" in sys.modules
+            return imported_before, await bridges.awaitable(d)
+
+        print(bridges.run(main, frameworks={frameworks}))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(False, 'fired later')"
 
 
 # -- child processes --------------------------------------------------------------

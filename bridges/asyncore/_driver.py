@@ -24,7 +24,19 @@ if TYPE_CHECKING:
 class _Entry:
     """One dispatcher's registration: what the loop currently watches for it."""
 
-    __slots__ = ("context", "dead", "fd", "map", "obj", "r", "w", "watched", "x")
+    __slots__ = (
+        "context",
+        "dead",
+        "fd",
+        "map",
+        "obj",
+        "r",
+        "reading",
+        "w",
+        "wakes",
+        "watched",
+        "x",
+    )
 
     def __init__(self, socket_map: Any, fd: int, obj: Any, watched: bool) -> None:
         # Like an asyncio task, a dispatcher runs its handlers in a copy of the
@@ -34,7 +46,15 @@ class _Entry:
         self.fd = fd
         self.obj = obj
         self.watched = watched
+        # A trigger (waitress's, supervisor's): another thread makes it readable
+        # after it changed other dispatchers' minds (a response waiting in a
+        # channel's buffer), so its event is followed by a sweep at once.
+        self.wakes = callable(getattr(obj, "pull_trigger", None))
         self.r = False
+        """Whether the dispatcher is readable (as last asked)."""
+        self.reading = False
+        """Whether its fd is registered for reading: may stay True a while after
+        ``r`` turned False (see ``_Driver._set_interest``)."""
         self.w = False
         self.x = False
         self.dead = False
@@ -52,6 +72,9 @@ class _Driver(Sweep, TakeOver):
         self.by_obj: dict[int, _Entry] = {}
         self.maps: dict[int, SocketMap] = {}
         self.watched: dict[int, dict[int, Any]] = {}
+        self.synced: dict[int, dict[int, Any]] = {}
+        """A copy of each plain dict map as last synced: one C-level comparison
+        per event tells whether it changed, instead of an O(n) sync."""
         self.loop_waiters: dict[int, set[asyncio.Future[None]]] = {}
         self.closed_waiters: dict[int, set[asyncio.Future[None]]] = {}
         self.sweep_handle: asyncio.TimerHandle | None = None
@@ -160,30 +183,40 @@ class _Driver(Sweep, TakeOver):
             del self.entries[fd]
         if self.by_obj.get(id(entry.obj)) is entry:
             del self.by_obj[id(entry.obj)]
-        self._set_interest(entry, False, False)
+        self._set_interest(entry, False, False, lazy=False)
         waiters = self.closed_waiters.pop(id(entry.obj), None)
         if waiters:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
 
-    def _set_interest(self, entry: _Entry, r: bool, w: bool) -> None:
+    def _set_interest(self, entry: _Entry, r: bool, w: bool, lazy: bool = True) -> None:
+        """Register what the dispatcher wants with the loop.
+
+        A dispatcher that stops being readable keeps its read registration
+        (``lazy``) until a read event arrives while it is not readable: the
+        usual request/response cycle (waitress's channel is not readable while
+        its request is served) then costs no ``epoll_ctl`` for reading, a
+        system call that also gives up the GIL to worker threads.
+        """
         if self.interrupted:
             r = w = False
+            lazy = False
         hub, fd = self.hub, entry.fd
-        if r is not entry.r:
+        entry.r = r
+        if r is not entry.reading and (r or not lazy):
             if r:
                 hub.add_reader(fd, self._on_read, entry, owner=_OWNER)
             else:
                 hub.remove_reader(fd, owner=_OWNER)
-            entry.r = r
+            entry.reading = r
         if w is not entry.w:
             if w:
                 hub.add_writer(fd, self._on_write, entry, owner=_OWNER)
             else:
                 hub.remove_writer(fd, owner=_OWNER)
             entry.w = w
-        x = r or w
+        x = entry.reading or w
         if x is not entry.x and self.expt is not None:
             # asyncore looks for exceptional conditions only on fds it watches
             # for reading or writing; so do we.
@@ -212,6 +245,15 @@ class _Driver(Sweep, TakeOver):
     # -- events --
 
     def _on_read(self, entry: _Entry) -> None:
+        if not entry.r:
+            # Registered lazily while not readable: ask again (its mind may have
+            # changed since), and unregister now if it still does not want to read.
+            self._refresh(entry)
+            if entry.dead:
+                return
+            if not entry.r:
+                self._set_interest(entry, False, entry.w, lazy=False)
+                return
         self._on_event(entry, "handle_read_event")
 
     def _on_write(self, entry: _Entry) -> None:
@@ -222,7 +264,9 @@ class _Driver(Sweep, TakeOver):
             self._sync(entry.map)  # a plain dict changed behind our back
             return
         entry.context.run(self._handle, entry, handler)
-        if self.sweep_handle is None:
+        if entry.wakes:
+            self._sweep()
+        elif self.sweep_handle is None:
             self._after_event()
 
     def _handle(self, entry: _Entry, handler: str) -> None:
@@ -248,7 +292,7 @@ class _Driver(Sweep, TakeOver):
             return
         for fd, flags in self.expt.poll(0):
             entry = self.entries.get(fd)
-            if entry is None or entry.dead:
+            if entry is None or entry.dead or not (entry.r or entry.w):
                 continue
             if getattr(entry.obj, "connecting", False):
                 continue  # the write event's handle_connect_event reads SO_ERROR, as in asyncore
@@ -293,7 +337,7 @@ class _Driver(Sweep, TakeOver):
         """
         self.interrupted = True
         for entry in list(self.entries.values()):
-            self._set_interest(entry, False, False)
+            self._set_interest(entry, False, False, lazy=False)
 
     def _guarded(self, entry: _Entry, name: str) -> None:
         # In asyncore an exception from handle_error()/handle_close() escapes

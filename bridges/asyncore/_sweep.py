@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from ._compat import _map_of
@@ -29,27 +30,35 @@ class Sweep:
         """A handler ran: sweep now if the budget allows, else as soon as it does."""
         if self.detached:
             return
-        if self.watched or self.loop.time() >= self.next_sweep_at:
+        if self.watched:
+            self._sync_changed_maps()
+        if self.loop.time() >= self.next_sweep_at:
             self._sweep()
         else:
             self.sweep_handle = self.loop.call_at(self.next_sweep_at, self._sweep)
+
+    def _sync_changed_maps(self) -> None:
+        synced = self.synced
+        for key, socket_map in list(self.watched.items()):
+            if socket_map != synced.get(key):
+                self._sync(socket_map)
 
     def _sweep(self) -> None:
         handle = self.sweep_handle
         if handle is not None:
             handle.cancel()
             self.sweep_handle = None
-        clock = self.loop.time
-        started = clock()
+        # The budget is this thread's CPU time: wall time would count the
+        # waits for the GIL that worker threads (waitress's) hold meanwhile.
+        started = time.thread_time()
         if self.watched:
-            for socket_map in list(self.watched.values()):
-                self._sync(socket_map)
+            self._sync_changed_maps()
         refresh = self._refresh
         for entry in list(self.entries.values()):
             if not entry.dead:
                 refresh(entry)
-        ended = clock()
-        self.next_sweep_at = ended + (ended - started) * (1.0 / SWEEP_SHARE - 1.0)
+        cost = time.thread_time() - started
+        self.next_sweep_at = self.loop.time() + cost * (1.0 / SWEEP_SHARE - 1.0)
 
     def _arm_tick(self) -> None:
         if self.tick_handle is None and not self.detached:
@@ -64,6 +73,7 @@ class Sweep:
 
     def _sync(self, socket_map: dict[int, Any]) -> None:
         """Bring the registrations of a plain dict map up to date (O(len))."""
+        self.synced[id(socket_map)] = dict(socket_map)
         entries = self.entries
         for fd, obj in list(socket_map.items()):
             entry = entries.get(fd)

@@ -91,6 +91,7 @@ class TakeOver:
             _unbound_maps[id(socket_map)] = socket_map
         self.maps.clear()
         self.watched.clear()
+        self.synced.clear()
         for waiters in (*self.loop_waiters.values(), *self.closed_waiters.values()):
             for fut in waiters:
                 if not fut.done():

@@ -20,7 +20,8 @@ the hub:
   cancelling an asyncio task does (Tornado itself never does), so the hub's
   stop sequence reaches the Deferred or thread that legacy code waits on.
 * **Errors reach the hub.**  Errors Tornado can only log ("Exception in
-  callback ...") go to ``hub.report`` once instead.
+  callback ...") go to ``hub.report`` once, and are still logged by
+  ``tornado.application`` as Tornado's users (and ``ExpectLog``) expect.
 * **Ownership.**  Tornado's fd registrations go through the hub's fd
   registry, so a conflict with another framework is an error, not a silent
   replacement; ``IOLoop.stop()`` asks the hub to stop, as ``reactor.stop()``
@@ -112,6 +113,10 @@ class _HubIOLoop(AsyncIOLoop):
         if hub is None:
             super().stop()
             return
+        # Also after the tornado stage detached: shutdown code that awaited a
+        # cleanup first (jupyter_server's SIGTERM handler) calls stop() late,
+        # and stopping the asyncio loop then would abort bridges.run.  A hub
+        # already stopping (or stopped) ignores the request.
         hub.request_stop("IOLoop.stop()")
 
     def close(self, all_fds: bool = False) -> None:
@@ -171,10 +176,12 @@ _UNHANDLED_MESSAGES = frozenset(
 class _ReportToHub(logging.Filter):
     """Send Tornado's "nobody will see this" errors to the hub's error sink, once.
 
-    A record that reaches ``hub.report`` is dropped here, so the error is
-    reported exactly once (through the loop's exception handler, where the
-    pytest plugin and the application look), not logged twice.  Records from
-    threads without a hub, or from a hub without Tornado, pass through.
+    The record goes on to ``tornado.application`` as well: that is where
+    Tornado's users look, and where their tests expect it
+    (``tornado.testing.ExpectLog(app_log, "Exception in callback")``); so a
+    loop without an exception handler of the application's does not log it
+    a second time.  The hub reports each exception object once, however many
+    paths it takes.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -186,8 +193,10 @@ class _ReportToHub(logging.Filter):
             return True
         if hub.adapter("tornado") is None:
             return True
-        hub.report(record.exc_info[1], f"tornado: {record.getMessage()}", logger=record.name)
-        return False
+        hub.report(
+            record.exc_info[1], f"tornado: {record.getMessage()}", logged=True, logger=record.name
+        )
+        return True
 
 
 _report_filter = _ReportToHub()
@@ -321,21 +330,34 @@ class HubTestMixin:
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         try:
-            hub = Hub(frameworks=self.bridges_frameworks)
-            self.io_loop.run_sync(hub.__aenter__)  # type: ignore[attr-defined]
+            self._bridges_start_hub()
         except BaseException:
             # unittest skips tearDown when setUp fails: close Tornado's loop here.
             super().tearDown()  # type: ignore[misc]
             raise
-        self.hub = hub
 
     def tearDown(self) -> None:
+        self._bridges_stop_hub()
+        super().tearDown()  # type: ignore[misc]
+
+    def _bridges_start_hub(self) -> None:
+        """Start ``self.hub`` on ``self.io_loop`` (made by Tornado's ``setUp``)."""
+        hub = Hub(frameworks=self.bridges_frameworks)
+        self.io_loop.run_sync(hub.__aenter__)  # type: ignore[attr-defined]
+        self.hub = hub
+
+    def _bridges_stop_hub(self) -> None:
+        """Run ``self.hub``'s stop sequence, before Tornado's ``tearDown`` closes the loop."""
         hub = self.__dict__.pop("hub", None)
-        if hub is not None:
+        if hub is not None and self.io_loop.asyncio_loop.is_closed():  # type: ignore[attr-defined]
+            # The test closed its own loop: nothing can run on it any more,
+            # so the hub cannot run its stop sequence; Tornado's tearDown
+            # reports the closed loop as it does without a hub.
+            hub._abandon_closed_loop()
+        elif hub is not None:
             self.io_loop.run_sync(  # type: ignore[attr-defined]
                 functools.partial(hub.__aexit__, None, None, None)
             )
-        super().tearDown()  # type: ignore[misc]
 
 
 class HubAsyncTestCase(HubTestMixin, tornado.testing.AsyncTestCase):

@@ -72,7 +72,6 @@ class TornadoAdapter(Adapter):
             if self.created:
                 release_handlers(ioloop, all_fds=False)
                 swap_selector(ioloop, self.selector.original)
-                ioloop._bridges_hub = None  # type: ignore[attr-defined]
                 unbind_ioloop(ioloop)
                 return
             events = self._events_in_registry()
@@ -80,7 +79,13 @@ class TornadoAdapter(Adapter):
                 ioloop.update_handler(fd, 0)
             swap_selector(ioloop, self.selector.original)
             for fd, mask in events.items():
-                ioloop.update_handler(fd, mask)
+                try:
+                    ioloop.update_handler(fd, mask)
+                except OSError:
+                    # The application closed the fd without remove_handler(): the
+                    # loop cannot watch it again.  Tornado's own close() drops such
+                    # a handler without a word; so does the hub.
+                    ioloop.remove_handler(fd)
         finally:
             unpatch()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence
 
@@ -178,6 +179,15 @@ def _foreign_reactor_message(installed: Any) -> str:
     kind = type(installed)
     name = f"{kind.__module__}.{kind.__qualname__}"
     importers = _importers_of(installed)
+    if _crochet_runs_a_reactor():
+        return (
+            f"a Twisted reactor ({name}) was already installed when the bridges hub attached: "
+            "crochet.setup() installed it and runs it in its thread 'CrochetReactor'. Twisted "
+            "allows one reactor per process, and the hub must run its own on its asyncio loop. "
+            "Call crochet.setup() (or crochet.no_setup()) inside the code bridges.run() runs, "
+            "not before it: crochet then uses the hub's reactor. crochet supports one "
+            "reactor run per process, so use it in one bridges.run() per process."
+        )
     if importers:
         by = f"it was imported by {', '.join(importers[:3])}"
     else:
@@ -190,6 +200,13 @@ def _foreign_reactor_message(installed: Any) -> str:
         "before bridges.run() starts -- import it inside the code that runs on the hub -- "
         "and do not install another reactor (asyncioreactor.install(), pytest-twisted, "
         "twistd --reactor) in a process that uses bridges."
+    )
+
+
+def _crochet_runs_a_reactor() -> bool:
+    # crochet.setup() runs the reactor in a thread of this name (crochet 1.x-2.x).
+    return "crochet" in sys.modules and any(
+        thread.name == "CrochetReactor" for thread in threading.enumerate()
     )
 
 

@@ -102,8 +102,21 @@ def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
     return thread
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
-    """``AsyncioSelectorReactor`` whose loop, lifetime and fds belong to a bridges hub."""
+    """``AsyncioSelectorReactor`` whose loop, lifetime and fds belong to a bridges hub.
+
+    The hub installs it when Twisted attaches; nobody constructs it.  Its
+    public name is for software that checks the reactor's class: Scrapy
+    refuses any reactor but the one its ``TWISTED_REACTOR`` setting names, so
+    a crawl on the hub sets ``TWISTED_REACTOR = "bridges.twisted.HubReactor"``.
+    """
 
     soonWrite = True
     """Try writes of Twisted's own TCP/UNIX connections on the next loop pass
@@ -129,6 +142,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
             last=_LAST_REAP,
         )
         self._handleEvent = _read_or_write(self)
+        self._unbound = threading.Event()
+        """Set while no hub runs the reactor: what ``run()`` from another thread waits for."""
         super().__init__(hub.loop)
 
     # -- binding to a hub -----------------------------------------------------
@@ -141,6 +156,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
     def bind(self, hub: Hub) -> None:
         """Follow ``hub``'s loop: called at attach for a reactor that ran on an earlier hub."""
         self._hub = hub
+        self._unbound.clear()
         self._poolStopped = []
         self._logContextStack = _log_context_stack()  # this run's loop thread
         self._hubLoop = hub.loop
@@ -253,10 +269,23 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._hubLoop = None
         _set_loop(self, None)
         self._hub = None
+        self._unbound.set()
 
     # -- lifetime ---------------------------------------------------------------
 
     def run(self, installSignalHandlers: bool = True) -> None:
+        """Refuse on the hub; from another thread, wait while the hub runs the reactor.
+
+        ``crochet.setup()`` (called by libraries built on crochet) runs the
+        reactor in a thread of its own.  On the hub the reactor already runs,
+        and crochet's thread-side API (``run_in_reactor``, ``wait_for``) only
+        needs it running: so that thread blocks here until the hub stops the
+        reactor, as a native ``run()`` returns when the reactor stops.
+        """
+        hub = self._hub
+        if hub is not None and _running_loop() is not hub.loop:
+            self._unbound.wait()
+            return
         raise HubOwnsLoopError(
             "reactor.run() was called, but the bridges hub already runs the Twisted reactor "
             "on its asyncio loop. Drop the reactor.run() call: code that runs inside "
