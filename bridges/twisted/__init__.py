@@ -51,6 +51,7 @@ from twisted.python.failure import Failure
 from .._convert import register, to_future
 from .._errors import BridgeError, HubNotRunningError
 from .._hub import Hub, current_hub
+from ._installer import deferred_before_run, install
 from ._reactor import HubReactor, ReactorNotBoundError, ReactorRunError
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "attach",
     "deferred",
     "detach",
+    "install",
 ]
 
 T = TypeVar("T")
@@ -137,7 +139,7 @@ def _install(hub: Hub) -> HubReactor:
         installReactor(reactor)
         return reactor
     if not isinstance(installed, HubReactor):
-        raise ForeignReactorError(_foreign_reactor_message(installed))
+        raise ForeignReactorError(_foreign_reactor_message(installed, "the bridges hub attached"))
     if installed.hub is not None and installed.hub.loop.is_closed():
         _recover_from_closed_hub(installed, installed.hub)
     if installed.hub is not None:
@@ -165,7 +167,7 @@ def _recover_from_closed_hub(reactor: HubReactor, dead: Hub) -> None:
     reactor.recover()
 
 
-def _foreign_reactor_message(installed: Any) -> str:
+def _foreign_reactor_message(installed: Any, when: str) -> str:
     kind = type(installed)
     name = f"{kind.__module__}.{kind.__qualname__}"
     importers = _importers_of(installed)
@@ -174,13 +176,16 @@ def _foreign_reactor_message(installed: Any) -> str:
     else:
         by = f"it was installed by {kind.__module__} (or by code that imported {_REACTOR_MODULE})"
     return (
-        f"a Twisted reactor ({name}) was already installed when the bridges hub attached; "
-        f"{by}. The hub must install its own reactor on its running asyncio loop, and "
-        "Twisted allows one reactor per process. Fix the import order: do not import "
-        f"{_REACTOR_MODULE} (`from twisted.internet import reactor`) at module level "
-        "before bridges.run() starts -- import it inside the code that runs on the hub -- "
-        "and do not install another reactor (asyncioreactor.install(), pytest-twisted, "
-        "twistd --reactor) in a process that uses bridges."
+        f"a Twisted reactor ({name}) was already installed when {when}; {by}. "
+        "Twisted allows one reactor per process, and bridges must install its own. "
+        "Fix the import order: "
+        "in a script that ends in reactor.run(), call bridges.twisted.install() first thing, "
+        f"before anything imports {_REACTOR_MODULE}; with bridges.run(), do not import "
+        f"{_REACTOR_MODULE} (`from twisted.internet import reactor`) at module level -- "
+        "import it inside the code that runs on the hub; a twistd or twist service runs "
+        "with `twistd --reactor=bridges` (or `twist --reactor=bridges`). "
+        "Do not install another reactor (asyncioreactor.install(), pytest-twisted) "
+        "in a process that uses bridges."
     )
 
 
@@ -307,6 +312,9 @@ def deferred(aw: Any) -> Deferred[Any]:
     """
     if isinstance(aw, Deferred):
         return aw
+    early = deferred_before_run(aw)  # twistd starts services before the reactor runs
+    if early is not None:
+        return early
     fut = to_future(aw)
     d: Deferred[Any] = Deferred(lambda _: fut.cancel())
     fut.add_done_callback(lambda f: _fire(d, f))
