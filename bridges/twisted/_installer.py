@@ -277,4 +277,6 @@ def install(
             "bridges.run(). Keep one way: either call install() first thing and end with "
             "reactor.run(), or drop install() and use bridges.run(main)."
         )
-    raise ForeignReactorError(_foreign_reactor_message(installed, "bridges.twisted.install()"))
+    raise ForeignReactorError(
+        _foreign_reactor_message(installed, "bridges.twisted.install() was called")
+    )
