@@ -11,7 +11,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -109,12 +109,13 @@ class Service:
             self.proc.communicate()
 
 
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.kill()
+def start(
+    request: pytest.FixtureRequest, argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Service:
+    """Start a service that is killed when the test ends, whatever happened."""
+    service = Service(argv, cwd, env)
+    request.addfinalizer(service.kill)
+    return service
 
 
 def pid_alive(pid: int) -> bool:

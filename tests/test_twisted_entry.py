@@ -22,13 +22,12 @@ from _entry_helpers import (
     TWIST,
     TWISTD,
     WAIT,
-    Service,
     get,
     logged_port,
     pid_alive,
     read,
     script,
-    services,  # noqa: F401 - a fixture
+    start,
     wait_for,
 )
 
@@ -51,12 +50,11 @@ def _check_inventory(port: int) -> None:
 
 @pytest.mark.parametrize("reactor", REACTORS)
 def test_twistd_in_the_foreground_runs_the_example_tac_and_exits_0_on_sigterm(
-    reactor: str, tmp_path: Path, services: list[Service]
+    reactor: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     log, pidfile = tmp_path / "twistd.log", tmp_path / "twistd.pid"
     argv = [*TWISTD, "-n", f"--reactor={reactor}", f"--logfile={log}", f"--pidfile={pidfile}"]
-    service = Service([*argv, "-y", str(TAC)], tmp_path, {"INVENTORY_PORT": "0"})
-    services.append(service)
+    service = start(request, [*argv, "-y", str(TAC)], tmp_path, {"INVENTORY_PORT": "0"})
 
     _check_inventory(logged_port(log))
     assert pidfile.read_text().strip() == str(service.proc.pid)
@@ -101,14 +99,15 @@ def test_twistd_daemonized_writes_its_pidfile_serves_and_stops_cleanly_on_sigter
 
 
 def test_twist_runs_the_example_plugin_service_on_the_hub_and_exits_0_on_sigterm(
-    tmp_path: Path, services: list[Service]
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     example = tmp_path / "twistd_service"
     shutil.copytree(TAC.parent, example, ignore=shutil.ignore_patterns("dropin.cache"))
     log = tmp_path / "twist.log"
     argv = [*TWIST, "--reactor=bridges", f"--log-file={log}", "--log-format=text"]
-    service = Service([*argv, "inventory", "--port=0"], example, {"PYTHONPATH": str(example)})
-    services.append(service)
+    service = start(
+        request, [*argv, "inventory", "--port=0"], example, {"PYTHONPATH": str(example)}
+    )
 
     _check_inventory(logged_port(log))
 
@@ -116,14 +115,15 @@ def test_twist_runs_the_example_plugin_service_on_the_hub_and_exits_0_on_sigterm
     assert "restocker stopped after" in read(log)
 
 
-def test_twist_runs_a_stock_plugin_on_the_hub(tmp_path: Path, services: list[Service]) -> None:
+def test_twist_runs_a_stock_plugin_on_the_hub(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "hello.txt").write_text("hello from twist\n")
     log = tmp_path / "twist.log"
     argv = [*TWIST, "--reactor=bridges", f"--log-file={log}", "--log-format=text", "web"]
     listen = ["--listen", "tcp:0:interface=127.0.0.1", "--path", str(tmp_path / "www")]
-    service = Service([*argv, *listen], tmp_path)
-    services.append(service)
+    service = start(request, [*argv, *listen], tmp_path)
 
     assert get(f"http://127.0.0.1:{logged_port(log)}/hello.txt") == "hello from twist\n"
     assert service.stop(signal.SIGTERM) == 0, read(log) + service.output()
@@ -221,10 +221,9 @@ def _echo(port: int) -> bytes:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_install_then_an_unchanged_reactor_run_serves_until_a_signal_and_returns(
-    signum: int, tmp_path: Path, services: list[Service]
+    signum: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    service = Service([sys.executable, str(script(tmp_path, ECHO_SERVICE))], tmp_path)
-    services.append(service)
+    service = start(request, [sys.executable, str(script(tmp_path, ECHO_SERVICE))], tmp_path)
     ready = service.line(r"ready (\d+) deferred")
     assert _echo(int(ready.group(1))) == b"ping"
 

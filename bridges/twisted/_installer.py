@@ -21,6 +21,7 @@ means nothing of it is inherited across ``twistd``'s daemonizing fork.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sys
 from typing import Any, Callable
@@ -75,15 +76,14 @@ class _RunnableHubReactor(HubReactor):
         """
         if self.hub is not None:
             super().run(installSignalHandlers)  # refused: the hub already runs us
-        try:
+        # SIGINT: the stop sequence ran; return as a stock reactor's run() does.
+        with contextlib.suppress(KeyboardInterrupt):
             run_hub(
                 _serve,
                 frameworks=self._frameworks,
                 loop_factory=self._loop_factory,
                 stop_timeout=self._stop_timeout,
             )
-        except KeyboardInterrupt:
-            pass  # SIGINT: the stop sequence ran; return like a stock reactor's run()
 
     # -- what a stock reactor accepts before it runs -------------------------------
 

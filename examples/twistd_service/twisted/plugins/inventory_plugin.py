@@ -6,13 +6,17 @@ Twisted finds plugins in ``twisted/plugins/`` directories on the path (no
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from twisted.application import service, strports
 from twisted.application.service import ServiceMaker
 from twisted.python import usage
 
 
 class Options(usage.Options):
-    optParameters = [["port", "p", "8010", "the TCP port to serve on (0: any free one)"]]
+    optParameters: ClassVar[list[list[str]]] = [
+        ["port", "p", "8010", "the TCP port to serve on (0: any free one)"]
+    ]
 
 
 def makeService(options: Options) -> service.IService:
