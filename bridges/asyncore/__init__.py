@@ -51,9 +51,12 @@ from collections.abc import MutableMapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
+from .._adapters import FrameworksArg
 from .._convert import register
 from .._errors import BridgeError, FrameworkNotInstalledError, HubNotRunningError
-from .._hub import current_hub
+from .._hub import DEFAULT_STOP_TIMEOUT, current_hub
+from .._run import LoopFactoryArg
+from ._installer import install_loop
 
 if TYPE_CHECKING:
     from .._hub import Hub
@@ -785,16 +788,34 @@ def detach(hub: Hub) -> None:
         driver.release()
 
 
-def install(module: ModuleType) -> None:
-    """Drive a module with asyncore's interface (waitress's wasyncore, medusa's asyncore_25).
+def install(
+    module: ModuleType | None = None,
+    *,
+    frameworks: FrameworksArg = "auto",
+    loop_factory: LoopFactoryArg = None,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> None:
+    """``install()``: a top-level ``asyncore.loop()`` runs a hub; ``install(module)``: drive
+    a module with asyncore's interface (waitress's wasyncore, medusa's asyncore_25).
 
-    While a hub runs, the module's ``socket_map`` is a hub-owned
-    :class:`SocketMap`, its ``loop()`` refuses to block the hub, and its
-    ``ExitNow`` follows asyncore's rule.  Applies from the next hub start, and
-    at once to the hub running in this thread.  ``waitress.wasyncore`` and
+    ``install()`` is step one of a migration: call it first thing, and the
+    program's unchanged ``asyncore.loop()`` runs :func:`bridges.run` with these
+    ``frameworks`` (asyncore always among them), ``loop_factory`` and
+    ``stop_timeout``, until the map is empty or SIGTERM/Ctrl-C stops the hub;
+    then ``asyncore.loop`` is asyncore's own again.
+
+    ``install(module)``: while a hub runs, the module's ``socket_map`` is a
+    hub-owned :class:`SocketMap`, its ``loop()`` refuses to block the hub, and
+    its ``ExitNow`` follows asyncore's rule.  Applies from the next hub start,
+    and at once to the hub running in this thread.  ``waitress.wasyncore`` and
     ``supervisor.medusa.asyncore_25`` are installed automatically when they are
     imported before the hub starts.
     """
+    if module is None:
+        install_loop(
+            asyncore, frameworks=frameworks, loop_factory=loop_factory, stop_timeout=stop_timeout
+        )
+        return
     for attr in ("socket_map", "loop", "ExitNow"):
         if not hasattr(module, attr):
             raise AsyncoreTypeError(

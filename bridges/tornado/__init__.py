@@ -60,6 +60,7 @@ __all__ = [
     "TornadoNotAttachedError",
     "executor",
     "future",
+    "install",
     "ioloop",
 ]
 
@@ -639,3 +640,6 @@ class HubAsyncHTTPTestCase(HubTestMixin, tornado.testing.AsyncHTTPTestCase):
 
 _fix_gen_coroutine_cancellation()
 _claim_convert_yielded()
+
+
+from ._installer import install  # noqa: E402 - it subclasses the hub's IOLoop above

@@ -30,6 +30,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.defer import Deferred
 
 from .._adapters import FrameworksArg
+from .._entry import serve_until_stopped, with_framework
 from .._errors import HubStateError
 from .._hub import DEFAULT_STOP_TIMEOUT, Hub
 from .._run import LoopFactoryArg, make_loop_factory
@@ -61,7 +62,7 @@ class _RunnableHubReactor(HubReactor):
         self, frameworks: FrameworksArg, loop_factory: LoopFactoryArg, stop_timeout: float
     ) -> None:
         make_loop_factory(loop_factory)  # refuse a bad loop_factory now, not at run()
-        self._frameworks = _with_twisted(frameworks)
+        self._frameworks = with_framework(frameworks, "twisted")
         self._loop_factory = loop_factory
         self._stop_timeout = stop_timeout
 
@@ -79,7 +80,7 @@ class _RunnableHubReactor(HubReactor):
         # SIGINT: the stop sequence ran; return as a stock reactor's run() does.
         with contextlib.suppress(KeyboardInterrupt):
             run_hub(
-                _serve,
+                serve_until_stopped,
                 frameworks=self._frameworks,
                 loop_factory=self._loop_factory,
                 stop_timeout=self._stop_timeout,
@@ -201,20 +202,6 @@ def deferred_before_run(aw: Any) -> Deferred[Any] | None:
 
     reactor.callWhenRunning(start)
     return result
-
-
-async def _serve() -> None:
-    """The hub's main: nothing but waiting; ``reactor.stop()`` or a signal ends it."""
-    await asyncio.get_running_loop().create_future()
-
-
-def _with_twisted(frameworks: FrameworksArg) -> FrameworksArg:
-    if frameworks is None:
-        return ["twisted"]
-    if isinstance(frameworks, str):
-        return frameworks if frameworks in ("auto", "twisted") else [frameworks, "twisted"]
-    names = list(frameworks)
-    return names if "twisted" in names else [*names, "twisted"]
 
 
 def _new_unbound_reactor() -> _RunnableHubReactor:
