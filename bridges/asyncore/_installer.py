@@ -69,4 +69,3 @@ def _hub_loop(
 
     setattr(loop, _INSTALLED, own)
     return loop
-

@@ -33,6 +33,7 @@ class _StartableIOLoop(_HubIOLoop):
     """The hub's IOLoop whose ``start()`` starts the hub (once), for code that owns its main."""
 
     _bridges_settings: dict[str, Any]
+    _bridges_starting = False
 
     def start(self) -> None:
         """Run a hub on this IOLoop's asyncio loop until ``stop()``, SIGTERM or Ctrl-C.
@@ -45,11 +46,20 @@ class _StartableIOLoop(_HubIOLoop):
         loop = self.asyncio_loop  # type: ignore[attr-defined]
         if loop.is_closed():
             raise _closed_error()
+        self._bridges_starting = True
         try:
             run_hub(self._serve, loop_factory=lambda: loop, **self._bridges_settings)
         finally:
+            self._bridges_starting = False
             self._bridges_hub = None
             _unbind_ioloop(self)
+
+    def stop(self) -> None:
+        if self._bridges_hub is None and self._bridges_starting:
+            # Scheduled before start(), it runs before the hub's first step: try again after.
+            self.asyncio_loop.call_soon(self.stop)  # type: ignore[attr-defined]
+            return
+        super().stop()
 
     async def _serve(self) -> None:
         # Adopted by the hub's Tornado adapter; stop() now asks the hub to stop.
