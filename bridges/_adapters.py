@@ -27,7 +27,15 @@ from typing import Iterable, Union
 
 from ._errors import FrameworkNotInstalledError, UnknownFrameworkError, UsageError
 
-__all__ = ["ADAPTERS", "AdapterSpec", "FrameworksArg", "installed", "load", "resolve"]
+__all__ = [
+    "ADAPTERS",
+    "AdapterSpec",
+    "FrameworksArg",
+    "importable",
+    "installed",
+    "load",
+    "resolve",
+]
 
 FrameworksArg = Union[str, Iterable[str], None]
 
@@ -67,10 +75,15 @@ _BY_NAME = {spec.name: spec for spec in ADAPTERS}
 
 def installed(spec: AdapterSpec) -> bool:
     """Whether the framework's package can be imported (without importing it)."""
-    if spec.requires in sys.modules:
-        return sys.modules[spec.requires] is not None  # None: the import is blocked
+    return importable(spec.requires)
+
+
+def importable(module: str) -> bool:
+    """Whether the top-level ``module`` can be imported (without importing it)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: the import is blocked
     try:
-        return importlib.util.find_spec(spec.requires) is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
 

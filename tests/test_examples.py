@@ -86,6 +86,21 @@ def test_the_library_example_passes_its_own_suite_with_the_pytest_plugin() -> No
     assert code == 0, output
     assert " passed" in output
     assert "failed" not in output
+    assert "Warning" not in output  # e.g. pytest-asyncio's unset loop scope
+
+
+def test_the_library_example_asks_for_the_pytest_the_plugin_needs() -> None:
+    tox_ini = (EXAMPLES / "library_tox" / "tox.ini").read_text()
+    ours = re.search(r'"pytest>=([\d.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert ours is not None
+    assert f"pytest>={ours.group(1)}" in tox_ini
+
+
+def test_the_examples_install_line_installs_pytest_for_the_library_example() -> None:
+    text = (EXAMPLES / "README.md").read_text()
+    install = re.search(r"`(python -m pip install [^`]+)`", text)
+    assert install is not None
+    assert "[test]" in install.group(1)  # the test extra brings pytest and every framework
 
 
 def _readme_programs() -> list[str]:

@@ -16,7 +16,7 @@
     bridges.run(main, frameworks=["twisted"])
 
 What this module takes care of (each point is a trap of the stock
-integration, see DESIGN.md):
+integration, see docs/twisted.md):
 
 * the reactor (:class:`~bridges.twisted._reactor.HubReactor`) is installed
   from inside the running loop and follows the hub's loop across repeated
