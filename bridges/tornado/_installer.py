@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tornado.ioloop import IOLoop
+
 from .._adapters import FrameworksArg
 from .._entry import serve_until_stopped, with_framework
 from .._hub import DEFAULT_STOP_TIMEOUT, current_hub
@@ -82,7 +84,7 @@ def install(
     frameworks: FrameworksArg = "auto",
     loop_factory: LoopFactoryArg = None,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
-) -> Any:
+) -> IOLoop:
     """Make ``IOLoop.current().start()`` run a hub; returns that IOLoop.
 
     Call it first thing, before anything calls ``IOLoop.current()``::
