@@ -60,6 +60,12 @@ def script(tmp_path: Path, code: str) -> Path:
     return path
 
 
+def run_script(tmp_path: Path, code: str, *python_args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a script to its end (bounded), capturing its output."""
+    argv = [sys.executable, *python_args, str(script(tmp_path, code))]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=WAIT)
+
+
 class Service:
     """A service run as a subprocess; whatever it left running is killed at teardown."""
 

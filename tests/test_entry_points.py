@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _entry_helpers import WAIT, get, script, start
+from _entry_helpers import get, run_script, script, start
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,9 +83,7 @@ def test_tornado_start_after_the_installed_hub_stopped_says_to_install_again(
         except bridges.tornado.IOLoopOwnedByHubError as exc:
             print(exc)
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert "Call bridges.tornado.install() again" in done.stdout
 
@@ -165,9 +162,7 @@ def test_asyncore_loop_with_a_count_stays_asyncores_own_poll(tmp_path: Path) -> 
         asyncore.loop(timeout=0.01, count=1)
         print("polled; still installed:", hasattr(asyncore.loop, "__bridges_entry__"))
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "polled; still installed: True\n"
 

@@ -26,6 +26,7 @@ from _entry_helpers import (
     logged_port,
     pid_alive,
     read,
+    run_script,
     script,
     start,
     wait_for,
@@ -243,9 +244,7 @@ def test_reactor_stop_ends_an_installed_reactor_run(tmp_path: Path) -> None:
         reactor.run()
         print("stopped", reactor.running)
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "stopped False\n"
 
@@ -276,12 +275,7 @@ def test_a_coroutine_handed_to_twisted_before_run_starts_when_the_reactor_runs(
         early.addBoth(lambda _: reactor.stop())
         reactor.run()
     """
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(script(tmp_path, code))],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
+    done = run_script(tmp_path, code, "-W", "error")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "cancelled CancelledError\nran in a task: True\n"
     assert "never awaited" not in done.stderr
@@ -298,9 +292,7 @@ def test_install_after_another_reactor_says_to_call_it_first_or_use_twistd(
         except bt.ForeignReactorError as exc:
             print(exc)
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert "when bridges.twisted.install() was called" in done.stdout
     assert "call bridges.twisted.install() first thing" in done.stdout
@@ -319,9 +311,7 @@ def test_install_after_bridges_run_installed_the_reactor_is_refused(tmp_path: Pa
         except bridges.HubStateError as exc:
             print(exc)
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert "Keep one way" in done.stdout
 
@@ -340,8 +330,6 @@ def test_reactor_run_inside_a_hub_started_by_reactor_run_is_refused(tmp_path: Pa
         reactor.callWhenRunning(nested)
         reactor.run()
     """
-    done = subprocess.run(
-        [sys.executable, str(script(tmp_path, code))], capture_output=True, text=True, timeout=WAIT
-    )
+    done = run_script(tmp_path, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "refused\n"
