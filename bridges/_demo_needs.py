@@ -7,7 +7,7 @@ such as ``No module named 'asynchat'``; this check names the extras instead.
 
 from __future__ import annotations
 
-from ._adapters import importable
+from ._adapter import _importable as importable
 
 __all__ = ["DEMO_MODULES", "missing_message"]
 

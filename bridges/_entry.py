@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ._adapters import FrameworksArg
+from ._adapter import FrameworksArg
 
 __all__ = ["serve_until_stopped", "with_framework"]
 

@@ -23,21 +23,21 @@ import contextlib
 import logging
 import sys
 import threading
-from types import ModuleType, TracebackType
-from typing import Any, Awaitable, Callable, Iterator, NamedTuple
+import warnings
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Mapping
 
-from . import _adapters
+from . import _adapter
+from ._adapter import Adapter
 from ._errors import (
-    BridgeError,
-    FdConflictError,
     HubNotRunningError,
     HubStateError,
-    SignalConflictError,
-    StopTimeoutError,
 )
-from ._introspect import await_chain
+from ._introspect import describe_task, describe_waiter
+from ._registry import Registrations
+from ._stop import StopStages
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub"]
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub", "describe_task", "describe_waiter"]
 
 log = logging.getLogger("bridges")
 
@@ -80,7 +80,7 @@ def current_hub() -> Hub:
     return hub
 
 
-class Hub:
+class Hub(Registrations, StopStages):
     """One asyncio loop shared by every attached framework.
 
     ``bridges.run(main)`` creates one for you.  Inside a loop that is already
@@ -91,26 +91,25 @@ class Hub:
 
     ``frameworks`` is ``"auto"`` (every installed framework), ``None`` (plain
     asyncio), or names from ``"asyncore"``, ``"gevent"``, ``"tornado"``,
-    ``"twisted"``.  ``stop_timeout`` bounds each stage of the stop sequence.
+    ``"twisted"`` and any third-party adapter registered in the
+    ``bridges.adapters`` entry point group.  ``stop_timeout`` bounds each
+    stage of the stop sequence.
     """
 
     def __init__(
         self,
-        frameworks: _adapters.FrameworksArg = "auto",
+        frameworks: _adapter.FrameworksArg = "auto",
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
-        self._specs = _adapters.resolve(frameworks)
+        self._classes = _adapter.resolve(frameworks)
         self.stop_timeout = stop_timeout
-        self.state: dict[str, Any] = {}
-        """Per-hub state of the adapters, each under its own framework name."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._get_ident: Callable[[], int] = threading.get_ident
-        self._attached: list[tuple[_adapters.AdapterSpec, ModuleType]] = []
-        self._readers: dict[int, str] = {}
-        self._writers: dict[int, str] = {}
-        self._signals: dict[int, str] = {}
+        self._attached: list[Adapter] = []
+        self._by_name: dict[str, Adapter] = {}
+        self._init_registrations()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._host: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
@@ -135,7 +134,27 @@ class Hub:
     @property
     def frameworks(self) -> tuple[str, ...]:
         """Names of the attached frameworks, in attach order."""
-        return tuple(spec.name for spec, _ in self._attached)
+        return tuple(adapter.name for adapter in self._attached)
+
+    def adapter(self, name: str) -> Adapter | None:
+        """The attached adapter of the framework ``name`` (its per-hub state), or None."""
+        return self._by_name.get(name)
+
+    @property
+    def adapters(self) -> tuple[Adapter, ...]:
+        """The attached adapters, in attach order."""
+        return tuple(self._attached)
+
+    @property
+    def state(self) -> Mapping[str, Adapter]:
+        """Deprecated: use :meth:`adapter` (the adapters now hold their own typed state)."""
+        warnings.warn(
+            "Hub.state is deprecated; use hub.adapter(name), which returns the attached "
+            "adapter (its per-hub state), or Adapter.current().",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {adapter.name: adapter for adapter in self._attached}
 
     @property
     def running(self) -> bool:
@@ -149,10 +168,6 @@ class Hub:
     def stop_reason(self) -> str | None:
         """Why :meth:`request_stop` was called, or None if it was not."""
         return self._stop_reason
-
-    def fd_owners(self) -> dict[str, dict[int, str]]:
-        """A snapshot of who owns which fd: ``{"readers": {fd: owner}, "writers": {...}}``."""
-        return {"readers": dict(self._readers), "writers": dict(self._writers)}
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """Tasks started for legacy code that have not finished yet."""
@@ -181,13 +196,14 @@ class Hub:
         _hubs[loop] = self
         self._phase = "running"
         try:
-            for spec in self._specs:
-                module = _adapters.load(spec)
-                outcome = module.attach(self)
-                self._attached.append((spec, module))
+            for cls in self._classes:
+                adapter = cls(self)
+                outcome = adapter.attach()
+                self._attached.append(adapter)
+                self._by_name[adapter.name] = adapter
                 if outcome is not None:
                     await outcome
-                log.debug("bridges: attached %s", spec.name)
+                log.debug("bridges: attached %s", adapter.name)
         except BaseException:
             await self._stop_shielded()
             self._withdraw_own_cancel()
@@ -260,16 +276,6 @@ class Hub:
                 interruption = cancelled
         return interruption
 
-    def _stop_stages(self) -> Iterator[_Stage]:
-        attached = list(reversed(self._attached))
-        for spec, module in attached:
-            if spec.runs_shutdown_work:
-                yield _adapter_stage(spec.name, module, self)
-        yield _Stage("legacy tasks", self._cancel_legacy_tasks, self._describe_legacy_tasks)
-        for spec, module in attached:
-            if not spec.runs_shutdown_work:
-                yield _adapter_stage(spec.name, module, self)
-
     async def _stop_sequence(self) -> None:
         try:
             for stage in self._stop_stages():
@@ -287,61 +293,10 @@ class Hub:
                 task.cancel()
             self._release_registrations()
             self._attached.clear()
+            self._by_name.clear()
             _hubs.pop(self.loop, None)
             self._phase = "stopped"
             log.debug("bridges: stopped")
-
-    async def _bounded(self, stage: _Stage, outcome: Awaitable[Any]) -> None:
-        waiter = asyncio.ensure_future(outcome)
-        done, _ = await asyncio.wait({waiter}, timeout=self.stop_timeout)
-        if done:
-            waiter.result()
-            return
-        waiting_for = stage.describe(waiter)
-        waiter.cancel()
-        self.report(
-            StopTimeoutError(
-                f"bridges: stop stage {stage.name!r} did not finish within "
-                f"{self.stop_timeout:g}s; it was still waiting for {waiting_for}. The hub "
-                "went on so that shutdown does not hang. Make that work finish (or respect "
-                "cancellation) sooner, or raise Hub(stop_timeout=...)."
-            ),
-            f"bridges: stop stage {stage.name!r} timed out",
-        )
-        await asyncio.wait({waiter}, timeout=min(self.stop_timeout, 1.0))
-
-    def _cancel_legacy_tasks(self) -> Awaitable[None] | None:
-        pending = self.pending_tasks()
-        for task in pending:
-            task.cancel()
-        return self._report_cancel_failures(pending) if pending else None
-
-    async def _report_cancel_failures(self, tasks: list[asyncio.Task[Any]]) -> None:
-        # asyncio.wait, unlike gather, leaves the tasks alone if this stage is
-        # itself cancelled after its bounded wait.
-        await asyncio.wait(tasks)
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                self.report(
-                    task.exception(), f"bridges: {task!r} raised while it was cancelled at stop"
-                )
-
-    def _describe_legacy_tasks(self, _: asyncio.Future[Any]) -> str:
-        return ", ".join(_describe_task(task) for task in self.pending_tasks())
-
-    def _release_registrations(self) -> None:
-        loop = self.loop
-        if loop.is_closed():
-            return
-        for fd in list(self._readers):
-            loop.remove_reader(fd)
-        for fd in list(self._writers):
-            loop.remove_writer(fd)
-        for signum in list(self._signals):
-            loop.remove_signal_handler(signum)
-        self._readers.clear()
-        self._writers.clear()
-        self._signals.clear()
 
     # -- legacy tasks -------------------------------------------------------
 
@@ -358,48 +313,6 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    # -- file descriptors ---------------------------------------------------
-
-    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
-        """``loop.add_reader`` that refuses to replace another owner's reader."""
-        fileno = _fileno(fd)
-        _claim(self._readers, fileno, owner, "reader", FdConflictError)
-        _register_or_unclaim(self._readers, fileno, self.loop.add_reader, callback, args)
-
-    def remove_reader(self, fd: Any, *, owner: str) -> bool:
-        fileno = _fileno(fd)
-        if not _release(self._readers, fileno, owner, "reader", FdConflictError):
-            return False
-        return self.loop.remove_reader(fileno)
-
-    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
-        """``loop.add_writer`` that refuses to replace another owner's writer."""
-        fileno = _fileno(fd)
-        _claim(self._writers, fileno, owner, "writer", FdConflictError)
-        _register_or_unclaim(self._writers, fileno, self.loop.add_writer, callback, args)
-
-    def remove_writer(self, fd: Any, *, owner: str) -> bool:
-        fileno = _fileno(fd)
-        if not _release(self._writers, fileno, owner, "writer", FdConflictError):
-            return False
-        return self.loop.remove_writer(fileno)
-
-    # -- signals ------------------------------------------------------------
-
-    def add_signal_handler(
-        self, signum: int, callback: Callable[..., Any], *args: Any, owner: str
-    ) -> None:
-        """``loop.add_signal_handler`` that refuses to replace another owner's handler."""
-        _claim(self._signals, int(signum), owner, "handler", SignalConflictError)
-        _register_or_unclaim(
-            self._signals, int(signum), self.loop.add_signal_handler, callback, args
-        )
-
-    def remove_signal_handler(self, signum: int, *, owner: str) -> bool:
-        if not _release(self._signals, int(signum), owner, "handler", SignalConflictError):
-            return False
-        return self.loop.remove_signal_handler(signum)
 
     # -- the error sink -----------------------------------------------------
 
@@ -427,75 +340,3 @@ class Hub:
         if exc is not None:
             payload["exception"] = exc
         loop.call_exception_handler(payload)
-
-
-class _Stage(NamedTuple):
-    name: str
-    begin: Callable[[], Awaitable[Any] | None]
-    describe: Callable[[asyncio.Future[Any]], str]
-
-
-def _adapter_stage(name: str, module: ModuleType, hub: Hub) -> _Stage:
-    return _Stage(name, lambda: module.detach(hub), _describe_task)
-
-
-def _fileno(fd: Any) -> int:
-    return fd if isinstance(fd, int) else int(fd.fileno())
-
-
-def _claim(
-    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
-) -> None:
-    current = table.get(key)
-    if current is not None and current != owner:
-        what = _KIND[error]
-        raise error(
-            f"{what} {key} already has a {role} owned by {current!r}, and {owner!r} tried "
-            f"to register another. asyncio keeps one {role} per {what}, so the second "
-            f"would silently replace the first and {current!r} would wait forever. Let one "
-            f"framework own {what} {key} (close or unregister {current!r}'s object first), "
-            "and pass results between the frameworks with bridges.awaitable()."
-        )
-    table[key] = owner
-
-
-def _register_or_unclaim(
-    table: dict[int, str],
-    key: int,
-    register: Callable[..., Any],
-    callback: Callable[..., Any],
-    args: tuple[Any, ...],
-) -> None:
-    # A claim must not outlive a registration the loop refused (epoll refuses
-    # regular files; signals can only be set from the main thread).
-    try:
-        register(key, callback, *args)
-    except BaseException:
-        del table[key]
-        raise
-
-
-def _release(
-    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
-) -> bool:
-    current = table.get(key)
-    if current is None:
-        return False
-    if current != owner:
-        raise error(
-            f"{owner!r} tried to remove the {role} of {_KIND[error]} {key}, which belongs "
-            f"to {current!r}. Each owner removes only what it registered."
-        )
-    del table[key]
-    return True
-
-
-_KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictError: "signal"}
-
-
-def _describe_task(waiter: asyncio.Future[Any]) -> str:
-    if not isinstance(waiter, asyncio.Task):
-        return repr(waiter)
-    places = await_chain(waiter)
-    where = f", suspended in {' -> '.join(places)}" if places else ""
-    return f"task {waiter.get_name()!r} ({waiter.get_coro()!r}){where}"

@@ -80,7 +80,7 @@ def test_tornado_start_after_the_installed_hub_stopped_says_to_install_again(
         io.start()
         try:
             io.start()
-        except bridges.tornado.IOLoopOwnedByHubError as exc:
+        except bridges.HubOwnsLoopError as exc:
             print(exc)
     """
     done = run_script(tmp_path, code)

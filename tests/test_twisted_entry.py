@@ -324,7 +324,7 @@ def test_reactor_run_inside_a_hub_started_by_reactor_run_is_refused(tmp_path: Pa
         def nested():
             try:
                 reactor.run()
-            except bt.ReactorRunError:
+            except bt.HubOwnsLoopError:
                 print("refused")
             reactor.stop()
         reactor.callWhenRunning(nested)

@@ -20,7 +20,7 @@ import functools
 from types import ModuleType
 from typing import Any, Callable
 
-from .._adapters import FrameworksArg
+from .._adapter import FrameworksArg
 from .._entry import with_framework
 from .._run import LoopFactoryArg, make_loop_factory
 from .._run import run as run_hub

@@ -21,12 +21,14 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-from .._adapters import FrameworksArg
+from .._adapter import FrameworksArg
 from .._entry import serve_until_stopped, with_framework
+from .._errors import HubOwnsLoopError
 from .._hub import DEFAULT_STOP_TIMEOUT, current_hub
 from .._run import LoopFactoryArg, make_loop_factory
 from .._run import run as run_hub
-from . import _HubIOLoop, _unbind_ioloop
+from . import _HubIOLoop
+from ._compat import unbind_ioloop
 
 __all__ = ["install"]
 
@@ -54,7 +56,7 @@ class _StartableIOLoop(_HubIOLoop):
         finally:
             self._bridges_starting = False
             self._bridges_hub = None
-            _unbind_ioloop(self)
+            unbind_ioloop(self)
 
     def stop(self) -> None:
         if self._bridges_hub is None and self._bridges_starting:
@@ -70,9 +72,7 @@ class _StartableIOLoop(_HubIOLoop):
 
 
 def _closed_error() -> RuntimeError:
-    from . import IOLoopOwnedByHubError
-
-    return IOLoopOwnedByHubError(
+    return HubOwnsLoopError(
         "IOLoop.start() was called again after the hub that bridges.tornado.install() "
         "prepared had stopped; its loop is closed. Call bridges.tornado.install() again "
         "before the next start()."

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.defer import Deferred
 
-from .._adapters import FrameworksArg
+from .._adapter import FrameworksArg
 from .._entry import serve_until_stopped, with_framework
 from .._errors import HubStateError
 from .._hub import DEFAULT_STOP_TIMEOUT, Hub
@@ -255,7 +255,8 @@ def install(
     if isinstance(installed, _RunnableHubReactor):
         installed.configure(frameworks, loop_factory, stop_timeout)
         return installed
-    from . import ForeignReactorError, _foreign_reactor_message
+    from . import ForeignReactorError
+    from ._adapter import _foreign_reactor_message
 
     if isinstance(installed, HubReactor):
         raise HubStateError(
