@@ -9,6 +9,7 @@ why); the one-line change users make instead is tested here too.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import sys
@@ -180,15 +181,27 @@ def test_a_gevent_main_cannot_block_the_greenlet_that_runs_the_hub() -> None:
     to run in a greenlet of its own, spawned on the hub.
     """
     gevent = pytest.importorskip("gevent")
+    from gevent.exceptions import BlockingSwitchOutError
+
     import bridges
-    from bridges import gevent as bg
 
-    async def main() -> str:
-        with pytest.raises(bg.BlockingCallError):
-            gevent.joinall([gevent.spawn(gevent.sleep, 0)])
-        return "refused"
+    async def main() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[BaseException | None] = loop.create_future()
 
-    assert bridges.run(main, frameworks=["gevent"]) == "refused"
+        def gevent_main() -> None:  # a gevent main, in the greenlet that runs the loop
+            try:
+                gevent.joinall([gevent.spawn(gevent.sleep, 0)])
+            except BlockingSwitchOutError as exc:
+                outcome.set_result(exc)
+            else:
+                outcome.set_result(None)
+
+        loop.call_soon(gevent_main)
+        return await outcome
+
+    refused = bridges.run(main, frameworks=["gevent"])
+    assert isinstance(refused, bridges.BridgeError), refused
 
 
 GEVENT_MAIN = """
