@@ -1,4 +1,4 @@
-"""``python -m bridges demo | doctor | bench``."""
+"""python -m bridges demo | doctor | bench: try the hub, check this environment, measure it."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             readme=args.readme,
             chart=not args.no_chart,
         )
+    from ._demo_needs import missing_message
+
+    missing = missing_message()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     from ._demo import demo as run_demo
 
     return run_demo(port=args.port, self_test=args.self_test)

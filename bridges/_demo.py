@@ -44,9 +44,11 @@ from typing import Any, Callable, Iterable
 
 import bridges
 
+from ._demo_needs import DEMO_MODULES
+
 __all__ = ["FRAMEWORKS", "CannotServeError", "demo"]
 
-FRAMEWORKS = ("asyncore", "gevent", "tornado", "twisted")
+FRAMEWORKS = tuple(DEMO_MODULES)
 CHAIN = ["tornado", "twisted", "gevent", "asyncio", "asyncore"]
 """The frameworks ``GET /chain`` passes through, in order."""
 
@@ -375,9 +377,9 @@ async def serve(port: int, self_test: bool) -> bool:
     servers = Servers(port)
     try:
         await servers.start()
-        print(banner(servers), flush=True)
         if self_test:
             return await run_self_test(servers)
+        print(banner(servers), flush=True)
         await asyncio.get_running_loop().create_future()  # until Ctrl-C / SIGTERM cancels us
         return True
     finally:
@@ -489,7 +491,9 @@ def demo(port: int = 8080, self_test: bool = False) -> int:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    # Each hop is logged for a person watching the demo serve; the self-test's report
+    # says everything, and its requests would bury it.
+    log.setLevel(logging.WARNING if self_test else logging.INFO)
     log.propagate = False
     try:
         ok = bridges.run(serve, 0 if self_test else port, self_test, frameworks=FRAMEWORKS)

@@ -40,11 +40,16 @@ def demo() -> Iterator[tuple[Service, dict[str, str], str]]:
 
 
 @pytest.mark.timeout(120)
-def test_self_test_sends_real_requests_to_every_endpoint_and_exits_0() -> None:
+def test_self_test_sends_real_requests_to_every_endpoint_and_prints_only_its_report() -> None:
     code, output = run_command(["-m", "bridges", "demo", "--self-test"], timeout=100)
     assert code == 0, output
     assert "self-test: 9/9 passed" in output
     assert "10/10 concurrent GET" in output
+    # Only the report: no banner, no log line of each request it sent.
+    lines = output.strip().splitlines()
+    assert lines[0] == "self-test:", output  # no banner, no log line of each request
+    assert "Try: curl" not in output
+    assert lines[-1] == "self-test: 9/9 passed"
 
 
 @pytest.mark.timeout(120)

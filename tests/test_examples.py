@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import gc
 import importlib
 import importlib.metadata
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from _demo_helpers import EXAMPLES, ROOT, Service, get_json, run_command
@@ -33,13 +35,47 @@ def test_each_migration_step_serves_the_same_answers(step: str) -> None:
     assert "self-test passed" in output
 
 
+STEPS = sorted(MIGRATION.glob("step*.py"))
+
+
+def _changed_lines(before: Path, after: Path) -> list[str]:
+    """The lines ``diff -u before after`` adds or removes, outside the module docstrings."""
+
+    def code(path: Path) -> list[str]:
+        return path.read_text().split('"""\n', 1)[1].splitlines()
+
+    diff = difflib.unified_diff(code(before), code(after), lineterm="", n=0)
+    return [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+
+
+def test_the_migration_steps_share_their_plumbing_and_differ_only_by_the_migration() -> None:
+    assert len(STEPS) == 4
+    for step in STEPS:
+        text = step.read_text()
+        assert "argparse" not in text
+        assert "selftest.serve(__doc__" in text  # the command line, serving, the self-test
+    # Step 2 is one line: install the hub's reactor.
+    changed = [line.split("  #")[0] for line in _changed_lines(STEPS[0], STEPS[1])]
+    assert [line for line in changed if line != "+"] == [
+        "+from bridges import twisted as bt",
+        "+    bt.install()",
+    ]
+    # Each later step only adds to the one before: nothing of it is discarded but what moved.
+    step3, step4 = STEPS[2].read_text(), STEPS[3].read_text()
+    for kept in ("async def greet(", "def asyncio_resource(", "bt.install()"):
+        assert kept in step3
+        assert kept in step4
+    removed = [line for line in _changed_lines(STEPS[2], STEPS[3]) if line.startswith("-")]
+    assert len(removed) <= 8, removed  # the data layer call that moved, and the site/checks
+
+
 @pytest.mark.timeout(120)
 def test_a_migrated_step_serves_until_sigterm_and_exits_0() -> None:
     with Service(["step4_old_calls_new.py", "--port", "0"], cwd=MIGRATION) as service:
         url = service.wait_for(r"(http://\S+/greet\?name=ada)", timeout=60).group(1)
         assert get_json(url) == {
             "greeting": "Hello, Ada Lovelace!",
-            "handler": "twisted",
+            "handler": "asyncio",
             "data": "asyncio",
         }
         code = service.stop(signal.SIGTERM)
@@ -86,6 +122,21 @@ def test_the_library_example_passes_its_own_suite_with_the_pytest_plugin() -> No
     assert code == 0, output
     assert " passed" in output
     assert "failed" not in output
+    assert "Warning" not in output  # e.g. pytest-asyncio's unset loop scope
+
+
+def test_the_library_example_asks_for_the_pytest_the_plugin_needs() -> None:
+    tox_ini = (EXAMPLES / "library_tox" / "tox.ini").read_text()
+    ours = re.search(r'"pytest>=([\d.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert ours is not None
+    assert f"pytest>={ours.group(1)}" in tox_ini
+
+
+def test_the_examples_install_line_installs_pytest_for_the_library_example() -> None:
+    text = (EXAMPLES / "README.md").read_text()
+    install = re.search(r"`(python -m pip install [^`]+)`", text)
+    assert install is not None
+    assert "[test]" in install.group(1)  # the test extra brings pytest and every framework
 
 
 def _readme_programs() -> list[str]:

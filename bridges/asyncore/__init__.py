@@ -44,9 +44,12 @@ import asyncio
 from types import ModuleType
 from typing import Any, Callable, Optional
 
+from .._adapter import FrameworksArg
 from .._convert import register
 from .._deprecation import renamed_getattr
 from .._errors import HubNotRunningError
+from .._hub import DEFAULT_STOP_TIMEOUT
+from .._run import LoopFactoryArg
 from ._compat import _map_of
 from ._driver import _Driver
 from ._errors import (
@@ -56,6 +59,7 @@ from ._errors import (
     NotAttachedError,
     WrongThreadError,
 )
+from ._installer import install_loop
 from ._socketmap import SocketMap
 from ._state import _add_flavor, _flavors, asyncore
 from ._sweep import SWEEP_INTERVAL, SWEEP_SHARE
@@ -87,16 +91,34 @@ def _driver() -> _Driver:
     return driver
 
 
-def install(module: ModuleType) -> None:
-    """Drive a module with asyncore's interface (waitress's wasyncore, medusa's asyncore_25).
+def install(
+    module: ModuleType | None = None,
+    *,
+    frameworks: FrameworksArg = "auto",
+    loop_factory: LoopFactoryArg = None,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> None:
+    """``install()``: a top-level ``asyncore.loop()`` runs a hub; ``install(module)``: drive
+    a module with asyncore's interface (waitress's wasyncore, medusa's asyncore_25).
 
-    While a hub runs, the module's ``socket_map`` is a hub-owned
-    :class:`SocketMap`, its ``loop()`` refuses to block the hub, and its
-    ``ExitNow`` follows asyncore's rule.  Applies from the next hub start, and
-    at once to the hub running in this thread.  ``waitress.wasyncore`` and
+    ``install()`` is step one of a migration: call it first thing, and the
+    program's unchanged ``asyncore.loop()`` runs :func:`bridges.run` with these
+    ``frameworks`` (asyncore always among them), ``loop_factory`` and
+    ``stop_timeout``, until the map is empty or SIGTERM/Ctrl-C stops the hub;
+    then ``asyncore.loop`` is asyncore's own again.
+
+    ``install(module)``: while a hub runs, the module's ``socket_map`` is a
+    hub-owned :class:`SocketMap`, its ``loop()`` refuses to block the hub, and
+    its ``ExitNow`` follows asyncore's rule.  Applies from the next hub start,
+    and at once to the hub running in this thread.  ``waitress.wasyncore`` and
     ``supervisor.medusa.asyncore_25`` are installed automatically when they are
     imported before the hub starts.
     """
+    if module is None:
+        install_loop(
+            asyncore, frameworks=frameworks, loop_factory=loop_factory, stop_timeout=stop_timeout
+        )
+        return
     for attr in ("socket_map", "loop", "ExitNow"):
         if not hasattr(module, attr):
             raise AsyncoreTypeError(

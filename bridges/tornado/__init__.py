@@ -57,6 +57,7 @@ __all__ = [
     "executor",
     "future",
     "get_ioloop",
+    "install",
     "ioloop",
 ]
 
@@ -369,3 +370,4 @@ class HubAsyncHTTPTestCase(HubTestMixin, tornado.testing.AsyncHTTPTestCase):
 
 
 from ._adapter import TornadoAdapter  # noqa: E402 - it uses the classes above
+from ._installer import install  # noqa: E402 - it subclasses the hub's IOLoop above

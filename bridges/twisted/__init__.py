@@ -49,6 +49,7 @@ from .._deprecation import renamed_getattr
 from .._errors import BridgeError, HubNotRunningError
 from .._hub import current_hub
 from ._errors import HubOwnsLoopError, NotAttachedError
+from ._installer import deferred_before_run, install
 from ._reactor import HubReactor
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "ReactorInUseError",
     "deferred",
     "get_reactor",
+    "install",
 ]
 
 T = TypeVar("T")
@@ -143,6 +145,9 @@ def deferred(aw: Any) -> Deferred[Any]:
     """
     if isinstance(aw, Deferred):
         return aw
+    early = deferred_before_run(aw)  # twistd starts services before the reactor runs
+    if early is not None:
+        return early
     fut = to_future(aw)
     d: Deferred[Any] = Deferred(lambda _: fut.cancel())
     fut.add_done_callback(lambda f: _fire(d, f))

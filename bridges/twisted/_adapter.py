@@ -175,7 +175,7 @@ def _recover_from_closed_hub(reactor: HubReactor, dead: Hub) -> None:
     reactor.recover()
 
 
-def _foreign_reactor_message(installed: Any) -> str:
+def _foreign_reactor_message(installed: Any, when: str = "the bridges hub attached") -> str:
     kind = type(installed)
     name = f"{kind.__module__}.{kind.__qualname__}"
     importers = _importers_of(installed)
@@ -193,13 +193,16 @@ def _foreign_reactor_message(installed: Any) -> str:
     else:
         by = f"it was installed by {kind.__module__} (or by code that imported {_REACTOR_MODULE})"
     return (
-        f"a Twisted reactor ({name}) was already installed when the bridges hub attached; "
-        f"{by}. The hub must install its own reactor on its running asyncio loop, and "
-        "Twisted allows one reactor per process. Fix the import order: do not import "
-        f"{_REACTOR_MODULE} (`from twisted.internet import reactor`) at module level "
-        "before bridges.run() starts -- import it inside the code that runs on the hub -- "
-        "and do not install another reactor (asyncioreactor.install(), pytest-twisted, "
-        "twistd --reactor) in a process that uses bridges."
+        f"a Twisted reactor ({name}) was already installed when {when}; {by}. "
+        "Twisted allows one reactor per process, and bridges must install its own. "
+        "Fix the import order: "
+        "in a script that ends in reactor.run(), call bridges.twisted.install() first thing, "
+        f"before anything imports {_REACTOR_MODULE}; with bridges.run(), do not import "
+        f"{_REACTOR_MODULE} (`from twisted.internet import reactor`) at module level -- "
+        "import it inside the code that runs on the hub; a twistd or twist service runs "
+        "with `twistd --reactor=bridges` (or `twist --reactor=bridges`). "
+        "Do not install another reactor (asyncioreactor.install(), pytest-twisted) "
+        "in a process that uses bridges."
     )
 
 

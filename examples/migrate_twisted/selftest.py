@@ -1,7 +1,8 @@
-"""What the steps share: their command line, and what ``--self-test`` checks.
+"""What the steps share: the command line, serving with ``reactor.run()``, the self-test.
 
-The client is ``urllib`` in a worker thread, so it shares nothing with the
-event loop of the service it tests.
+Only the migration differs between two steps; this plumbing is here once.
+The self-test client is ``urllib`` in a worker thread, so it shares nothing
+with the event loop of the service it tests.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 
 def options(doc: str | None) -> tuple[int, bool]:
@@ -33,9 +34,35 @@ def fetch(url: str) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
-def check(port: int, handler: str, data: str) -> bool:
-    """Ask for a known and an unknown user; print what came back; True when both are right."""
-    base = f"http://127.0.0.1:{port}/greet"
+def serve(doc: str, make_site: Callable[[], Any], checks: list[tuple[str, str, str]]) -> int:
+    """Serve the site until Ctrl-C/SIGTERM; with ``--self-test``, check it and stop.
+
+    ``checks`` are ``(path, handler, data)``: the answers expected at each path.
+    The reactor is imported here, when the step runs: after step 2's install().
+    """
+    port, self_test = options(doc)
+    from twisted.internet import reactor, threads
+
+    listening = reactor.listenTCP(port, make_site(), interface="127.0.0.1")
+    port = listening.getHost().port
+    print(f"{doc.splitlines()[0]}\n  http://127.0.0.1:{port}/greet?name=ada", flush=True)
+    outcome = {"ok": True}
+    if self_test:
+        # The client blocks, so it runs in a thread; then the reactor stops.
+        # Every check runs (and prints) even after one failed.
+        d = threads.deferToThread(lambda: all([check(port, *each) for each in checks]))  # noqa: C419
+        d.addCallback(lambda ok: outcome.update(ok=ok))
+        d.addErrback(lambda failure: outcome.update(ok=False) or failure.printTraceback())
+        d.addBoth(lambda _: reactor.stop())
+    reactor.run()
+    if self_test:
+        print("self-test passed" if outcome["ok"] else "self-test FAILED", flush=True)
+    return 0 if outcome["ok"] else 1
+
+
+def check(port: int, path: str, handler: str, data: str) -> bool:
+    """Ask ``path`` for a known and an unknown user; print what came back; True if both right."""
+    base = f"http://127.0.0.1:{port}/{path}"
     expected = [
         (
             f"{base}?name=ada",
@@ -52,5 +79,4 @@ def check(port: int, handler: str, data: str) -> bool:
         print(f"{'ok  ' if passed else 'FAIL'} GET {url} -> {got[0]} {json.dumps(got[1])}")
         if not passed:
             print(f"     expected {status} {json.dumps(body)}")
-    print("self-test passed" if ok else "self-test FAILED", flush=True)
     return ok

@@ -6,7 +6,6 @@ python step3_asyncio_handler.py --self-test
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any, Awaitable, Callable
@@ -14,6 +13,7 @@ from typing import Any, Awaitable, Callable
 import selftest
 
 import bridges
+from bridges import twisted as bt
 
 Handler = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -38,8 +38,6 @@ def asyncio_resource(handler: Handler) -> Any:
     from twisted.python.failure import Failure
     from twisted.web.resource import Resource
     from twisted.web.server import NOT_DONE_YET
-
-    from bridges import twisted as bt
 
     class AsyncioResource(Resource):
         isLeaf = True
@@ -70,30 +68,12 @@ def asyncio_resource(handler: Handler) -> Any:
     return AsyncioResource()
 
 
-async def serve(port: int, self_test: bool) -> bool:
+def make_site() -> Any:
     import legacy_service
-    from twisted.internet import reactor
 
-    site = legacy_service.make_site(greet=asyncio_resource(greet))
-    listening = reactor.listenTCP(port, site, interface="127.0.0.1")
-    port = listening.getHost().port
-    print(f"step 3 (asyncio handler): http://127.0.0.1:{port}/greet?name=ada", flush=True)
-    if self_test:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, selftest.check, port, "asyncio", "twisted"
-        )
-    await asyncio.get_running_loop().create_future()  # serve until Ctrl-C / SIGTERM
-    return True
-
-
-def main() -> int:
-    port, self_test = selftest.options(__doc__)
-    try:
-        ok = bridges.run(serve, port, self_test, frameworks=["twisted"])
-    except KeyboardInterrupt:
-        return 0
-    return 0 if ok is not False else 1
+    return legacy_service.make_site(greet=asyncio_resource(greet))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    bt.install()  # before anything imports twisted.internet.reactor: reactor.run() runs a hub
+    sys.exit(selftest.serve(__doc__, make_site, [("greet", "asyncio", "twisted")]))
