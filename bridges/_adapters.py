@@ -59,6 +59,7 @@ ADAPTERS: tuple[AdapterSpec, ...] = (
     # asyncore left the stdlib in 3.12; pyasyncore provides the same module name.
     AdapterSpec("asyncore", "asyncore"),
     AdapterSpec("gevent", "gevent"),
+    AdapterSpec("eventlet", "eventlet"),
     AdapterSpec("tornado", "tornado"),
     AdapterSpec("twisted", "twisted", runs_shutdown_work=True),
 )

@@ -1,0 +1,174 @@
+"""eventlet on the hub: greenthreads and asyncio tasks in one thread, on one loop.
+
+asyncio is the master.  At attach, the hub makes this thread's eventlet hub
+a :class:`bridges.eventlet._hub.LoopHub`, an eventlet hub whose timers and fd
+listeners are the asyncio loop's own; when one fires, asyncio switches into
+eventlet's hub greenlet, which runs the greenthreads that are due and
+switches back.  Green sockets, ``eventlet.wsgi``, ``GreenPool``, ``Queue``,
+``Timeout`` and ``tpool`` work unchanged, on the stdlib loop and uvloop.
+
+Public API::
+
+    from bridges import eventlet as be
+    gt = be.spawn(aw)                      # an awaitable as a GreenThread
+    result = be.wait(aw)                   # inside a greenthread: block only it
+    await bridges.awaitable(greenthread)   # also eventlet.event.Event and GreenPool
+
+The one rule: the asyncio side (a coroutine, a loop callback) has no
+greenthread to suspend, so an eventlet blocking call there raises
+:class:`BlockingCallError` at once instead of stalling every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Awaitable, TypeVar
+
+import eventlet
+import eventlet.event
+import eventlet.greenpool
+from eventlet.greenthread import GreenThread
+from greenlet import GreenletExit, getcurrent
+
+from .._convert import register, to_future
+from ._hub import RECEIVED, BlockingCallError, LoopHub
+from ._state import attach, current_state, detach
+
+__all__ = ["BlockingCallError", "attach", "detach", "eventlet_hub", "spawn", "wait"]
+
+T = TypeVar("T")
+
+
+def eventlet_hub() -> LoopHub:
+    """The eventlet hub bound to the running bridges hub."""
+    return current_state().ehub
+
+
+# -- eventlet -> asyncio ----------------------------------------------------
+
+
+def _in_greenthread(what: str) -> LoopHub:
+    ehub = current_state().ehub
+    current = getcurrent()
+    if current is ehub.greenlet or ehub.in_asyncio_code():
+        where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"
+        raise BlockingCallError(
+            f"{what} blocks the calling greenthread, but it was called from {where}, which "
+            "has no greenthread to block. From a coroutine, use `await bridges.awaitable(...)` "
+            "or `await aw` instead; from a callback, spawn a greenthread: eventlet.spawn(f)."
+        )
+    return ehub
+
+
+def wait(aw: Awaitable[T] | Any) -> T:
+    """Block the calling greenthread (only it) until ``aw`` is done; return its result.
+
+    ``aw`` is anything :func:`bridges.awaitable` accepts; a coroutine runs as a
+    hub task in a copy of the greenthread's context.  Its exception is raised
+    here (the same object); if it is cancelled, ``asyncio.CancelledError``.
+    Killing the greenthread (or an ``eventlet.Timeout``) cancels ``aw``.
+    """
+    try:
+        ehub = _in_greenthread("bridges.eventlet.wait()")
+    except BlockingCallError:
+        if inspect.iscoroutine(aw):
+            aw.close()  # refused: don't leave a "never awaited" warning behind
+        raise
+    future = to_future(aw)
+    if future.done():
+        return future.result()  # type: ignore[no-any-return]
+    resume = getcurrent().switch
+
+    def wake(_: asyncio.Future[Any]) -> None:
+        ehub.run_from_asyncio(resume)
+
+    future.add_done_callback(wake)
+    try:
+        ehub.switch()
+    except BaseException:
+        future.remove_done_callback(wake)
+        future.cancel()
+        raise
+    return future.result()  # type: ignore[no-any-return]
+
+
+def spawn(aw: Awaitable[T] | Any) -> GreenThread:
+    """Run ``aw`` (anything :func:`bridges.awaitable` accepts) as a greenthread.
+
+    The greenthread ends with the awaitable's result or exception.  Killing
+    the greenthread cancels the awaitable; cancelling the awaitable's task
+    ends the greenthread with ``GreenletExit`` (what ``gt.wait()`` raises for
+    a killed greenthread).  A coroutine runs as a hub task in a copy of the
+    caller's context.
+    """
+    current_state()
+    future = to_future(aw)
+    gt = eventlet.spawn(_run_spawned, future)
+    gt.link(_cancel_when_dead, future)
+    return gt
+
+
+def _cancel_when_dead(_gt: GreenThread, future: asyncio.Future[Any]) -> None:
+    future.cancel()
+
+
+def _run_spawned(future: asyncio.Future[T]) -> T:
+    try:
+        return wait(future)
+    except asyncio.CancelledError:
+        raise GreenletExit from None
+
+
+# -- asyncio awaits eventlet ------------------------------------------------
+
+
+def _settle(gt: GreenThread, future: asyncio.Future[Any]) -> None:
+    # A link: runs inside the dying greenthread, whose outcome is ready.
+    setattr(gt, RECEIVED, True)
+    if future.done():
+        return
+    try:
+        result = gt.wait()
+    except GreenletExit:
+        future.cancel(f"greenthread {gt!r} was killed")
+    except BaseException as exc:  # noqa: BLE001 - every outcome is handed over unchanged
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _from_greenthread(gt: GreenThread) -> asyncio.Future[Any]:
+    """A GreenThread as a future: result, the same exception, kill <-> cancel."""
+    future = asyncio.get_running_loop().create_future()
+    gt.link(_settle, future)
+    if not future.done():
+        future.add_done_callback(lambda f: _kill_if_cancelled(f, gt))
+    return future
+
+
+def _kill_if_cancelled(future: asyncio.Future[Any], gt: GreenThread) -> None:
+    gt.unlink(_settle, future)
+    if future.cancelled() and not gt.dead:
+        ehub = current_state().ehub
+        ehub.run_from_asyncio(gt.kill)
+
+
+def _from_event(event: eventlet.event.Event) -> asyncio.Future[Any]:
+    """An ``eventlet.event.Event``: its value, or the exception sent with ``send_exception``."""
+    return _from_greenthread(eventlet.spawn(event.wait))
+
+
+def _from_pool(pool: eventlet.greenpool.GreenPool) -> asyncio.Future[Any]:
+    """A ``GreenPool``: done when every greenthread it runs has finished (``waitall``)."""
+    return _from_greenthread(eventlet.spawn(pool.waitall))
+
+
+CONVERTERS = {
+    GreenThread: _from_greenthread,
+    eventlet.event.Event: _from_event,
+    eventlet.greenpool.GreenPool: _from_pool,
+}
+
+for _type, _converter in CONVERTERS.items():
+    register(_type, _converter)

@@ -1,0 +1,347 @@
+"""An eventlet hub built on an asyncio loop that someone else runs: asyncio is the master.
+
+eventlet's native hubs are a greenlet that polls (epoll, kqueue, ...) and
+switches to the greenthreads whose fds or timers are ready.  eventlet's own
+asyncio hub makes a loop of its own and runs it *inside* that greenlet, one
+``asyncio.wait_for`` per pass, so it cannot join a loop that is already
+running.  This hub turns it around:
+
+* every eventlet timer is one ``loop.call_at`` (``call_soon`` when due now),
+  every fd listener one reader or writer registered through the bridges hub
+  (so a second owner of the fd is refused);
+* when one fires, the asyncio callback appends the work to a queue and
+  *switches into the hub greenlet*, which runs it (a timer's callback, a
+  listener's ``switch`` into the waiting greenthread; each may run
+  greenthreads until they block again) and then switches back to the
+  greenlet that runs the asyncio loop.  The hub greenlet never polls.
+
+The asyncio side has no greenthread to suspend: an eventlet blocking call
+made there (``eventlet.sleep``, ``gt.wait()``, green socket I/O, ...)
+raises :class:`BlockingCallError` at once instead of stalling every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import weakref
+from collections import deque
+from typing import Any, Callable, Deque, Protocol
+
+from eventlet.hubs import hub as _base
+from eventlet.hubs.timer import Timer
+from greenlet import getcurrent
+from greenlet import greenlet as raw_greenlet
+
+from .._errors import BridgeError
+from . import _compat
+
+__all__ = ["BlockingCallError", "FdRegistry", "LoopHub"]
+
+OWNER = "eventlet"
+_HANDLE = "_bridges_handle"
+_STARTED_PRUNE = 1024
+RECEIVED = "_bridges_received"
+"""Set on a GreenThread whose outcome a bridge received (its exception is not reported)."""
+
+
+class BlockingCallError(BridgeError, RuntimeError):
+    """An eventlet blocking call was made where there is no greenthread to block.
+
+    Also a ``RuntimeError``, which is what eventlet raises for a blocking
+    call inside its own hub greenlet.
+    """
+
+
+class FdRegistry(Protocol):
+    """The part of :class:`bridges.Hub` the eventlet hub registers its fds through."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None: ...
+    def remove_reader(self, fd: Any, *, owner: str) -> bool: ...
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None: ...
+    def remove_writer(self, fd: Any, *, owner: str) -> bool: ...
+
+
+Report = Callable[[BaseException, str], None]
+
+
+def _blocking_message(what: str) -> str:
+    return (
+        f"an eventlet blocking call ({what}) was made from asyncio code (a coroutine or a "
+        "loop callback), which has no greenthread to suspend: blocking it would stall every "
+        "task. Await instead (await bridges.awaitable(greenthread_or_event), "
+        "await asyncio.sleep(...), asyncio.timeout(...)), or run the blocking code in a "
+        "greenthread: await bridges.awaitable(eventlet.spawn(f))."
+    )
+
+
+class LoopHub(_compat.AsyncioHubBase):
+    """eventlet's hub interface on the bridges hub's asyncio loop.
+
+    A subclass of eventlet's own asyncio hub, so that eventlet's asyncio
+    helpers (``await greenthread``, ``eventlet.asyncio.spawn_for_awaitable``)
+    accept it; but it never makes, sets or runs a loop of its own.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fds: FdRegistry, report: Report) -> None:
+        _base.BaseHub.__init__(self, clock=loop.time)
+        self.loop = loop
+        self._fds = fds
+        self._report = report
+        self._ready: Deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        # The greenlet that runs the asyncio loop: where the hub greenlet parks.
+        self._asyncio_side = getcurrent()
+        self._in_hub = False
+        self._destroyed = False
+        self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
+        self._timers: dict[int, Timer] = {}
+        self._started: dict[int, weakref.ref[raw_greenlet]] = {}
+        self._started_limit = _STARTED_PRUNE
+
+    def _post_initialize(self) -> None:
+        # eventlet's asyncio hub makes and sets a loop of its own here; this one has one.
+        return None
+
+    # -- running: asyncio callbacks switch in, the hub greenlet switches back --
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """The hub greenlet: run what asyncio handed over, then park on the asyncio side."""
+        self.running = True
+        self.stopping = False
+        try:
+            while not self.stopping:
+                self._drain()
+                self._park()
+        finally:
+            self.running = False
+            self.stopping = False
+
+    def _park(self) -> None:
+        self._in_hub = False
+        try:
+            self._asyncio_side.switch()
+        except self.SYSTEM_EXCEPTIONS:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
+            self._in_hub = True
+            self._failed(exc, "a greenthread")
+        self._in_hub = True
+
+    def _drain(self) -> None:
+        ready = self._ready
+        while ready or self.closed:
+            while self.closed:
+                self.close_one()
+            if not ready:
+                return
+            func, args = ready.popleft()
+            try:
+                func(*args)
+            except self.SYSTEM_EXCEPTIONS:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - routed to the error sink, the hub goes on
+                self._failed(exc, repr(func))
+
+    def _enter(self) -> None:
+        """From the asyncio side: switch into the hub greenlet, which runs the queue."""
+        current = getcurrent()
+        self._asyncio_side = current
+        self.ensure_greenlet()
+        glet = self.greenlet
+        if glet.parent is not current:
+            try:
+                glet.parent = current
+            except ValueError:  # a cycle: this greenlet descends from the hub greenlet
+                pass
+        self._in_hub = True
+        try:
+            glet.switch()
+        finally:
+            self._in_hub = False
+
+    def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` in the hub greenlet now, from an asyncio callback (or later, inside)."""
+        self._ready.append((func, args))
+        if not self._in_hub and not self._destroyed:
+            self._enter()
+
+    def in_asyncio_code(self) -> bool:
+        """Whether the caller runs on the asyncio side (a coroutine or loop callback)."""
+        return getcurrent() is self._asyncio_side
+
+    # -- errors ----------------------------------------------------------------
+
+    def _failed(self, exc: BaseException, where: str) -> None:
+        gt = _compat.greenthread_in_traceback(exc.__traceback__)
+        if gt is not None:
+            if getattr(gt, RECEIVED, False) or _compat.exit_has_receiver(gt):
+                return
+            where = repr(gt)
+        self._report(exc, f"bridges: unhandled error in eventlet: {where} failed")
+
+    def squelch_exception(self, fileno: int, exc_info: Any) -> None:
+        self._report(exc_info[1], f"bridges: unhandled error in eventlet on fd {fileno}")
+        try:
+            self.remove_descriptor(fileno)
+        except Exception as exc:  # noqa: BLE001 - reported; the hub goes on
+            self._report(exc, f"bridges: eventlet could not remove fd {fileno}")
+
+    def squelch_generic_exception(self, exc_info: Any) -> None:
+        self._report(exc_info[1], "bridges: unhandled error in eventlet")
+
+    def squelch_timer_exception(self, timer: Any, exc_info: Any) -> None:
+        self._failed(exc_info[1], repr(timer))
+
+    # -- greenthreads block by switching to the hub ------------------------------
+
+    def switch(self) -> Any:
+        if getcurrent() is self._asyncio_side:
+            raise BlockingCallError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
+        return super().switch()
+
+    def abort(self, wait: bool = False) -> None:
+        # The hub greenlet only parks; the bridges hub decides when the loop stops.
+        return None
+
+    # -- timers ------------------------------------------------------------------
+
+    def add_timer(self, timer: Timer) -> float:
+        seconds = timer.seconds
+        when = self.clock() + seconds
+        callback = _compat.timer_callback(timer)
+        target = getattr(callback, "__self__", None)
+        if isinstance(target, raw_greenlet):
+            if target is self._asyncio_side and not self._in_hub:
+                return self._refuse_asyncio_side(timer, callback, when)
+            if not target and target.gr_context is None and not target.dead:
+                # A greenthread being started (spawn, spawn_n, spawn_after,
+                # GreenPool): it runs in a copy of the spawner's context, as an
+                # asyncio task does (a new greenlet's is otherwise empty).
+                target.gr_context = contextvars.copy_context()
+                self._remember(target)
+        if self._destroyed:
+            timer.called = True
+            return when
+        loop = self.loop
+        if seconds <= 0:
+            handle: asyncio.Handle = loop.call_soon(self._timer_due, timer)
+        else:
+            handle = loop.call_at(when, self._timer_due, timer)
+        setattr(timer, _HANDLE, handle)
+        self._timers[id(timer)] = timer
+        return when
+
+    def _remember(self, glet: raw_greenlet) -> None:
+        # eventlet keeps no registry of its greenthreads; the hub remembers the
+        # ones it starts, so that the bridges hub can kill them when it stops.
+        started = self._started
+        started[id(glet)] = weakref.ref(glet)
+        if len(started) > self._started_limit:
+            for key, ref in list(started.items()):
+                alive = ref()
+                if alive is None or alive.dead:
+                    del started[key]
+            self._started_limit = max(_STARTED_PRUNE, 2 * len(started))
+
+    def live_greenthreads(self) -> list[raw_greenlet]:
+        """The greenthreads started on this hub that have not finished (or not started) yet."""
+        alive = []
+        for ref in list(self._started.values()):
+            glet = ref()
+            if glet is not None and not glet.dead:
+                alive.append(glet)
+        return alive
+
+    def _refuse_asyncio_side(self, timer: Timer, callback: Any, when: float) -> float:
+        if callback == self._asyncio_side.throw:
+            timer.called = True
+            raise BlockingCallError(
+                "an eventlet.Timeout was started in asyncio code, where it would be thrown "
+                "into the event loop itself. In a coroutine use asyncio.timeout() (or "
+                "asyncio.wait_for); keep eventlet.Timeout inside greenthreads."
+            )
+        # A wake-up of the asyncio side (kill()'s "switch back to me", sleep's
+        # timer): nothing to wake, since the asyncio side never blocks.
+        timer.called = True
+        return when
+
+    def _timer_due(self, timer: Timer) -> None:
+        timer.__dict__.pop(_HANDLE, None)
+        self._timers.pop(id(timer), None)
+        if not timer.called:
+            self.run_from_asyncio(timer)
+
+    def timer_canceled(self, timer: Timer) -> None:
+        handle = timer.__dict__.pop(_HANDLE, None)
+        if handle is not None:
+            self._timers.pop(id(timer), None)
+            handle.cancel()
+
+    # -- fds ---------------------------------------------------------------------
+
+    def add(self, evtype: str, fileno: int, cb: Any, tb: Any, mark_as_closed: Any) -> Any:
+        listener = _base.BaseHub.add(self, evtype, fileno, cb, tb, mark_as_closed)
+        registered = self._registered[evtype]
+        if fileno not in registered:
+            try:
+                if evtype is _base.READ:
+                    self._fds.add_reader(fileno, self._fd_ready, evtype, fileno, owner=OWNER)
+                else:
+                    self._fds.add_writer(fileno, self._fd_ready, evtype, fileno, owner=OWNER)
+            except BaseException:
+                _base.BaseHub.remove(self, listener)
+                raise
+            registered.add(fileno)
+        return listener
+
+    def _fd_ready(self, evtype: str, fileno: int) -> None:
+        self.run_from_asyncio(self._fire_listener, evtype, fileno)
+
+    def _fire_listener(self, evtype: str, fileno: int) -> None:
+        listener = self.listeners[evtype].get(fileno)
+        if listener is None:
+            self._unregister(evtype, fileno)
+            return
+        try:
+            listener.cb(fileno)
+        except self.SYSTEM_EXCEPTIONS:
+            raise
+        except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
+            self.squelch_exception(fileno, sys.exc_info())
+
+    def remove(self, listener: Any) -> None:
+        _base.BaseHub.remove(self, listener)
+        evtype, fileno = listener.evtype, listener.fileno
+        if fileno not in self.listeners[evtype]:
+            self._unregister(evtype, fileno)
+
+    def remove_descriptor(self, fileno: int) -> None:
+        _base.BaseHub.remove_descriptor(self, fileno)
+        self._unregister(_base.READ, fileno)
+        self._unregister(_base.WRITE, fileno)
+
+    def _unregister(self, evtype: str, fileno: int) -> None:
+        registered = self._registered[evtype]
+        if fileno not in registered:
+            return
+        registered.discard(fileno)
+        if self._destroyed:
+            return
+        if evtype is _base.READ:
+            self._fds.remove_reader(fileno, owner=OWNER)
+        else:
+            self._fds.remove_writer(fileno, owner=OWNER)
+
+    # -- end -------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """Release every fd and timer; later calls are answered harmlessly."""
+        for evtype in (_base.READ, _base.WRITE):
+            for fileno in list(self._registered[evtype]):
+                self._unregister(evtype, fileno)
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        self._destroyed = True
+        self._ready.clear()
+        self._started.clear()
