@@ -5,14 +5,17 @@ Framework-specific helpers live in ``bridges.twisted``, ``bridges.tornado``,
 ``bridges.gevent`` and ``bridges.asyncore``.
 """
 
+from ._adapter import Adapter, CompetingPlugin, LeakFinder
 from ._convert import awaitable, register
 from ._errors import (
     BridgeError,
     FdConflictError,
     FrameworkNotInstalledError,
     HubNotRunningError,
+    HubOwnsLoopError,
     HubStateError,
     LoopFactoryError,
+    NotAttachedError,
     NotAwaitableError,
     SignalConflictError,
     StopTimeoutError,
@@ -25,13 +28,18 @@ from ._run import run
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adapter",
     "BridgeError",
+    "CompetingPlugin",
     "FdConflictError",
     "FrameworkNotInstalledError",
     "Hub",
     "HubNotRunningError",
+    "HubOwnsLoopError",
     "HubStateError",
+    "LeakFinder",
     "LoopFactoryError",
+    "NotAttachedError",
     "NotAwaitableError",
     "SignalConflictError",
     "StopTimeoutError",

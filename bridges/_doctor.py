@@ -13,26 +13,11 @@ import platform
 import sys
 from typing import Iterable, TextIO
 
-from . import __version__, _adapters
+from . import __version__, _adapter
+from ._pytest.competitors import advice
 from ._run import run
 
-__all__ = ["COMPETING_PYTEST_PLUGINS", "doctor", "framework_version"]
-
-# Distributions whose pytest plugins want to run async tests their own way.
-# The advice is what to do when they are installed beside ours.
-COMPETING_PYTEST_PLUGINS: dict[str, str] = {
-    "pytest-twisted": (
-        "installs its own reactor and runs tests in a greenlet; tests marked "
-        "@pytest.mark.bridges must not also use it: disable it with -p no:twisted"
-    ),
-    "pytest-tornasync": (
-        "runs gen_test-style tests on its own IOLoop; disable it with -p no:tornasync"
-    ),
-    "pytest-tornado": "runs tests on its own IOLoop; disable it with -p no:tornado",
-    "pytest-asyncio": "coexists: it runs tests marked asyncio, the hub runs tests marked bridges",
-    "anyio": "coexists: its plugin runs tests marked anyio, the hub runs tests marked bridges",
-}
-
+__all__ = ["doctor", "framework_version"]
 
 def framework_version(name: str) -> str | None:
     """The installed version of a framework, or None when it is not installed."""
@@ -68,10 +53,10 @@ def doctor(out: TextIO = sys.stdout) -> int:
     say("")
     say("Frameworks:")
     failures = 0
-    for spec in _adapters.ADAPTERS:
-        version = framework_version(spec.name) if _adapters.installed(spec) else None
+    for entry in _adapter.entries():
+        version = framework_version(entry.name) if entry.available() else None
         if version is None:
-            say(f"  {spec.name:<9} not installed (pip install '{spec.extra}')")
+            say(f"  {entry.name:<9} not installed ({entry.install_hint or 'not available'})")
             continue
         verdict = _try_attach(spec.name)
         failures += verdict != "attaches"
@@ -111,10 +96,10 @@ def _try_attach(name: str) -> str:
 
 def _pytest_plugins() -> list[str]:
     found = []
-    for dist, advice in COMPETING_PYTEST_PLUGINS.items():
-        version = _dist_version(dist)
+    for plugin in _adapter.competing_plugins():
+        version = _dist_version(plugin.project)
         if version is not None:
-            found.append(f"{dist} {version}: {advice}")
+            found.append(f"{plugin.project} {version}: {advice(plugin)}")
     return found
 
 

@@ -16,8 +16,10 @@ __all__ = [
     "FdConflictError",
     "FrameworkNotInstalledError",
     "HubNotRunningError",
+    "HubOwnsLoopError",
     "HubStateError",
     "LoopFactoryError",
+    "NotAttachedError",
     "NotAwaitableError",
     "SignalConflictError",
     "StopTimeoutError",
@@ -44,6 +46,25 @@ class LoopFactoryError(BridgeError, ValueError):
 
 class HubNotRunningError(BridgeError, RuntimeError):
     """Code that needs the hub ran where no hub is running."""
+
+
+class NotAttachedError(HubNotRunningError):
+    """A framework was used through bridges, but no running hub has it attached.
+
+    Every adapter raises this one type (``Adapter.current()``): the message
+    names the framework and how to attach it.
+    """
+
+
+class HubOwnsLoopError(BridgeError, RuntimeError):
+    """Code tried to run, or block, the loop that the hub runs.
+
+    ``reactor.run()``, ``IOLoop.start()``, asyncore's blocking ``loop()`` and
+    a gevent blocking call from asyncio code all raise a subclass of this
+    one: on the hub one asyncio loop runs everything, and starting or
+    blocking it again would stall every framework.  The message says what to
+    do instead.
+    """
 
 
 class HubStateError(BridgeError, RuntimeError):

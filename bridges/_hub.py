@@ -23,10 +23,12 @@ import contextlib
 import logging
 import sys
 import threading
-from types import ModuleType, TracebackType
-from typing import Any, Awaitable, Callable, Iterator, NamedTuple
+import warnings
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Iterator, Mapping, NamedTuple
 
-from . import _adapters
+from . import _adapter
+from ._adapter import Adapter
 from ._errors import (
     BridgeError,
     FdConflictError,
@@ -37,7 +39,7 @@ from ._errors import (
 )
 from ._introspect import await_chain
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub"]
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub", "describe_task", "describe_waiter"]
 
 log = logging.getLogger("bridges")
 
@@ -91,23 +93,24 @@ class Hub:
 
     ``frameworks`` is ``"auto"`` (every installed framework), ``None`` (plain
     asyncio), or names from ``"asyncore"``, ``"gevent"``, ``"tornado"``,
-    ``"twisted"``.  ``stop_timeout`` bounds each stage of the stop sequence.
+    ``"twisted"`` and any third-party adapter registered in the
+    ``bridges.adapters`` entry point group.  ``stop_timeout`` bounds each
+    stage of the stop sequence.
     """
 
     def __init__(
         self,
-        frameworks: _adapters.FrameworksArg = "auto",
+        frameworks: _adapter.FrameworksArg = "auto",
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
-        self._specs = _adapters.resolve(frameworks)
+        self._classes = _adapter.resolve(frameworks)
         self.stop_timeout = stop_timeout
-        self.state: dict[str, Any] = {}
-        """Per-hub state of the adapters, each under its own framework name."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._get_ident: Callable[[], int] = threading.get_ident
-        self._attached: list[tuple[_adapters.AdapterSpec, ModuleType]] = []
+        self._attached: list[Adapter] = []
+        self._by_name: dict[str, Adapter] = {}
         self._readers: dict[int, str] = {}
         self._writers: dict[int, str] = {}
         self._signals: dict[int, str] = {}
@@ -135,7 +138,27 @@ class Hub:
     @property
     def frameworks(self) -> tuple[str, ...]:
         """Names of the attached frameworks, in attach order."""
-        return tuple(spec.name for spec, _ in self._attached)
+        return tuple(adapter.name for adapter in self._attached)
+
+    def adapter(self, name: str) -> Adapter | None:
+        """The attached adapter of the framework ``name`` (its per-hub state), or None."""
+        return self._by_name.get(name)
+
+    @property
+    def adapters(self) -> tuple[Adapter, ...]:
+        """The attached adapters, in attach order."""
+        return tuple(self._attached)
+
+    @property
+    def state(self) -> Mapping[str, Adapter]:
+        """Deprecated: use :meth:`adapter` (the adapters now hold their own typed state)."""
+        warnings.warn(
+            "Hub.state is deprecated; use hub.adapter(name), which returns the attached "
+            "adapter (its per-hub state), or Adapter.current().",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {adapter.name: adapter for adapter in self._attached}
 
     @property
     def running(self) -> bool:
@@ -181,13 +204,14 @@ class Hub:
         _hubs[loop] = self
         self._phase = "running"
         try:
-            for spec in self._specs:
-                module = _adapters.load(spec)
-                outcome = module.attach(self)
-                self._attached.append((spec, module))
+            for cls in self._classes:
+                adapter = cls(self)
+                outcome = adapter.attach()
+                self._attached.append(adapter)
+                self._by_name[adapter.name] = adapter
                 if outcome is not None:
                     await outcome
-                log.debug("bridges: attached %s", spec.name)
+                log.debug("bridges: attached %s", adapter.name)
         except BaseException:
             await self._stop_shielded()
             self._withdraw_own_cancel()
@@ -262,13 +286,13 @@ class Hub:
 
     def _stop_stages(self) -> Iterator[_Stage]:
         attached = list(reversed(self._attached))
-        for spec, module in attached:
-            if spec.runs_shutdown_work:
-                yield _adapter_stage(spec.name, module, self)
+        for adapter in attached:
+            if adapter.runs_shutdown_work:
+                yield _Stage(adapter.name, adapter.detach, describe_waiter)
         yield _Stage("legacy tasks", self._cancel_legacy_tasks, self._describe_legacy_tasks)
-        for spec, module in attached:
-            if not spec.runs_shutdown_work:
-                yield _adapter_stage(spec.name, module, self)
+        for adapter in attached:
+            if not adapter.runs_shutdown_work:
+                yield _Stage(adapter.name, adapter.detach, describe_waiter)
 
     async def _stop_sequence(self) -> None:
         try:
@@ -287,6 +311,7 @@ class Hub:
                 task.cancel()
             self._release_registrations()
             self._attached.clear()
+            self._by_name.clear()
             _hubs.pop(self.loop, None)
             self._phase = "stopped"
             log.debug("bridges: stopped")
@@ -327,7 +352,7 @@ class Hub:
                 )
 
     def _describe_legacy_tasks(self, _: asyncio.Future[Any]) -> str:
-        return ", ".join(_describe_task(task) for task in self.pending_tasks())
+        return ", ".join(describe_waiter(task) for task in self.pending_tasks())
 
     def _release_registrations(self) -> None:
         loop = self.loop
@@ -435,10 +460,6 @@ class _Stage(NamedTuple):
     describe: Callable[[asyncio.Future[Any]], str]
 
 
-def _adapter_stage(name: str, module: ModuleType, hub: Hub) -> _Stage:
-    return _Stage(name, lambda: module.detach(hub), _describe_task)
-
-
 def _fileno(fd: Any) -> int:
     return fd if isinstance(fd, int) else int(fd.fileno())
 
@@ -493,9 +514,30 @@ def _release(
 _KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictError: "signal"}
 
 
-def _describe_task(waiter: asyncio.Future[Any]) -> str:
+def describe_waiter(waiter: asyncio.Future[Any]) -> str:
+    """A future, or a task and where it is suspended, for messages that must say what waits."""
     if not isinstance(waiter, asyncio.Task):
         return repr(waiter)
-    places = await_chain(waiter)
+    places = _places(waiter, None)
     where = f", suspended in {' -> '.join(places)}" if places else ""
     return f"task {waiter.get_name()!r} ({waiter.get_coro()!r}){where}"
+
+
+def describe_task(task: asyncio.Task[Any], *, skip_file: str | None = None) -> str:
+    """Where a pending task is suspended: ``function at file:line`` down the chain of awaits.
+
+    ``Task.get_stack()`` stops at the task's own coroutine; the code that is
+    really waiting is at the end of the chain of awaits below it, or, for a
+    task waiting on a framework's own thread of control (a greenlet), where
+    the attached adapter says it waits.  ``skip_file``: frames of that file
+    (the caller's own machinery) are left out.
+    """
+    return " -> ".join(_places(task, skip_file)) or repr(task.get_coro())
+
+
+def _places(task: asyncio.Task[Any], skip_file: str | None) -> list[str]:
+    for cls in _adapter.loaded():
+        places = cls.waiting_in(task)
+        if places:
+            return places
+    return await_chain(task, skip_file=skip_file)

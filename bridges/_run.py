@@ -10,7 +10,7 @@ import signal
 import threading
 from typing import Any, Callable, Collection, TypeVar, Union
 
-from ._adapters import FrameworksArg
+from ._adapter import FrameworksArg
 from ._convert import awaitable, has_converter
 from ._errors import BridgeError, HubStateError, LoopFactoryError, UsageError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub

@@ -24,17 +24,17 @@ it passes its ``timeout``; what it leaked is a warning (or, with
 from __future__ import annotations
 
 import inspect
-import sys
 import unittest
 import warnings
 from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from ._adapters import FrameworksArg, resolve
+from . import _adapter
+from ._adapter import FrameworksArg, resolve
 from ._errors import BridgeError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
-from ._pytest.native import HINTS
+from ._pytest.competitors import advice
 from ._pytest.runner import (
     GC_MODES,
     ReentrantRunError,
@@ -42,7 +42,6 @@ from ._pytest.runner import (
     TestTimeoutError,
     format_errors,
 )
-from .twisted._pytest import adopt, install_hub_reactor, is_trial_case
 
 __all__ = ["LeakWarning", "ReentrantRunError", "TestTimeoutError", "hub"]
 
@@ -51,29 +50,6 @@ MODES = ("strict", "auto")
 LEAK_MODES = ("warn", "fail")
 _MARKER_KEYS = ("frameworks", "loop_factory", "timeout")
 _OTHER_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
-
-# Plugins that run async tests their own way and would fight the hub over the
-# reactor or the loop, by the module that implements them: (project, why, what
-# it takes from us: "twisted" = the reactor, "async" = async def/gen.coroutine tests).
-_COMPETITORS = {
-    "pytest_twisted": (
-        "pytest-twisted",
-        "it installs its own Twisted reactor when pytest starts, so the hub cannot attach "
-        "Twisted, and it runs inlineCallbacks tests itself",
-        "twisted",
-    ),
-    "pytest_tornasync.plugin": (
-        "pytest-tornasync",
-        "it runs every `async def` test on its own IOLoop, without the hub's checks, before "
-        "bridges can",
-        "async",
-    ),
-    "pytest_tornado.plugin": (
-        "pytest-tornado",
-        "it runs coroutine tests on its own IOLoop, without the hub's checks",
-        "async",
-    ),
-}
 
 _options_key = pytest.StashKey["_Options"]()
 _failed_key = pytest.StashKey[bool]()
@@ -225,18 +201,16 @@ def _competitors(config: pytest.Config) -> list[tuple[str, str]]:
     cached = config.stash.get(_competitors_key, None)
     if cached is not None:
         return cached
+    by_module = {plugin.module: plugin for plugin in _adapter.competing_plugins() if plugin.takes}
     found = []
     for name, plugin in config.pluginmanager.list_name_plugin():
-        module = getattr(plugin, "__name__", None)
-        if module in _COMPETITORS:
-            project, why, takes = _COMPETITORS[module]
+        known = by_module.get(getattr(plugin, "__name__", None))  # type: ignore[arg-type]
+        if known is not None:
             found.append(
                 (
-                    takes,
-                    f"bridges: {project} is active in this session and would fight the bridges "
-                    f"plugin: {why}. Run pytest with -p no:{name} (or uninstall {project}); "
-                    "the bridges plugin runs those tests on the hub (see docs/pytest.md for "
-                    "the migration table).",
+                    known.takes,
+                    f"bridges: {known.project} is active in this session and would fight the "
+                    f"bridges plugin: {advice(known, name)}.",
                 )
             )
     config.stash[_competitors_key] = found
@@ -252,49 +226,44 @@ def _fought_over(item: pytest.Function, options: _Options) -> Optional[str]:
     for takes, message in _competitors(item.config):
         if takes == "async" and async_flavor(item.obj) in ("async def", "gen.coroutine"):
             return message
-        if takes == "twisted" and "twisted" in _framework_names(options.frameworks):
+        if takes != "async" and takes in _framework_names(options.frameworks):
             return message
     return None
 
 
 def _framework_names(frameworks: FrameworksArg) -> list[str]:
-    return [spec.name for spec in resolve(frameworks)]
+    return [cls.name for cls in resolve(frameworks)]
 
 
 # -- which tests run on the hub ---------------------------------------------
 
 
 def async_flavor(func: Any) -> Optional[str]:
-    """The async flavor of a test or fixture function, or None for a plain function."""
+    """The async flavor of a test or fixture function, or None for a plain function.
+
+    Besides ``async def``, each adapter whose framework is imported names its
+    own flavors (Twisted's ``inlineCallbacks``, Tornado's ``gen.coroutine``).
+    """
     func = getattr(func, "__func__", func)
     if inspect.iscoroutinefunction(func):
         return "async def"
     if inspect.isasyncgenfunction(func):
         return "async generator"
-    if getattr(func, "__tornado_coroutine__", False):
-        return "gen.coroutine"
-    if _is_inline_callbacks(func):
-        return "inlineCallbacks"
+    for cls in _adapter.loaded():
+        flavor = cls.test_flavor(func)
+        if flavor is not None:
+            return flavor
     return None
 
 
-_unwind_code: list[Any] = []
-
-
-def _is_inline_callbacks(func: Any) -> bool:
-    # Every function decorated with inlineCallbacks shares the code object of
-    # Twisted's wrapper; comparing with one we decorate ourselves needs no
-    # private name.  Only looked at once the test module imported Twisted.
-    defer = sys.modules.get("twisted.internet.defer")
-    if defer is None:
-        return False
-    if not _unwind_code:
-
-        def probe() -> Iterator[None]:
-            yield None
-
-        _unwind_code.append(defer.inlineCallbacks(probe).__code__)
-    return getattr(func, "__code__", None) is _unwind_code[0]
+def _test_case_owner(cls: Any) -> Optional[type[_adapter.Adapter]]:
+    """The adapter that runs the unittest class ``cls`` on the hub (trial's), if any."""
+    if not isinstance(cls, type):
+        return None
+    for adapter in _adapter.loaded():
+        if adapter.owns_test_case(cls):
+            return adapter
+    return None
 
 
 def _options_for(item: pytest.Item, config: pytest.Config) -> Optional[_Options]:
@@ -306,7 +275,7 @@ def _options_for(item: pytest.Item, config: pytest.Config) -> Optional[_Options]
     if marker is None:
         if _mode(config) != "auto":
             return None
-        if async_flavor(item.obj) is None and not is_trial_case(item.cls):
+        if async_flavor(item.obj) is None and _test_case_owner(item.cls) is None:
             return None
         if any(item.get_closest_marker(name) for name in _OTHER_ASYNC_MARKERS):
             return None
@@ -321,9 +290,13 @@ def _options_for(item: pytest.Item, config: pytest.Config) -> Optional[_Options]
 
 
 def _is_other_unittest_case(cls: Any) -> bool:
-    # unittest cases other than trial's run their own loop (IsolatedAsyncioTestCase,
+    # unittest cases that no adapter owns run their own loop (IsolatedAsyncioTestCase,
     # tornado's AsyncTestCase and bridges.tornado.HubAsyncTestCase): not ours.
-    return isinstance(cls, type) and issubclass(cls, unittest.TestCase) and not is_trial_case(cls)
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, unittest.TestCase)
+        and _test_case_owner(cls) is None
+    )
 
 
 def _default_loop_factory(config: pytest.Config) -> Optional[str]:
@@ -356,12 +329,16 @@ def _marker_options(marker: pytest.Mark, item: pytest.Item, config: pytest.Confi
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
-    """Install the hub's reactor before pytest instantiates a trial TestCase run on the hub."""
-    if not is_trial_case(obj):
+    """Let an adapter prepare before pytest instantiates a test case class it runs on the hub.
+
+    (Twisted installs the hub's reactor: trial's TestCase imports the reactor.)
+    """
+    owner = _test_case_owner(obj)
+    if owner is None:
         return
     marked = any(mark.name == "bridges" for mark in getattr(obj, "pytestmark", ()))
     if marked or collector.get_closest_marker("bridges") or _mode(collector.config) == "auto":
-        install_hub_reactor()
+        owner.prepare_test_case()
 
 
 @pytest.hookimpl(trylast=True)
@@ -452,8 +429,11 @@ def _bridges_runner(request: pytest.FixtureRequest) -> Iterator[TestRunner]:
     if message is not None:
         pytest.fail(message, pytrace=False)
     release = None
-    if is_trial_case(item.cls) and request.instance is not None:
-        release = adopt(request.instance, runner)
+    owner = _test_case_owner(item.cls)
+    if owner is not None and request.instance is not None:
+        adapter = runner.hub.adapter(owner.name)
+        if adapter is not None:
+            release = adapter.adopt_test_case(request.instance, runner)
     _active = runner
     try:
         yield runner
@@ -492,7 +472,7 @@ def _finish(runner: TestRunner, item: pytest.Item, config: pytest.Config) -> Non
             "place)."
             + "".join(
                 f" {hint}"
-                for kind, hint in HINTS.items()
+                for kind, hint in runner.leak_hints.items()
                 if any(leak.startswith(kind) for leak in leaks)
             )
         )
@@ -616,10 +596,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
 
 
 def _test_job(func: Callable[..., Any], kwargs: dict[str, Any], runner: TestRunner) -> Any:
-    if async_flavor(func) is None and "gevent" in runner.hub.frameworks:
-        from .gevent._pytest import in_greenlet
-
-        return lambda: in_greenlet(func, kwargs)
+    if async_flavor(func) is None:
+        for adapter in runner.hub.adapters:
+            job = adapter.wrap_plain_test(func, kwargs)
+            if job is not None:
+                return job
     return lambda: func(**kwargs)
 
 
@@ -635,7 +616,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     if (
         runner is not None
         and _options_key in item.stash
-        and is_trial_case(getattr(item, "cls", None))
+        and _test_case_owner(getattr(item, "cls", None)) is not None
     ):
         errors = runner.take_errors()
         if errors:

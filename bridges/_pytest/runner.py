@@ -20,18 +20,16 @@ import contextvars
 import gc
 import os
 import traceback
-import weakref
 from typing import Any, Callable, Optional
 
-from .._adapters import FrameworksArg
+from .._adapter import FrameworksArg
 from .._convert import awaitable
 from .._errors import BridgeError, NotAwaitableError
-from .._hub import Hub
-from .._introspect import await_chain, frame_place
+from .._hub import Hub, describe_task
 from .._run import LoopFactoryArg, make_loop_factory, wind_down
-from .native import NativeObjects
+from .native import HINT_TASK, NativeObjects
 
-__all__ = ["ReentrantRunError", "TestRunner", "TestTimeoutError", "describe_task"]
+__all__ = ["ReentrantRunError", "TestRunner", "TestTimeoutError"]
 
 GC_MODES = {"young": 1, "full": 2, "off": None}
 """``bridges_gc``: which garbage collection runs when a test ends.  A task's
@@ -82,6 +80,8 @@ class TestRunner:
         self._baseline_tasks: set[asyncio.Task[Any]] = set()
         self._baseline_fds: dict[str, dict[int, str]] = {}
         self._native: Optional[NativeObjects] = None
+        self.leak_hints: dict[str, str] = {"task": HINT_TASK}
+        """How to learn more about each kind of leak (the attached adapters add theirs)."""
         self._vars: dict[contextvars.ContextVar[Any], Any] = {}
         self._current: asyncio.Task[Any] | None = None
         self.hub = Hub(frameworks, stop_timeout=stop_timeout)
@@ -111,6 +111,7 @@ class TestRunner:
             self._baseline_tasks = set(asyncio.all_tasks())
             self._baseline_fds = self.hub.fd_owners()
             self._native = NativeObjects(self.hub)
+            self.leak_hints = self._native.hints()
             self._started.set_result(None)
             await self._release
 
@@ -189,7 +190,7 @@ class TestRunner:
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if done:
             return
-        where = describe_task(task)
+        where = describe_task(task, skip_file=__file__)
         task.cancel(f"bridges: {what} passed its timeout of {timeout:g}s")
         await asyncio.wait({task}, timeout=self.stop_timeout)
         if task.done():
@@ -212,7 +213,7 @@ class TestRunner:
         """What the test left alive on the hub, one line each, compared with right after start."""
         closing = asyncio.current_task(self.loop) if self.loop.is_running() else None
         leaks = [
-            f"task {task!r}, waiting in {describe_task(task)}{created_at(task)}"
+            f"task {task!r}, waiting in {describe_task(task, skip_file=__file__)}{created_at(task)}"
             for task in asyncio.all_tasks(self.loop)
             if task not in self._baseline_tasks and task is not closing and not task.done()
         ]
@@ -317,36 +318,6 @@ def created_at(task: asyncio.Task[Any]) -> str:
         if not frame.filename.startswith(asyncio_dir):
             return f", created at {frame.filename}:{frame.lineno}"
     return ""
-
-
-def describe_task(task: asyncio.Task[Any]) -> str:
-    """Where a pending task is suspended: ``function at file:line`` down the chain of awaits.
-
-    ``Task.get_stack()`` stops at the task's own coroutine; the code that is
-    really waiting is at the end of the chain of awaits below it (or, for a
-    test running in a greenlet, in that greenlet's frames).
-    """
-    places = await_chain(task, skip_file=__file__)
-    glet = _greenlets.get(task)
-    if glet is not None and glet.gr_frame is not None:
-        places = _greenlet_places(glet.gr_frame)
-    return " -> ".join(places) or repr(task.get_coro())
-
-
-_greenlets: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
-
-
-def runs_in_greenlet(task: asyncio.Task[Any], glet: Any) -> None:
-    """Record that ``task`` waits for ``glet``, so a timeout can say where the greenlet waits."""
-    _greenlets[task] = glet
-
-
-def _greenlet_places(frame: Any) -> list[str]:
-    places = []
-    while frame is not None and frame.f_code.co_name != "_outcome_of":
-        places.append(frame_place(frame))
-        frame = frame.f_back
-    return places[::-1]
 
 
 def format_errors(errors: list[dict[str, Any]]) -> str:

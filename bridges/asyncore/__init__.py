@@ -44,13 +44,13 @@ import asyncio
 import contextvars
 import errno
 import select
-import sys
 import warnings
 import weakref
 from collections.abc import MutableMapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
+from .. import _errors
 from .._convert import register
 from .._errors import BridgeError, FrameworkNotInstalledError, HubNotRunningError
 from .._hub import current_hub
@@ -77,13 +77,11 @@ __all__ = [
     "SWEEP_SHARE",
     "AsyncoreBridgeError",
     "AsyncoreTypeError",
-    "BlockingLoopError",
+    "HubOwnsLoopError",
     "NotAttachedError",
     "SocketMap",
     "WrongThreadError",
-    "attach",
     "closed",
-    "detach",
     "dispatchers",
     "install",
     "loop",
@@ -102,7 +100,6 @@ ms) a change of mind without an event is seen within about 10-20 ms; with
 100, within about 1-2 ms; with a few, on the same loop pass."""
 
 _OWNER = "bridges.asyncore"
-_STATE = "asyncore"
 
 # asyncore's own list (asyncore._DISCONNECTED), spelled out because it is private.
 _DISCONNECTED = frozenset(
@@ -136,7 +133,7 @@ class AsyncoreTypeError(AsyncoreBridgeError, TypeError):
     """An asyncore helper was given an object of the wrong kind (a map, a module)."""
 
 
-class BlockingLoopError(AsyncoreBridgeError, RuntimeError):
+class HubOwnsLoopError(AsyncoreBridgeError, _errors.HubOwnsLoopError):
     """Legacy code called the blocking ``asyncore.loop()`` inside the hub."""
 
 
@@ -144,7 +141,7 @@ class WrongThreadError(AsyncoreBridgeError, RuntimeError):
     """A hub-driven socket map was changed from a thread other than the hub's."""
 
 
-class NotAttachedError(AsyncoreBridgeError, HubNotRunningError):
+class NotAttachedError(AsyncoreBridgeError, _errors.NotAttachedError):
     """An asyncore helper was used on a hub that does not have asyncore attached."""
 
 
@@ -217,11 +214,11 @@ def _adopting_driver(socket_map: SocketMap) -> _Driver | None:
         hub = current_hub()
     except HubNotRunningError:
         return None
-    driver: _Driver | None = hub.state.get(_STATE)
-    if driver is None or driver.detached:
+    adapter = hub.adapter("asyncore")
+    if not isinstance(adapter, AsyncoreAdapter) or adapter.driver.detached:
         return None
-    driver.bind(socket_map)
-    return driver
+    adapter.driver.bind(socket_map)
+    return adapter.driver
 
 
 def _map_of(dispatcher: Any) -> Any:
@@ -731,7 +728,7 @@ def _refusing_loop(
         except RuntimeError:
             running = None
         if running is hub_loop or map is None:
-            raise BlockingLoopError(
+            raise HubOwnsLoopError(
                 f"{name}.loop() was called while the bridges hub drives {name}'s dispatchers. "
                 "It would block the hub's event loop (and every framework on it) and poll "
                 "the same sockets twice. The hub already runs the dispatchers: use "
@@ -745,44 +742,14 @@ def _refusing_loop(
     return loop
 
 
-def _driver(hub: Hub | None = None) -> _Driver:
-    hub = current_hub() if hub is None else hub
-    driver: _Driver | None = hub.state.get(_STATE)
-    if driver is None or driver.detached:
+def _driver() -> _Driver:
+    driver = AsyncoreAdapter.current().driver
+    if driver.detached:
         raise NotAttachedError(
-            "asyncore is not attached to the running bridges hub. Start it with "
-            "frameworks including 'asyncore' (bridges.run(..., frameworks=['asyncore']))."
+            "asyncore is being detached from the running bridges hub, which is stopping. "
+            "Use asyncore from code that runs while the hub runs."
         )
     return driver
-
-
-# -- the adapter --------------------------------------------------------------
-
-
-def attach(hub: Hub) -> None:
-    """Take over ``asyncore.socket_map`` and ``asyncore.loop`` (and install()ed modules')."""
-    for name in _KNOWN_FLAVORS:
-        module = sys.modules.get(name)
-        if module is not None and module not in _flavors:
-            _add_flavor(module)
-    driver = _Driver(hub)
-    hub.state[_STATE] = driver
-    try:
-        driver.take_over()
-    except BaseException:
-        driver.release()
-        raise
-
-
-def detach(hub: Hub) -> None:
-    """Close the dispatchers still open, release their fds, give asyncore its map and loop back."""
-    driver: _Driver | None = hub.state.pop(_STATE, None)
-    if driver is None:
-        return
-    try:
-        driver.close_all()
-    finally:
-        driver.release()
 
 
 def install(module: ModuleType) -> None:
@@ -893,4 +860,23 @@ def dispatchers() -> list[Any]:
     return [entry.obj for entry in _driver().entries.values() if not entry.dead]
 
 
-register(asyncore.dispatcher, closed)
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {asyncore.dispatcher: closed}
+for _native, _converter in _CONVERTERS.items():
+    register(_native, _converter)
+
+from ._adapter import AsyncoreAdapter  # noqa: E402 - it uses the classes above
+
+_DEPRECATED = {"BlockingLoopError": "HubOwnsLoopError"}
+
+
+def __getattr__(name: str) -> Any:
+    # Old names, kept for one release.
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"bridges.asyncore.{name} is deprecated; use bridges.asyncore.{new}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ Public API::
 The one rule the design imposes: the asyncio side (a coroutine, a loop
 callback) has no greenlet to suspend, so a gevent blocking call there
 (``gevent.sleep``, ``greenlet.join()``, ``bg.wait``...) raises
-:class:`BlockingCallError` at once instead of stalling every task.
+:class:`HubOwnsLoopError` at once instead of stalling every task.
 """
 
 from __future__ import annotations
@@ -26,31 +26,31 @@ import asyncio
 import contextvars
 import gc
 import inspect
+import warnings
 import weakref
 from typing import Any, Awaitable, Callable, TypeVar
 
 import gevent
 import gevent.event
 import gevent.hub
-from gevent._hub_local import get_hub_if_exists, set_hub
 from gevent.exceptions import BlockingSwitchOutError
 from gevent.greenlet import Greenlet, SuccessSpawnedLink
 from gevent.pool import Group
 from greenlet import GreenletExit, getcurrent
-from greenlet import greenlet as raw_greenlet
 
+from .. import _errors
 from .._convert import register, to_future
-from .._errors import BridgeError
-from .._gevent_loop import AsyncioLoop, ForkNotSupportedError, _original, replace_selector
-from .._hub import Hub, current_hub
+from .._errors import BridgeError, NotAttachedError
+from .._gevent_loop import AsyncioLoop, ForkNotSupportedError
+from .._hub import Hub
 
 __all__ = [
-    "BlockingCallError",
+    "AsyncioLoop",
     "ForkNotSupportedError",
     "GeventHubBusyError",
-    "attach",
-    "detach",
-    "gevent_hub",
+    "HubOwnsLoopError",
+    "NotAttachedError",
+    "get_hub",
     "spawn",
     "wait",
 ]
@@ -59,7 +59,7 @@ T = TypeVar("T")
 _NAME = "gevent"
 
 
-class BlockingCallError(BridgeError, BlockingSwitchOutError):
+class HubOwnsLoopError(_errors.HubOwnsLoopError, BlockingSwitchOutError):
     """A gevent blocking call was made where there is no greenlet to block.
 
     Also a gevent ``BlockingSwitchOutError`` (an ``AssertionError``), which is
@@ -69,17 +69,6 @@ class BlockingCallError(BridgeError, BlockingSwitchOutError):
 
 class GeventHubBusyError(BridgeError, RuntimeError):
     """This thread already has a native gevent hub with work pending."""
-
-
-class _State:
-    __slots__ = ("executor", "ghub", "gloop", "hub", "previous")
-
-    def __init__(self, hub: Hub, ghub: _BridgeHub, gloop: AsyncioLoop) -> None:
-        self.hub = hub
-        self.ghub = ghub
-        self.gloop = gloop
-        self.executor: Any = None
-        self.previous: gevent.hub.Hub | None = None
 
 
 def _blocking_message(loop: AsyncioLoop | None) -> str:
@@ -107,7 +96,7 @@ class _RefuseSwitch:
         self.loop = loop
 
     def __call__(self) -> Any:
-        raise BlockingCallError(_blocking_message(self.loop))
+        raise HubOwnsLoopError(_blocking_message(self.loop))
 
 
 class _BridgeHub(gevent.hub.Hub):
@@ -243,178 +232,27 @@ def _is_bookkeeping(link: Any) -> bool:
     return isinstance(getattr(link, "__self__", None), Group)
 
 
-def gevent_hub() -> gevent.hub.Hub:
-    """The gevent hub bound to the running bridges hub."""
+def get_hub() -> gevent.hub.Hub:
+    """The gevent hub bound to the running bridges hub.
+
+    Raises :class:`NotAttachedError` when no running hub has gevent attached.
+    """
     return _state().ghub
 
 
-def _state() -> _State:
-    hub = current_hub()
-    state = hub.state.get(_NAME)
-    if state is None:
-        raise BridgeError(
-            "gevent is not attached to the running hub. Ask for it: "
-            "bridges.run(main, frameworks=[..., 'gevent']) or "
-            "bridges.Hub(frameworks=[..., 'gevent'])."
-        )
-    return state  # type: ignore[no-any-return]
-
-
-# -- lifecycle --------------------------------------------------------------
-
-
-def attach(hub: Hub) -> None:
-    """Install a fresh gevent hub for this thread, bound to the hub's loop."""
-    _use_original_selector(hub.loop)
-    previous = _idle_native_hub()
-    gloop = AsyncioLoop(aio_loop=hub.loop, fd_registry=hub)
-    ghub = _BridgeHub(gloop, hub)
-    gloop.bind_hub(ghub)
-    gloop.on_late_link = ghub.unreceived.linked_after_death
-    state = _State(hub, ghub, gloop)
-    state.previous = previous
-    state.executor = _use_real_thread_executor(hub.loop)
-    set_hub(ghub)
-    hub.state[_NAME] = state
-
-
-def detach(hub: Hub) -> Awaitable[None] | None:
-    """Kill the greenlets of this hub (bounded by the hub), then destroy the gevent hub."""
-    state = hub.state.get(_NAME)
-    if state is None:
-        return None
-    return _detach(hub, state)
-
-
-async def _detach(hub: Hub, state: _State) -> None:
-    try:
-        alive = _greenlets_of(state)
-        if alive:
-            gevent.killall(alive, block=False)
-            ends = [to_future(g) for g in alive]
-            await asyncio.wait(ends)
-            # Waiting here is what receives these greenlets' outcomes, so an
-            # error one raised while it was killed (in a finally) is ours to report.
-            for glet, end in zip(alive, ends):
-                if not end.cancelled() and end.exception() is not None:
-                    hub.report(
-                        end.exception(),
-                        f"bridges: unhandled error in gevent: {glet!r} failed while the "
-                        "hub stopped it",
-                    )
-        pool = _hub_threadpool(state.ghub)
-        if pool is not None:
-            # Killing gevent's thread pool waits for its threads (a blocking
-            # gevent call): do it in a greenlet, before the hub goes away.
-            await to_future(gevent.spawn(pool.kill))
-    finally:
-        state.ghub.unreceived.flush()
-        _destroy(hub, state)
-
-
-def _hub_threadpool(ghub: gevent.hub.Hub) -> Any:
-    # Hub.threadpool creates a pool on first use; we only want an existing one.
-    # Checked on gevent 23.9-26.9: Hub._threadpool holds it (None until used).
-    return getattr(ghub, "_threadpool", None)
-
-
-def _destroy(hub: Hub, state: _State) -> None:
-    hub.state.pop(_NAME, None)
-    if state.executor is not None:
-        _release_executor(hub.loop, state.executor)
-    ghub, gloop = state.ghub, state.gloop
-    if ghub.loop is not None:
-        ghub.parent = getcurrent()
-        ghub.destroy(destroy_loop=True)
-        # Sockets made while we ran keep a reference to this hub and may be
-        # closed later (asyncio closes its transports after the adapters
-        # detach); the destroyed loop answers them harmlessly.
-        ghub.loop = gloop
-    previous = state.previous
-    if get_hub_if_exists() in (ghub, None):
-        set_hub(previous if previous is not None and previous.loop is not None else None)
-
-
-def _greenlets_of(state: _State) -> list[raw_greenlet]:
-    # gevent keeps no registry of its greenlets; the loop remembers the ones
-    # it started (or was asked to start), and those still alive are on this hub.
-    ghub = state.ghub
-    return [
-        glet
-        for glet in state.gloop.started_greenlets()
-        if isinstance(glet, Greenlet) and glet.parent is ghub
-    ]
-
-
-def _idle_native_hub() -> gevent.hub.Hub | None:
-    """This thread's native gevent hub, which we set aside while we run.
-
-    It is kept (not destroyed) because objects made on it - after
-    ``patch_all``, the sockets of asyncio's own self-pipe - still refer to it
-    and must be able to close; it is restored at detach.
-    """
-    existing = get_hub_if_exists()
-    if existing is None:
-        return None
-    loop = existing.loop
-    if loop is not None and getattr(loop, "activecnt", 0) > 0:
-        raise GeventHubBusyError(
-            f"this thread already runs a native gevent hub ({existing!r}) with pending work "
-            "(started servers, timers or greenlets). The bridges hub needs gevent's hub for "
-            "itself. Start gevent work after bridges.run(...) begins (inside main), or "
-            "finish/kill it (gevent.killall, server.stop()) before calling bridges.run."
-        )
-    return existing
-
-
-def _use_original_selector(loop: asyncio.AbstractEventLoop) -> None:
-    """Swap gevent's patched selector out of an asyncio loop made after ``patch_all``.
-
-    ``monkey.patch_all()`` replaces ``selectors.DefaultSelector`` with gevent's,
-    which blocks by switching to gevent's hub: an asyncio loop created after
-    patching would wait on gevent, which now waits on asyncio.
-    """
-    selector = getattr(loop, "_selector", None)
-    if selector is None or not type(selector).__module__.startswith("gevent"):
-        return
-    # Closing gevent's selector stops the watchers it left on this thread's native hub.
-    replace_selector(loop, _original("selectors", "DefaultSelector")())
-
-
-def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:
-    """Under ``patch_all`` asyncio's default executor would run greenlets, not threads."""
-    from gevent import monkey
-
-    if not monkey.is_module_patched("threading") or not hasattr(loop, "_default_executor"):
-        # uvloop keeps its executor where we cannot clear it again at detach
-        # (see _release_executor); there asyncio's executor stays as patched.
-        return None
-    from .._gevent_loop import RealThreadExecutor
-
-    executor = RealThreadExecutor()
-    loop.set_default_executor(executor)
-    return executor
-
-
-def _release_executor(loop: asyncio.AbstractEventLoop, executor: Any) -> None:
-    # asyncio's shutdown_default_executor() joins the executor from a *patched*
-    # thread (a greenlet of a gevent hub that no longer runs); shut ours down
-    # here instead and leave the loop without one.  Checked on CPython
-    # 3.9-3.13: BaseEventLoop._default_executor holds it.
-    executor.shutdown(wait=True)
-    if getattr(loop, "_default_executor", None) is executor:
-        loop._default_executor = None  # type: ignore[attr-defined]
+def _state() -> GeventAdapter:
+    return GeventAdapter.current()
 
 
 # -- gevent -> asyncio ------------------------------------------------------
 
 
-def _in_greenlet(what: str) -> _State:
+def _in_greenlet(what: str) -> GeventAdapter:
     state = _state()
     current = getcurrent()
     if current is state.ghub or state.gloop.parked:
         where = "gevent's hub (a gevent callback)" if current is state.ghub else "asyncio code"
-        raise BlockingCallError(
+        raise HubOwnsLoopError(
             f"{what} blocks the calling greenlet, but it was called from {where}, which "
             "has no greenlet to block. From a coroutine, use `await bridges.awaitable(...)` "
             "or `await aw` instead; from a callback, spawn a greenlet: gevent.spawn(f)."
@@ -432,7 +270,7 @@ def wait(aw: Awaitable[T] | Any) -> T:
     """
     try:
         state = _in_greenlet("bridges.gevent.wait()")
-    except BlockingCallError:
+    except HubOwnsLoopError:
         if inspect.iscoroutine(aw):
             aw.close()  # refused: don't leave a "never awaited" warning behind
         raise
@@ -599,6 +437,30 @@ def _from_event(event: gevent.event.Event) -> asyncio.Future[Any]:
     return _link_future(event, _settle_from_event)
 
 
-register(Greenlet, _from_greenlet)
-register(gevent.event.AsyncResult, _from_async_result)
-register(gevent.event.Event, _from_event)
+_CONVERTERS: dict[type, Callable[[Any], asyncio.Future[Any]]] = {
+    Greenlet: _from_greenlet,
+    gevent.event.AsyncResult: _from_async_result,
+    gevent.event.Event: _from_event,
+}
+for _native, _converter in _CONVERTERS.items():
+    register(_native, _converter)
+
+from ._adapter import GeventAdapter  # noqa: E402 - it uses the classes above
+
+_DEPRECATED = {
+    "HubOwnsLoopError": "HubOwnsLoopError",
+    "gevent_hub": "get_hub",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Old names, kept for one release.
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"bridges.gevent.{name} is deprecated; use bridges.gevent.{new}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

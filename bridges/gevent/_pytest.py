@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from typing import Any, Callable
 
+import gevent.hub
+import greenlet
 from gevent.greenlet import Greenlet
 
 from .._convert import awaitable
-from .._pytest.runner import resolved, runs_in_greenlet
+from .._introspect import frame_place
+from .._pytest.runner import resolved
 
-__all__ = ["in_greenlet"]
+__all__ = ["GreenletWatch", "greenlet_places", "in_greenlet"]
 
 
 async def in_greenlet(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -27,7 +31,8 @@ async def in_greenlet(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     glet.start()
     task = asyncio.current_task()
     if task is not None:
-        runs_in_greenlet(task, glet)
+        # so that a timeout can say where the greenlet waits
+        _greenlets[task] = glet
     succeeded, value = await awaitable(glet)
     if not succeeded:
         raise value
@@ -42,3 +47,51 @@ def _outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool,
         return True, func(**kwargs)
     except BaseException as exc:  # noqa: BLE001 - re-raised, unchanged, by in_greenlet
         return False, exc
+
+
+_greenlets: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
+
+
+def greenlet_places(task: asyncio.Task[Any]) -> list[str] | None:
+    """Where the greenlet that ``task`` waits for is suspended, outermost first."""
+    glet = _greenlets.get(task)
+    if glet is None or glet.gr_frame is None:
+        return None
+    places = []
+    frame = glet.gr_frame
+    while frame is not None and frame.f_code.co_name != "_outcome_of":
+        places.append(frame_place(frame))
+        frame = frame.f_back
+    return places[::-1]
+
+
+class GreenletWatch:
+    """Remembers every greenlet that runs while a test does, through ``greenlet.settrace``.
+
+    gevent keeps no registry of its greenlets, and searching the heap for
+    them costs tens of milliseconds per test in a big process.  A greenlet
+    starts by being switched into, so the trace function sees each one; the
+    previous trace function (a coverage tool's) is called too and restored.
+    """
+
+    def __init__(self) -> None:
+        self._seen: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._previous = greenlet.settrace(self)
+
+    def __call__(self, event: str, args: Any) -> None:
+        if event in ("switch", "throw"):
+            self._seen.add(args[1])
+        if self._previous is not None:
+            self._previous(event, args)
+
+    def live(self) -> list[Any]:
+        current = greenlet.getcurrent()
+        return [
+            glet
+            for glet in list(self._seen)
+            # gevent's own hub greenlet is never a leak
+            if glet and glet is not current and not isinstance(glet, gevent.hub.Hub)
+        ]
+
+    def close(self) -> None:
+        greenlet.settrace(self._previous)

@@ -32,47 +32,35 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import inspect
 import logging
-import sys
 import threading
-import types
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable, Optional
 
-import tornado
 import tornado.testing
 from tornado import gen
-from tornado.concurrent import future_set_exc_info, future_set_result_unless_cancelled
 from tornado.ioloop import IOLoop
 from tornado.log import app_log
 from tornado.platform.asyncio import AsyncIOLoop
 
-from .. import _convert
-from .._errors import BridgeError
+from .._errors import BridgeError, HubOwnsLoopError, NotAttachedError
 from .._hub import Hub, current_hub
+from ._compat import release_handlers
 
 __all__ = [
     "HubAsyncHTTPTestCase",
     "HubAsyncTestCase",
+    "HubOwnsLoopError",
     "HubTestMixin",
-    "IOLoopOwnedByHubError",
-    "TornadoNotAttachedError",
+    "NotAttachedError",
     "executor",
     "future",
+    "get_ioloop",
     "ioloop",
 ]
 
 OWNER = "tornado"
 """The owner name Tornado's fds carry in the hub's fd registry."""
-
-
-class TornadoNotAttachedError(BridgeError, RuntimeError):
-    """Tornado was used through the hub, but the hub did not attach it."""
-
-
-class IOLoopOwnedByHubError(BridgeError, RuntimeError):
-    """Code tried to start the hub's IOLoop (``start``, ``run_sync``), whose loop the hub runs."""
 
 
 # -- the hub's IOLoop -----------------------------------------------------------
@@ -95,7 +83,7 @@ class _HubIOLoop(AsyncIOLoop):
         if self._bridges_hub is None:
             super().start()
             return
-        raise IOLoopOwnedByHubError(
+        raise HubOwnsLoopError(
             "IOLoop.start() was called on the hub's IOLoop, but the hub already "
             "runs its loop. Remove the start() call and run your startup code inside "
             "bridges.run(main); to keep serving, await something that never finishes in main "
@@ -112,7 +100,7 @@ class _HubIOLoop(AsyncIOLoop):
         """
         if self._bridges_hub is None:
             return super().run_sync(func, timeout=timeout)
-        raise IOLoopOwnedByHubError(
+        raise HubOwnsLoopError(
             "IOLoop.run_sync() was called on the hub's IOLoop, but the hub already runs its "
             "loop, so run_sync cannot start it to wait for func. Nothing was scheduled. "
             "Await the function instead (`await func()`, or `await bridges.awaitable(...)` for "
@@ -130,7 +118,7 @@ class _HubIOLoop(AsyncIOLoop):
         if self._bridges_hub is None:
             super().close(all_fds=all_fds)
             return
-        _release_handlers(self, all_fds=all_fds)
+        release_handlers(self, all_fds=all_fds)
 
 
 class _HubSelector:
@@ -163,162 +151,6 @@ class _HubSelector:
         ours is only a view of the hub's loop, which the hub closes."""
 
 
-@dataclass
-class _State:
-    ioloop: IOLoop
-    created: bool
-    """True when the hub made the IOLoop (and unbinds it at detach); False when it
-    adopted one that already existed (``tornado.testing``), which it leaves bound."""
-    selector: _HubSelector
-    """The stand-in selector; its ``original`` goes back to the IOLoop at detach."""
-
-
-# -- Tornado internals, isolated ----------------------------------------------------
-# Each function below touches one private detail of Tornado.  Checked on Tornado
-# 6.2, 6.3.3, 6.4.2, 6.5.2 and 6.6.1; tests/test_tornado_internals.py fails if one
-# of them changes.
-
-
-def _bound_ioloop(loop: asyncio.AbstractEventLoop) -> Optional[IOLoop]:
-    """The IOLoop Tornado has bound to ``loop``, without creating one.
-
-    ``IOLoop.current(instance=False)`` is documented as deprecated, and
-    ``IOLoop.current()`` would create one, so read Tornado's map directly.
-    """
-    return IOLoop._ioloop_for_asyncio.get(loop)
-
-
-def _unbind_ioloop(ioloop: IOLoop) -> None:
-    """Forget ``ioloop``'s binding, as ``IOLoop.close()`` does, but leave the loop open."""
-    loop = ioloop.asyncio_loop  # type: ignore[attr-defined]
-    if IOLoop._ioloop_for_asyncio.get(loop) is ioloop:
-        del IOLoop._ioloop_for_asyncio[loop]
-
-
-def _release_handlers(ioloop: IOLoop, *, all_fds: bool) -> None:
-    """Remove every fd handler of ``ioloop`` (closing the fds if ``all_fds``), as
-    ``BaseAsyncIOLoop.close`` does before it closes the asyncio loop."""
-    for fd in list(ioloop.handlers):  # type: ignore[attr-defined]
-        fileobj, _ = ioloop.handlers[fd]  # type: ignore[attr-defined]
-        ioloop.remove_handler(fd)
-        if all_fds:
-            ioloop.close_fd(fileobj)
-
-
-def _swap_selector(ioloop: IOLoop, selector: Any) -> Any:
-    """Replace the object Tornado registers fds with; return the previous one."""
-    previous = ioloop.selector_loop  # type: ignore[attr-defined]
-    ioloop.selector_loop = selector  # type: ignore[attr-defined]
-    return previous
-
-
-def _run_resolving_cancellation(self: Any) -> None:
-    """``gen.Runner.run`` as Tornado 6.6 has it, installed on Tornado 6.2-6.5.
-
-    Before 6.6 the runner read a yielded future's outcome with ``except
-    Exception``; ``asyncio.CancelledError`` is a ``BaseException``, so a
-    cancelled future escaped the runner: the generator was never resumed and
-    the coroutine's future never resolved (tornado issue 3537).  Like 6.6,
-    this throws the ``CancelledError`` into the generator, which may handle
-    it; if it escapes, the coroutine's future is cancelled.  It also throws
-    the exception object itself, as 6.3+ do, rather than the three-argument
-    ``throw`` that Python 3.12 deprecates.
-    """
-    if self.running or self.finished:
-        return
-    try:
-        self.running = True
-        while True:
-            future = self.future
-            if future is None:
-                raise Exception("No pending future")
-            if not future.done():
-                return
-            self.future = None
-            try:
-                try:
-                    value = future.result()
-                except (Exception, asyncio.CancelledError) as caught:  # noqa: BLE001 - every outcome goes back into the generator
-                    # Throw outside this handler, so that sys.exc_info() inside
-                    # the generator is the thrown exception, not this one.
-                    error: Optional[BaseException] = caught
-                else:
-                    error = None
-                finally:
-                    future = None
-                if error is not None:
-                    try:
-                        yielded = self.gen.throw(error)
-                    finally:
-                        error = None
-                else:
-                    yielded = self.gen.send(value)
-            except (StopIteration, gen.Return) as stop:
-                self.finished = True
-                self.future = gen._null_future
-                future_set_result_unless_cancelled(self.result_future, stop.value)
-                self.result_future = None
-                return
-            except asyncio.CancelledError:
-                self.finished = True
-                self.future = gen._null_future
-                self.result_future.cancel()
-                self.result_future = None
-                return
-            except Exception:  # noqa: BLE001 - the generator's error becomes its future's
-                self.finished = True
-                self.future = gen._null_future
-                future_set_exc_info(self.result_future, sys.exc_info())
-                self.result_future = None
-                return
-            if not self.handle_yield(yielded):
-                return
-            yielded = None
-    finally:
-        self.running = False
-
-
-RESOLVES_CANCELLED_YIELDS = tornado.version_info >= (6, 6)
-"""Whether this Tornado's own ``gen.coroutine`` resolves when a yielded future is cancelled."""
-
-
-_tornados_runner_init = getattr(gen.Runner.__init__, "_bridges_wraps", gen.Runner.__init__)
-
-
-def _runner_init_propagating_cancel(self: Any, *args: Any) -> None:
-    """``gen.Runner.__init__``, then: cancelling the coroutine's future cancels what it waits on.
-
-    Tornado has no task to cancel: cancelling a ``@gen.coroutine``'s future
-    leaves the generator running, and whatever it yielded (a Deferred, a
-    concurrent future, an inner coroutine) pending forever; when the hub stops
-    and cancels the task awaiting such a coroutine, nothing below it learns.
-    Like ``asyncio.Task.cancel``, we cancel the future the generator is
-    waiting on; the runner then throws ``CancelledError`` into the generator
-    at its ``yield`` (with the 3537 fix on Tornado < 6.6), which may handle it.
-    """
-    _tornados_runner_init(self, *args)
-    if not self.finished:
-        self.result_future.add_done_callback(functools.partial(_cancel_awaited, self))
-
-
-_runner_init_propagating_cancel._bridges_wraps = _tornados_runner_init  # type: ignore[attr-defined]
-
-
-def _cancel_awaited(runner: Any, result_future: asyncio.Future[Any]) -> None:
-    if not result_future.cancelled() or runner.finished:
-        return
-    awaited = runner.future
-    if awaited is not None and not awaited.done():
-        awaited.cancel()
-
-
-def _fix_gen_coroutine_cancellation() -> None:
-    """Install the two cancellation fixes on ``gen.Runner`` (idempotent)."""
-    gen.Runner.__init__ = _runner_init_propagating_cancel  # type: ignore[method-assign]
-    if not RESOLVES_CANCELLED_YIELDS:
-        gen.Runner.run = _run_resolving_cancellation  # type: ignore[method-assign]
-
-
 # ``tornado.log.app_log`` messages that mean "an error nobody will ever see
 # otherwise".  Request handler errors ("Uncaught exception ...") are left to
 # Tornado: it answered them with a 500 and logged them on purpose.
@@ -331,79 +163,6 @@ _UNHANDLED_MESSAGES = frozenset(
         "Error in connection callback",  # TCPServer._handle_connection
     }
 )
-
-
-# -- convert_yielded: yield anything the hub knows --------------------------------
-
-_displaced: Any = None
-"""A singledispatch function holding the ``convert_yielded`` implementations we took
-over (Tornado's default for ``object``, and e.g. ``tornado.platform.twisted``'s for
-``Deferred``), so that types bridges does not know keep Tornado's behaviour."""
-
-_tornado_default: Any = None
-"""Tornado's own ``convert_yielded`` implementation (the one registered for ``object``)."""
-
-_TORNADOS_OWN = frozenset(
-    {asyncio.Future, asyncio.Task, types.CoroutineType, list, dict, type(None), type(gen.moment)}
-)
-"""Types Tornado converts itself on every request (futures, coroutines, ``yield [...]``,
-``gen.moment``): they go straight to Tornado's implementation, skipping two
-registry look-ups on the hot path.  Exact types only; subclasses take the full path."""
-
-
-def _convert_yielded(yielded: Any) -> Any:
-    """``tornado.gen.convert_yielded`` on the hub: the hub's registry first, then Tornado's.
-
-    A registered type (a Deferred, a greenlet, a concurrent future, a user's
-    type) becomes an asyncio future through ``bridges.awaitable``, so
-    cancelling it cancels the native primitive.  Everything else goes to the
-    implementation we displaced (lists, dicts, futures, awaitables: Tornado's
-    own rules), and a Tulip-era generator, which Tornado refuses, is driven
-    by the hub.
-    """
-    cls = type(yielded)
-    if cls in _TORNADOS_OWN:
-        return _tornado_default(yielded)
-    if _convert.has_converter(cls):
-        return _convert.to_future(yielded)
-    try:
-        return _displaced.dispatch(cls)(yielded)
-    except gen.BadYieldError:
-        if inspect.isgenerator(yielded):
-            return _convert.to_future(yielded)
-        raise
-
-
-def _claim_convert_yielded() -> None:
-    """Make ``_convert_yielded`` the implementation for every type Tornado's registry has.
-
-    ``convert_yielded`` is a ``singledispatch`` function, and the most specific
-    registration wins: ``tornado.platform.twisted`` registers ``Deferred`` when
-    it is first imported, which would bypass the hub for Deferreds (losing
-    cancellation).  So we import it now, while we can still come after it,
-    then take over each registration, keeping the displaced function for the
-    types the hub does not know.  Idempotent; run at import and at each attach.
-    """
-    global _displaced, _tornado_default
-    if _adapters_installed("twisted"):
-        import tornado.platform.twisted  # noqa: F401 - registers its Deferred converter now
-    registry = gen.convert_yielded.registry
-    if _displaced is None:
-        _tornado_default = registry[object]
-        _displaced = functools.singledispatch(_tornado_default)
-    for cls, implementation in list(registry.items()):
-        if implementation is _convert_yielded:
-            continue
-        if cls is not object:
-            _displaced.register(cls, implementation)
-        gen.convert_yielded.register(cls, _convert_yielded)
-
-
-def _adapters_installed(name: str) -> bool:
-    from .. import _adapters
-
-    spec = next(spec for spec in _adapters.ADAPTERS if spec.name == name)
-    return _adapters.installed(spec)
 
 
 # -- errors Tornado would only log --------------------------------------------------
@@ -425,13 +184,34 @@ class _ReportToHub(logging.Filter):
             hub = current_hub()
         except BridgeError:
             return True
-        if OWNER not in hub.state:
+        if hub.adapter("tornado") is None:
             return True
         hub.report(record.exc_info[1], f"tornado: {record.getMessage()}", logger=record.name)
         return False
 
 
 _report_filter = _ReportToHub()
+
+
+_DEPRECATED = {
+    "IOLoopOwnedByHubError": "HubOwnsLoopError",
+    "TornadoNotAttachedError": "NotAttachedError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Old names, kept for one release.
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"bridges.tornado.{name} is deprecated; use bridges.tornado.{new}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _filter_users = 0
 _filter_lock = threading.Lock()
 
@@ -452,85 +232,23 @@ def _remove_report_filter() -> None:
             app_log.removeFilter(_report_filter)
 
 
-# -- the adapter --------------------------------------------------------------------
+# -- the hub's IOLoop, for code on the hub -----------------------------------------
 
 
-def attach(hub: Hub) -> None:
-    """Bind one IOLoop to the hub's loop (adopting an existing one) and route Tornado
-    through the hub."""
-    loop = hub.loop
-    _fix_gen_coroutine_cancellation()
-    _claim_convert_yielded()
-    existing = _bound_ioloop(loop)
-    if existing is not None:
-        ioloop, created = existing, False
-    else:
-        ioloop, created = _HubIOLoop(asyncio_loop=loop, make_current=False), True
-        ioloop._bridges_hub = hub
-    selector = _HubSelector(hub)
-    selector.original = _swap_selector(ioloop, selector)
-    hub.state[OWNER] = _State(ioloop=ioloop, created=created, selector=selector)
-    _install_report_filter()
+def _state() -> TornadoAdapter:
+    return TornadoAdapter.current()
 
 
-def detach(hub: Hub) -> None:
-    """Release Tornado's fd registrations and unbind the IOLoop the hub made.
+def get_ioloop() -> IOLoop:
+    """The hub's IOLoop; inside the hub ``IOLoop.current()`` is the same object.
 
-    Tornado has no shutdown work of its own (servers are stopped by the code
-    that started them); a server still listening when the hub stops loses its
-    registrations here, and its sockets are closed by their owners or the GC.
-
-    An adopted IOLoop keeps its binding and its handlers: its owner goes on
-    running it (and closes it).  The fds it registered while the hub ran went
-    through the hub's registry, which the hub empties from the loop when it
-    stops, so they are moved out of the registry and back onto the asyncio
-    loop directly, where the IOLoop's handlers registered before the hub
-    attached already are.
+    Raises :class:`bridges.NotAttachedError` when no running hub has Tornado attached.
     """
-    state: Optional[_State] = hub.state.pop(OWNER, None)
-    if state is None:
-        return
-    _remove_report_filter()
-    ioloop = state.ioloop
-    if state.created:
-        _release_handlers(ioloop, all_fds=False)
-        _swap_selector(ioloop, state.selector.original)
-        ioloop._bridges_hub = None  # type: ignore[attr-defined]
-        _unbind_ioloop(ioloop)
-        return
-    events = _events_in_registry(hub)
-    for fd in events:
-        ioloop.update_handler(fd, 0)
-    _swap_selector(ioloop, state.selector.original)
-    for fd, mask in events.items():
-        ioloop.update_handler(fd, mask)
-
-
-def _events_in_registry(hub: Hub) -> dict[int, int]:
-    """Tornado's event mask for each fd Tornado holds in the hub's registry."""
-    owners = hub.fd_owners()
-    events: dict[int, int] = {}
-    for role, flag in (("readers", IOLoop.READ), ("writers", IOLoop.WRITE)):
-        for fd, owner in owners[role].items():
-            if owner == OWNER:
-                events[fd] = events.get(fd, 0) | flag
-    return events
-
-
-def _state() -> _State:
-    hub = current_hub()
-    state: Optional[_State] = hub.state.get(OWNER)
-    if state is None:
-        raise TornadoNotAttachedError(
-            "Tornado is not attached to the running hub. Ask for it: "
-            "bridges.run(main, frameworks=[..., 'tornado']) or "
-            "bridges.Hub(frameworks=[..., 'tornado'])."
-        )
-    return state
+    return _state().ioloop
 
 
 def ioloop() -> IOLoop:
-    """The hub's IOLoop; inside the hub ``IOLoop.current()`` is the same object."""
+    """The hub's IOLoop: :func:`get_ioloop` under the name the first releases gave it."""
     return _state().ioloop
 
 
@@ -637,5 +355,4 @@ class HubAsyncHTTPTestCase(HubTestMixin, tornado.testing.AsyncHTTPTestCase):
     """``tornado.testing.AsyncHTTPTestCase`` with each test running on a hub."""
 
 
-_fix_gen_coroutine_cancellation()
-_claim_convert_yielded()
+from ._adapter import TornadoAdapter  # noqa: E402 - it uses the classes above

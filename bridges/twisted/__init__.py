@@ -36,35 +36,31 @@ integration, see DESIGN.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
-from dataclasses import dataclass
-from types import ModuleType, TracebackType
-from typing import Any, Awaitable, Callable, TypeVar
+import warnings
+from types import TracebackType
+from typing import Any, TypeVar
 
 from twisted.internet import defer, error
 from twisted.internet.defer import Deferred
-from twisted.logger import formatEvent as _format_event
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from .._convert import register, to_future
 from .._errors import BridgeError, HubNotRunningError
-from .._hub import Hub, current_hub
-from ._reactor import HubReactor, ReactorNotBoundError, ReactorRunError
+from .._hub import current_hub
+from ._errors import HubOwnsLoopError, NotAttachedError
+from ._reactor import HubReactor
 
 __all__ = [
     "ForeignReactorError",
+    "HubOwnsLoopError",
+    "HubReactor",
+    "NotAttachedError",
     "ReactorInUseError",
-    "ReactorNotBoundError",
-    "ReactorRunError",
-    "attach",
     "deferred",
-    "detach",
+    "get_reactor",
 ]
 
 T = TypeVar("T")
-_REACTOR_MODULE = "twisted.internet.reactor"
 
 
 class ForeignReactorError(BridgeError, error.ReactorAlreadyInstalledError):
@@ -73,167 +69,6 @@ class ForeignReactorError(BridgeError, error.ReactorAlreadyInstalledError):
 
 class ReactorInUseError(BridgeError, RuntimeError):
     """The process-global reactor already runs on another hub (another thread's loop)."""
-
-
-@dataclass
-class _State:
-    reactor: HubReactor
-    observer: Callable[[dict[str, Any]], None]
-
-
-# -- attach / detach ------------------------------------------------------------
-
-
-def attach(hub: Hub) -> Awaitable[None] | None:
-    """Install (or re-bind) the reactor on ``hub.loop`` and start it running."""
-    reactor = _install(hub)
-    observer = _make_observer(hub)
-    globalLogPublisher.addObserver(observer)
-    try:
-        reactor.prepare_start()
-        # The hub owns the signals: with Twisted's handlers installed, asyncio's
-        # add_signal_handler (and so SIGINT/SIGTERM handling) silently stops working.
-        reactor.startRunning(installSignalHandlers=False)
-    except BaseException:
-        # The hub calls detach() only for adapters whose attach() returned.
-        globalLogPublisher.removeObserver(observer)
-        reactor.unbind()
-        raise
-    hub.state["twisted"] = _State(reactor, observer)
-    if reactor.running:
-        return None
-    # A `before startup` trigger returned a Deferred: wait until the reactor runs.
-    return _wait_running(reactor)
-
-
-async def _wait_running(reactor: HubReactor) -> None:
-    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    reactor.callWhenRunning(lambda: running.done() or running.set_result(None))
-    await running
-
-
-def detach(hub: Hub) -> Awaitable[None] | None:
-    """Run the shutdown triggers (awaited), stop the pool, hand the fds back to the hub."""
-    state: _State | None = hub.state.pop("twisted", None)
-    if state is None:
-        return None
-    return _detach(state)
-
-
-async def _detach(state: _State) -> None:
-    try:
-        await state.reactor.shutdown()
-    finally:
-        globalLogPublisher.removeObserver(state.observer)
-
-
-def _install(hub: Hub) -> HubReactor:
-    """Install the hub's reactor, or re-bind the one an earlier run installed."""
-    installed = sys.modules.get(_REACTOR_MODULE)
-    if installed is None:
-        from twisted.internet.main import installReactor
-
-        reactor = HubReactor(hub)
-        installReactor(reactor)
-        return reactor
-    if not isinstance(installed, HubReactor):
-        raise ForeignReactorError(_foreign_reactor_message(installed))
-    if installed.hub is not None and installed.hub.loop.is_closed():
-        _recover_from_closed_hub(installed, installed.hub)
-    if installed.hub is not None:
-        raise ReactorInUseError(
-            "the Twisted reactor is process-global and already runs on another bridges hub "
-            f"({installed.hub!r}). Twisted supports one reactor per process: run the "
-            "Twisted code on that hub (hand it over with loop.call_soon_threadsafe), or "
-            "stop that hub first."
-        )
-    installed.bind(hub)
-    return installed
-
-
-def _recover_from_closed_hub(reactor: HubReactor, dead: Hub) -> None:
-    """Take the reactor back from a hub whose loop closed before its Twisted stage ran.
-
-    A second Ctrl-C while stopping (or an application that closes its loop
-    without leaving ``async with Hub()``) can end a loop before ``detach``
-    unbound the reactor.  That hub can never run again, so nothing is lost by
-    unbinding it here; refusing instead would make every later run fail.
-    """
-    state: _State | None = dead.state.pop("twisted", None)
-    if state is not None:
-        globalLogPublisher.removeObserver(state.observer)
-    reactor.recover()
-
-
-def _foreign_reactor_message(installed: Any) -> str:
-    kind = type(installed)
-    name = f"{kind.__module__}.{kind.__qualname__}"
-    importers = _importers_of(installed)
-    if importers:
-        by = f"it was imported by {', '.join(importers[:3])}"
-    else:
-        by = f"it was installed by {kind.__module__} (or by code that imported {_REACTOR_MODULE})"
-    return (
-        f"a Twisted reactor ({name}) was already installed when the bridges hub attached; "
-        f"{by}. The hub must install its own reactor on its running asyncio loop, and "
-        "Twisted allows one reactor per process. Fix the import order: do not import "
-        f"{_REACTOR_MODULE} (`from twisted.internet import reactor`) at module level "
-        "before bridges.run() starts -- import it inside the code that runs on the hub -- "
-        "and do not install another reactor (asyncioreactor.install(), pytest-twisted, "
-        "twistd --reactor) in a process that uses bridges."
-    )
-
-
-def _importers_of(installed: Any) -> list[str]:
-    """Modules whose globals hold the reactor: the best guess of who imported it first.
-
-    Python keeps no record of who imported a module; a module that did
-    ``from twisted.internet import reactor`` keeps it as a global, so those are
-    named, the application's modules before Twisted's own.
-    """
-    found: list[str] = []
-    for name, module in list(sys.modules.items()):
-        if name == _REACTOR_MODULE or not isinstance(module, ModuleType):
-            continue
-        namespace = getattr(module, "__dict__", {})
-        if any(value is installed for value in list(namespace.values())):
-            found.append(name)
-    found.sort(key=lambda name: (name.startswith(("twisted.", "bridges.")), name))
-    return found
-
-
-# -- errors Twisted logs, to the hub's error sink --------------------------------
-
-
-def _make_observer(hub: Hub) -> Callable[[dict[str, Any]], None]:
-    """A log observer that sends every logged Failure to ``hub.report``.
-
-    That covers "Unhandled error in Deferred" (logged when a failed Deferred
-    nobody handled is garbage collected), exceptions in reactor callbacks,
-    timed calls, triggers and ``log.err()``.  ``hub.report`` reports each
-    exception object once, however many times Twisted logs it.
-    """
-
-    def observe(event: dict[str, Any]) -> None:
-        failure = event.get("log_failure", event.get("failure"))
-        if not isinstance(failure, Failure):
-            return
-        # An observer that raises is removed by Twisted: never let the sink's trouble out.
-        with contextlib.suppress(Exception):
-            hub.report(failure.value, _describe(event))
-
-    return observe
-
-
-def _describe(event: dict[str, Any]) -> str:
-    if event.get("log_namespace") == "twisted.internet.defer":
-        return "Twisted: Unhandled error in Deferred"
-    text = ""
-    try:
-        text = _format_event(event).strip()
-    except Exception:  # noqa: BLE001 - a broken format string must not hide the error
-        text = str(event.get("log_format") or "")
-    return f"Twisted logged an error: {text}" if text else "Twisted logged an error"
 
 
 # -- Deferred -> awaitable ----------------------------------------------------------
@@ -336,17 +171,32 @@ def _report(exc: BaseException, message: str) -> None:
         asyncio.get_running_loop().call_exception_handler({"message": message, "exception": exc})
 
 
+def get_reactor() -> HubReactor:
+    """The reactor of the running hub (``twisted.internet.reactor`` while it runs).
+
+    Raises :class:`NotAttachedError` when no running hub has Twisted attached.
+    """
+    from ._adapter import TwistedAdapter
+
+    return TwistedAdapter.current().reactor
+
+
+_DEPRECATED = {
+    "ReactorRunError": ("HubOwnsLoopError", lambda: HubOwnsLoopError),
+    "ReactorNotBoundError": ("NotAttachedError", lambda: NotAttachedError),
+    "reactor": ("get_reactor()", lambda: get_reactor()),
+}
+
+
 def __getattr__(name: str) -> Any:
-    # `bt.reactor`: the hub's reactor, without importing twisted.internet.reactor
-    # at import time (that would install Twisted's default reactor).
-    if name == "reactor":
-        try:
-            state: _State = current_hub().state["twisted"]
-        except (BridgeError, KeyError):
-            raise HubNotRunningError(
-                "bridges.twisted.reactor is the reactor of the running hub, and no hub with "
-                "Twisted attached is running. Use it inside bridges.run(..., "
-                "frameworks=['twisted'])."
-            ) from None
-        return state.reactor
+    # Old names, kept for one release.  ``bt.reactor`` also stays lazy: importing
+    # twisted.internet.reactor at import time would install Twisted's default reactor.
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(
+            f"bridges.twisted.{name} is deprecated; use bridges.twisted.{new}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

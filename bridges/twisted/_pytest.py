@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .._errors import BridgeError
 from .._pytest.runner import TestRunner
 
-__all__ = ["adopt", "install_hub_reactor", "is_trial_case"]
+__all__ = ["adopt", "install_hub_reactor", "is_inline_callbacks", "is_trial_case"]
 
 
 def install_hub_reactor() -> None:
@@ -56,6 +56,28 @@ def install_hub_reactor() -> None:
 
 async def _installed() -> None:
     return None
+
+
+_unwind_code: list[Any] = []
+
+
+def is_inline_callbacks(func: Any) -> bool:
+    """Whether ``func`` is decorated with ``inlineCallbacks``.
+
+    Every function decorated with inlineCallbacks shares the code object of
+    Twisted's wrapper; comparing with one we decorate ourselves needs no
+    private name.  Only looked at once the test module imported Twisted.
+    """
+    defer = sys.modules.get("twisted.internet.defer")
+    if defer is None:
+        return False
+    if not _unwind_code:
+
+        def probe() -> Iterator[None]:
+            yield None
+
+        _unwind_code.append(defer.inlineCallbacks(probe).__code__)
+    return getattr(func, "__code__", None) is _unwind_code[0]
 
 
 def is_trial_case(cls: Any) -> bool:

@@ -50,11 +50,12 @@ from twisted.python import log as legacy_log
 from twisted.python.log import ILogContext
 
 from .._errors import BridgeError
+from ._errors import HubOwnsLoopError, NotAttachedError
 
 if TYPE_CHECKING:
     from .._hub import Hub
 
-__all__ = ["OWNER", "HubReactor", "ReactorNotBoundError", "ReactorRunError"]
+__all__ = ["OWNER", "HubReactor"]
 
 log = logging.getLogger("bridges.twisted")
 _log = Logger(namespace="twisted.internet.base")
@@ -68,16 +69,8 @@ OWNER = "twisted"
 """The owner name of the reactor's fds and signal handlers in the hub's registries."""
 
 
-class ReactorRunError(BridgeError, error.ReactorAlreadyRunning):
-    """Code called ``reactor.run()`` (or ``iterate()``) while the hub runs the reactor."""
-
-
-class ReactorNotBoundError(BridgeError, error.ReactorNotRunning):
-    """A reactor call needs the hub's loop, and no hub runs the reactor (between runs)."""
-
-
-def _not_bound(what: str) -> ReactorNotBoundError:
-    return ReactorNotBoundError(
+def _not_bound(what: str) -> NotAttachedError:
+    return NotAttachedError(
         f"reactor.{what} was called while no bridges hub runs (between bridges.run calls), "
         "so there is no loop to register it with; call it from code running on the hub "
         "(inside bridges.run(..., frameworks=['twisted']) or `async with bridges.Hub():`), "
@@ -86,7 +79,7 @@ def _not_bound(what: str) -> ReactorNotBoundError:
 
 
 def _bound_only(name: str) -> Callable[..., Any]:
-    """The stock reactor's ``name``, refused with :class:`ReactorNotBoundError` between runs.
+    """The stock reactor's ``name``, refused with :class:`NotAttachedError` between runs.
 
     For the calls that open an fd and then register it: between runs the
     registration would fail after the socket was bound (leaking it) or after
@@ -515,7 +508,7 @@ class HubReactor(AsyncioSelectorReactor):
     # -- lifetime ---------------------------------------------------------------
 
     def run(self, installSignalHandlers: bool = True) -> None:
-        raise ReactorRunError(
+        raise HubOwnsLoopError(
             "reactor.run() was called, but the bridges hub already runs the Twisted reactor "
             "on its asyncio loop. Drop the reactor.run() call: code that runs inside "
             "bridges.run(...) is already on a running reactor (use reactor.callWhenRunning "
@@ -523,7 +516,7 @@ class HubReactor(AsyncioSelectorReactor):
         )
 
     def iterate(self, delay: float = 0.0) -> None:
-        raise ReactorRunError(
+        raise HubOwnsLoopError(
             "reactor.iterate() cannot run the asyncio loop from inside itself: the bridges "
             "hub already runs it. Await something instead (e.g. "
             "await bridges.awaitable(task.deferLater(reactor, delay, lambda: None)))."
