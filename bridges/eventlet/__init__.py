@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import eventlet
 import eventlet.event
@@ -31,25 +31,33 @@ import eventlet.greenpool
 from eventlet.greenthread import GreenThread
 from greenlet import GreenletExit, getcurrent
 
-from .._convert import register, to_future
+from .._convert import awaitable, to_future
+from ._adapter import EventletAdapter
 from ._hub import RECEIVED, BlockingCallError, LoopHub
-from ._state import attach, current_state, detach
+from ._patching import MixedPatchingError
 
-__all__ = ["BlockingCallError", "attach", "detach", "eventlet_hub", "spawn", "wait"]
+__all__ = [
+    "BlockingCallError",
+    "EventletAdapter",
+    "MixedPatchingError",
+    "eventlet_hub",
+    "spawn",
+    "wait",
+]
 
 T = TypeVar("T")
 
 
 def eventlet_hub() -> LoopHub:
     """The eventlet hub bound to the running bridges hub."""
-    return current_state().ehub
+    return EventletAdapter.current().ehub
 
 
 # -- eventlet -> asyncio ----------------------------------------------------
 
 
 def _in_greenthread(what: str) -> LoopHub:
-    ehub = current_state().ehub
+    ehub = EventletAdapter.current().ehub
     current = getcurrent()
     if current is ehub.greenlet or ehub.in_asyncio_code():
         where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"
@@ -102,7 +110,7 @@ def spawn(aw: Awaitable[T] | Any) -> GreenThread:
     a killed greenthread).  A coroutine runs as a hub task in a copy of the
     caller's context.
     """
-    current_state()
+    EventletAdapter.current()
     future = to_future(aw)
     gt = eventlet.spawn(_run_spawned, future)
     gt.link(_cancel_when_dead, future)
@@ -150,7 +158,7 @@ def _from_greenthread(gt: GreenThread) -> asyncio.Future[Any]:
 def _kill_if_cancelled(future: asyncio.Future[Any], gt: GreenThread) -> None:
     gt.unlink(_settle, future)
     if future.cancelled() and not gt.dead:
-        ehub = current_state().ehub
+        ehub = EventletAdapter.current().ehub
         ehub.run_from_asyncio(gt.kill)
 
 
@@ -170,5 +178,26 @@ CONVERTERS = {
     eventlet.greenpool.GreenPool: _from_pool,
 }
 
-for _type, _converter in CONVERTERS.items():
-    register(_type, _converter)
+
+async def in_greenthread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Run a plain test function in a greenthread and await its outcome (then what it returned).
+
+    The pytest plugin runs plain tests this way when eventlet is attached, so
+    that they may block on eventlet and call ``be.wait``.
+    """
+    from .._pytest.runner import resolved
+
+    gt = eventlet.spawn(_outcome_of, func, kwargs)
+    succeeded, value = await awaitable(gt)
+    if not succeeded:
+        raise value
+    return await resolved(value)
+
+
+def _outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    # The test's exception is carried as a value: raised inside the greenthread,
+    # the hub would also report it as an error nobody handled.
+    try:
+        return True, func(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - re-raised, unchanged, by in_greenthread
+        return False, exc

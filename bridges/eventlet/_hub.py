@@ -23,6 +23,7 @@ raises :class:`BlockingCallError` at once instead of stalling every task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sys
 import weakref
@@ -150,10 +151,9 @@ class LoopHub(_compat.AsyncioHubBase):
         self.ensure_greenlet()
         glet = self.greenlet
         if glet.parent is not current:
-            try:
+            # ValueError: a cycle (this greenlet descends from the hub greenlet).
+            with contextlib.suppress(ValueError):
                 glet.parent = current
-            except ValueError:  # a cycle: this greenlet descends from the hub greenlet
-                pass
         self._in_hub = True
         try:
             glet.switch()
@@ -161,7 +161,7 @@ class LoopHub(_compat.AsyncioHubBase):
             self._in_hub = False
 
     def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func(*args)`` in the hub greenlet now, from an asyncio callback (or later, inside)."""
+        """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from inside."""
         self._ready.append((func, args))
         if not self._in_hub and not self._destroyed:
             self._enter()

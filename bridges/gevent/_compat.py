@@ -8,14 +8,13 @@ lost), never by silently switching a feature off.
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from typing import Any
 
 import gevent
 import gevent.hub
 
-__all__ = ["MISSING", "clear_default_executor", "existing_threadpool"]
+__all__ = ["MISSING", "existing_threadpool"]
 
 MISSING = object()
 
@@ -40,12 +39,3 @@ def existing_threadpool(ghub: gevent.hub.Hub) -> Any:
         )
         return None
     return pool
-
-
-def clear_default_executor(loop: asyncio.AbstractEventLoop, executor: Any) -> None:
-    """Leave ``loop`` without a default executor if ``executor`` is still it.
-
-    Checked on CPython 3.9-3.13: ``BaseEventLoop._default_executor`` holds it.
-    """
-    if getattr(loop, "_default_executor", None) is executor:
-        loop._default_executor = None  # type: ignore[attr-defined]
