@@ -39,6 +39,7 @@ from ._patching import MixedPatchingError
 __all__ = [
     "BlockingCallError",
     "EventletAdapter",
+    "LoopHub",
     "MixedPatchingError",
     "eventlet_hub",
     "spawn",
