@@ -19,6 +19,7 @@ from ._run import run
 
 __all__ = ["doctor", "framework_version"]
 
+
 def framework_version(name: str) -> str | None:
     """The installed version of a framework, or None when it is not installed."""
     if name == "asyncore" and sys.version_info < (3, 12):

@@ -43,8 +43,9 @@ from typing import Any, Callable, Deque, Iterator
 from greenlet import getcurrent
 from greenlet import greenlet as _greenlet
 
-from . import _executor
+from . import _unpatched
 from ._errors import BridgeError
+from ._unpatched import replace_selector
 
 __all__ = ["AsyncioLoop", "ForkNotSupportedError", "RealThreadExecutor"]
 
@@ -1542,19 +1543,6 @@ def _plain_socketpair_installed() -> contextlib.AbstractContextManager[None]:
     return _swapped(socket_module, "socketpair", _plain_socketpair)
 
 
-def replace_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
-    """Move a selector event loop's registrations to ``selector``; close the old one.
-
-    CPython 3.9-3.13: ``BaseSelectorEventLoop._selector`` holds the selector
-    (tests/test_gevent.py fails if that changes).
-    """
-    old = loop._selector  # type: ignore[attr-defined]
-    for key in list(old.get_map().values()):
-        selector.register(key.fileobj, key.events, key.data)
-    loop._selector = selector  # type: ignore[attr-defined]
-    old.close()
-
-
 def _renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
     """In a forked child: a new selector and self-pipe for ``loop``; False if it cannot.
 
@@ -1608,7 +1596,7 @@ def _plain_socketpair(*args: Any) -> tuple[Any, Any]:
     )
 
 
-class RealThreadExecutor(_executor.RealThreadExecutor):
+class RealThreadExecutor(_unpatched.RealThreadExecutor):
     """asyncio's default executor on real OS threads, even after ``monkey.patch_all()``."""
 
     def __init__(self, max_workers: int | None = None) -> None:

@@ -41,6 +41,7 @@ class EventletAdapter(Adapter):
         from ._hub import LoopHub
 
         _patching.refuse_mixed_patching(self.hub)
+        _patching.use_original_selector(self.hub.loop)
         self.ehub = LoopHub(self.hub.loop, self.hub, self._report)
         self.previous = _compat.current_hub()
         self.executor = _patching.use_real_thread_executor(self.hub.loop)

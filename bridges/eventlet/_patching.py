@@ -15,11 +15,13 @@ wrong hub.  Attaching eventlet in such a process is refused with
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BridgeError
-from .._executor import RealThreadExecutor, clear_default_executor
+from .._unpatched import RealThreadExecutor, clear_default_executor, replace_selector
 
 if TYPE_CHECKING:
     from .._hub import Hub
@@ -29,6 +31,7 @@ __all__ = [
     "patched_by_eventlet",
     "refuse_mixed_patching",
     "release_executor",
+    "use_original_selector",
     "use_real_thread_executor",
 ]
 
@@ -75,6 +78,49 @@ def _original(module: str, name: str) -> Any:
     from eventlet.patcher import original
 
     return getattr(original(module), name)
+
+
+def use_original_selector(loop: asyncio.AbstractEventLoop) -> None:
+    """Give a loop made after ``monkey_patch(select=True)`` an unpatched selector.
+
+    The patched ``select`` module has no ``epoll``, so ``selectors`` falls back
+    to ``SelectSelector`` on eventlet's green ``select()``, which blocks by
+    switching to eventlet's hub: the loop would wait on eventlet, which now
+    waits on the loop.
+    """
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is None or not patcher.is_monkey_patched("select"):
+        return
+    if getattr(loop, "_selector", None) is None:
+        return  # uvloop: libuv polls, no Python selector
+    replace_selector(loop, _unpatched_selectors(patcher.original("select")).DefaultSelector())
+
+
+_selectors_copy: ModuleType | None = None
+
+
+def _unpatched_selectors(select: ModuleType) -> ModuleType:
+    """A private copy of ``selectors`` built on the original ``select`` module.
+
+    ``eventlet.patcher.original("selectors")`` re-imports ``selectors`` on the
+    *green* ``select`` (no epoll), and ``import_patched`` returns a cached
+    green copy; so the stdlib module is executed once more here, with the
+    original ``select`` in ``sys.modules`` for the length of that import.
+    """
+    global _selectors_copy
+    if _selectors_copy is None:
+        spec = importlib.util.find_spec("selectors")
+        if spec is None or spec.loader is None:  # pragma: no cover - the stdlib has it
+            raise ImportError("the stdlib selectors module cannot be found")
+        module = importlib.util.module_from_spec(spec)
+        patched = sys.modules["select"]
+        sys.modules["select"] = select
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules["select"] = patched
+        _selectors_copy = module
+    return _selectors_copy
 
 
 def use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> RealThreadExecutor | None:

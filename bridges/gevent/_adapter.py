@@ -100,7 +100,7 @@ class GeventAdapter(Adapter):
         from gevent._hub_local import get_hub_if_exists, set_hub
         from greenlet import getcurrent
 
-        from .._executor import clear_default_executor
+        from .._unpatched import clear_default_executor
 
         if self.executor is not None:
             # asyncio's shutdown_default_executor() would join it from a *patched*

@@ -1,4 +1,12 @@
-"""Real OS threads for asyncio's executor in a monkey-patched process (gevent or eventlet)."""
+"""asyncio's own machinery, kept unpatched in a process that gevent or eventlet monkey-patched.
+
+Both frameworks replace ``threading``, ``queue``, ``select`` and
+``selectors`` with objects that block on *their* hub.  A loop made after
+patching would wait on that hub (which, on the bridges hub, waits on the
+loop), and its executor would run greenlets instead of threads.  The
+adapters give the loop the originals back, through the patching
+framework's own accessor of them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-__all__ = ["Original", "RealThreadExecutor", "clear_default_executor"]
+__all__ = ["Original", "RealThreadExecutor", "clear_default_executor", "replace_selector"]
 
 Original = Callable[[str, str], Any]
 """``original(module, name)``: the unpatched ``module.name``."""
@@ -92,3 +100,16 @@ def clear_default_executor(loop: asyncio.AbstractEventLoop, executor: Any) -> No
     """
     if getattr(loop, "_default_executor", None) is executor:
         loop._default_executor = None  # type: ignore[attr-defined]
+
+
+def replace_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
+    """Move a selector event loop's registrations to ``selector``; close the old one.
+
+    CPython 3.9-3.13: ``BaseSelectorEventLoop._selector`` holds the selector
+    (tests/test_gevent.py fails if that changes).
+    """
+    old = loop._selector  # type: ignore[attr-defined]
+    for key in list(old.get_map().values()):
+        selector.register(key.fileobj, key.events, key.data)
+    loop._selector = selector  # type: ignore[attr-defined]
+    old.close()
