@@ -161,6 +161,31 @@ def test_awaiting_an_event_sent_an_exception_raises_that_exception(loop_factory:
     assert reports.contexts == []
 
 
+def test_cancelling_an_event_await_leaves_no_waiter(loop_factory: Any) -> None:
+    async def main() -> tuple[bool, Any]:
+        event = eventlet.event.Event()
+        task = asyncio.ensure_future(bridges.awaitable(event))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        event.send("late")  # nobody waits: nothing is woken, nothing fails
+        later = await bridges.awaitable(event)
+        return task.cancelled(), later
+
+    assert run(main, loop_factory) == (True, "late")
+
+
+def test_an_event_sent_before_the_await_gives_its_value_at_once(loop_factory: Any) -> None:
+    async def main() -> Any:
+        event = eventlet.event.Event()
+        event.send("already")
+        return await bridges.awaitable(event)
+
+    assert run(main, loop_factory) == "already"
+
+
 def test_awaiting_a_green_pool_waits_for_all_its_greenthreads(loop_factory: Any) -> None:
     done: list[int] = []
 
@@ -631,3 +656,34 @@ def test_eventlet_works_in_every_run(loop_factory: Any) -> None:
         return await bridges.awaitable(eventlet.spawn(lambda: (eventlet.sleep(0.001), "ok")[1]))
 
     assert [run(main, loop_factory) for _ in range(3)] == ["ok"] * 3
+
+
+# -- beside gevent ------------------------------------------------------------------
+
+
+def test_gevent_and_eventlet_share_the_hub_when_neither_patched(loop_factory: Any) -> None:
+    # Each framework keeps its own hub greenlet on the one loop; their
+    # primitives meet through asyncio (bg.wait / be.wait on the other's).
+    gevent = pytest.importorskip("gevent")
+    from bridges import gevent as bg
+
+    def green(n: int) -> int:
+        eventlet.sleep(0.001)
+        return n + 1
+
+    def gevent_side() -> int:
+        gevent.sleep(0.001)
+        return bg.wait(eventlet.spawn(green, 1))
+
+    def eventlet_side() -> int:
+        return be.wait(gevent.spawn(gevent_side)) * 10
+
+    async def main() -> tuple[int, list[str]]:
+        result = await bridges.awaitable(eventlet.spawn(eventlet_side))
+        return result, list(bridges.current_hub().frameworks)
+
+    result, frameworks = bridges.run(
+        main, frameworks=["gevent", "eventlet"], loop_factory=loop_factory
+    )
+    assert result == 20
+    assert frameworks == ["gevent", "eventlet"]

@@ -32,6 +32,7 @@ from eventlet.greenthread import GreenThread
 from greenlet import GreenletExit, getcurrent
 
 from .._convert import awaitable, to_future
+from . import _compat
 from ._adapter import EventletAdapter
 from ._hub import RECEIVED, BlockingCallError, LoopHub
 from ._patching import MixedPatchingError
@@ -164,8 +165,47 @@ def _kill_if_cancelled(future: asyncio.Future[Any], gt: GreenThread) -> None:
 
 
 def _from_event(event: eventlet.event.Event) -> asyncio.Future[Any]:
-    """An ``eventlet.event.Event``: its value, or the exception sent with ``send_exception``."""
-    return _from_greenthread(eventlet.spawn(event.wait))
+    """An ``eventlet.event.Event``: its value, or the exception sent with ``send_exception``.
+
+    The future takes a waiting greenthread's place among the event's waiters,
+    so ``send()`` settles it in the hub greenlet as it would wake a greenthread;
+    cancelling the future takes it out again.
+    """
+    future = asyncio.get_running_loop().create_future()
+    if event.ready():
+        try:
+            future.set_result(event.wait())  # ready: returns (or raises) at once
+        except BaseException as exc:  # noqa: BLE001 - the sent exception, handed over unchanged
+            future.set_exception(exc)
+        return future
+    waiter = _EventWaiter(event, future)
+    _compat.add_event_waiter(event, waiter)
+    future.add_done_callback(waiter.done)
+    return future
+
+
+class _EventWaiter:
+    """Stands where a greenthread blocked in ``Event.wait()`` would: ``send()`` switches to it."""
+
+    __slots__ = ("event", "future")
+
+    def __init__(self, event: eventlet.event.Event, future: asyncio.Future[Any]) -> None:
+        self.event = event
+        self.future = future
+
+    def switch(self, result: Any = None) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def throw(self, *exc_info: Any) -> None:
+        error = exc_info[1] if len(exc_info) > 1 and exc_info[1] is not None else exc_info[0]
+        if isinstance(error, type):
+            error = error()
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def done(self, _: asyncio.Future[Any]) -> None:
+        _compat.remove_event_waiter(self.event, self)
 
 
 def _from_pool(pool: eventlet.greenpool.GreenPool) -> asyncio.Future[Any]:

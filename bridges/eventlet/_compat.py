@@ -1,7 +1,7 @@
 """Every private eventlet attribute bridges.eventlet relies on, in one place.
 
 Each entry says what it is, which eventlet versions were checked, and which
-test shows the behaviour relied on (``tests/test_eventlet_compat.py``).
+test shows the behaviour relied on (in ``tests/test_eventlet.py``).
 eventlet's hub *subclassing* interface (``BaseHub.add``/``remove``/
 ``remove_descriptor``/``add_timer``/``timer_canceled``/``switch``, its
 ``listeners``, ``closed`` and ``greenlet`` attributes, ``close_one``,
@@ -23,11 +23,12 @@ from eventlet.hubs import asyncio as _asyncio_hub
 
 __all__ = [
     "AsyncioHubBase",
+    "add_event_waiter",
     "current_hub",
     "exit_has_receiver",
     "greenthread_in_traceback",
+    "remove_event_waiter",
     "set_current_hub",
-    "timer_args",
     "timer_callback",
     "tpool_started",
 ]
@@ -39,7 +40,7 @@ The hub on the bridges loop subclasses it so that eventlet's own asyncio
 helpers, which check ``isinstance(get_hub(), eventlet.hubs.asyncio.Hub)`` and
 then use ``hub.loop`` (``await greenthread``,
 ``eventlet.asyncio.spawn_for_awaitable``), work unchanged on the bridges
-loop.  Test: ``test_native_await_of_greenthread``.
+loop.  Test: ``test_native_await_of_greenthread_works_on_the_hub``.
 """
 
 
@@ -77,16 +78,10 @@ def timer_callback(timer: Any) -> Callable[..., Any] | None:
     give a greenthread that is being started the context of the code that
     spawned it, and to refuse a ``Timeout`` thrown into asyncio code.
     Tests: ``test_spawned_greenthread_sees_the_spawners_context``,
-    ``test_timeout_in_asyncio_code_raises``.
+    ``test_an_eventlet_timeout_in_asyncio_code_raises``.
     """
     tpl = getattr(timer, "tpl", None)
     return tpl[0] if tpl else None
-
-
-def timer_args(timer: Any) -> tuple[Any, ...]:
-    """The positional arguments of an eventlet ``Timer`` (see :func:`timer_callback`)."""
-    tpl = getattr(timer, "tpl", None)
-    return tpl[1] if tpl else ()
 
 
 def exit_has_receiver(gt: GreenThread) -> bool:
@@ -131,3 +126,21 @@ def tpool_started() -> bool:
     """
     tpool = sys.modules.get("eventlet.tpool")
     return bool(tpool is not None and getattr(tpool, "_setup_already", False))
+
+
+def add_event_waiter(event: Any, waiter: Any) -> None:
+    """Put ``waiter`` among the greenthreads an ``eventlet.event.Event`` wakes when sent.
+
+    ``Event._waiters`` is a set of greenlets; ``send()`` schedules, for each,
+    ``_do_send``, which calls ``waiter.switch(result)`` or ``waiter.throw(*exc)``
+    if the waiter is still in the set (eventlet 0.36.1 - 0.41.3).  Tests:
+    ``test_awaiting_an_event_returns_the_value_a_greenthread_sends``,
+    ``test_awaiting_an_event_sent_an_exception_raises_that_exception``,
+    ``test_cancelling_an_event_await_leaves_no_waiter``.
+    """
+    event._waiters.add(waiter)
+
+
+def remove_event_waiter(event: Any, waiter: Any) -> None:
+    """Take ``waiter`` out of the event's waiters again (see :func:`add_event_waiter`)."""
+    event._waiters.discard(waiter)
