@@ -59,9 +59,9 @@ def doctor(out: TextIO = sys.stdout) -> int:
         if version is None:
             say(f"  {entry.name:<9} not installed ({entry.install_hint or 'not available'})")
             continue
-        verdict = _try_attach(spec.name)
+        verdict = _try_attach(entry.name)
         failures += verdict != "attaches"
-        say(f"  {spec.name:<9} {version:<28} {verdict}")
+        say(f"  {entry.name:<9} {version:<28} {verdict}")
     say("")
     say("pytest plugins:")
     for line in _pytest_plugins() or ["none besides bridges' own"]:
@@ -85,6 +85,17 @@ def _conflicts() -> Iterable[str]:
             f"gevent monkey-patching is active ({patched}); "
             "docs/gevent.md says what is supported under it"
         )
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None:
+        patched = [name for name in _EVENTLET_PATCHABLE if patcher.is_monkey_patched(name)]
+        if patched:
+            yield (
+                f"eventlet monkey-patching is active ({', '.join(patched)}); eventlet attaches "
+                "(docs/eventlet.md), gevent cannot share its hub in this process"
+            )
+
+
+_EVENTLET_PATCHABLE = ("os", "select", "socket", "thread", "time")
 
 
 def _try_attach(name: str) -> str:

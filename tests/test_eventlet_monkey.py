@@ -157,3 +157,23 @@ except bridges.BridgeError as exc:
     print(json.dumps({"error": type(exc).__name__, "says": says}))
 """
     assert run_script(tmp_path, source) == {"error": "MixedPatchingError", "says": True}
+
+
+def test_doctor_names_eventlet_and_its_monkey_patching(tmp_path: Path) -> None:
+    body = """
+import io
+
+from bridges._doctor import doctor
+
+out = io.StringIO()
+status = doctor(out)
+lines = out.getvalue().splitlines()
+print(json.dumps({
+    "status": status,
+    "framework": [line.split()[0] + " " + line.split()[-1] for line in lines
+                  if line.strip().startswith("eventlet ")],
+    "conflict": any("eventlet monkey-patching is active" in line for line in lines),
+}))
+"""
+    result = run_patched(tmp_path, body)
+    assert result == {"status": 0, "framework": ["eventlet attaches"], "conflict": True}
