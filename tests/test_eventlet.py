@@ -687,3 +687,18 @@ def test_gevent_and_eventlet_share_the_hub_when_neither_patched(loop_factory: An
     )
     assert result == 20
     assert frameworks == ["gevent", "eventlet"]
+
+
+def test_an_eventlet_blocking_call_in_a_gevent_greenlet_raises(loop_factory: Any) -> None:
+    gevent = pytest.importorskip("gevent")
+
+    def in_gevent() -> str:
+        with pytest.raises(be.BlockingCallError, match="gevent greenlet"):
+            eventlet.sleep(0)
+        return "refused"
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(in_gevent))
+
+    result = bridges.run(main, frameworks=["gevent", "eventlet"], loop_factory=loop_factory)
+    assert result == "refused"

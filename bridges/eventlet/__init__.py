@@ -52,14 +52,20 @@ T = TypeVar("T")
 
 def eventlet_hub() -> LoopHub:
     """The eventlet hub bound to the running bridges hub."""
-    return EventletAdapter.current().ehub
+    ehub = _compat.current_hub()
+    if isinstance(ehub, LoopHub) and ehub.active:
+        # This thread's eventlet hub is the one of the bridges hub running here
+        # (a thread runs one loop at a time): the bridges' hot paths skip the
+        # lookup through the bridges hub.
+        return ehub
+    return EventletAdapter.current().ehub  # raises NotAttachedError, saying what to do
 
 
 # -- eventlet -> asyncio ----------------------------------------------------
 
 
 def _in_greenthread(what: str) -> LoopHub:
-    ehub = EventletAdapter.current().ehub
+    ehub = eventlet_hub()
     current = getcurrent()
     if current is ehub.greenlet or ehub.in_asyncio_code():
         where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"
@@ -91,7 +97,7 @@ def wait(aw: Awaitable[T] | Any) -> T:
     resume = getcurrent().switch
 
     def wake(_: asyncio.Future[Any]) -> None:
-        ehub.run_from_asyncio(resume)
+        ehub.resume_from_asyncio(resume)
 
     future.add_done_callback(wake)
     try:
@@ -112,7 +118,7 @@ def spawn(aw: Awaitable[T] | Any) -> GreenThread:
     a killed greenthread).  A coroutine runs as a hub task in a copy of the
     caller's context.
     """
-    EventletAdapter.current()
+    eventlet_hub()
     future = to_future(aw)
     gt = eventlet.spawn(_run_spawned, future)
     gt.link(_cancel_when_dead, future)
@@ -133,35 +139,56 @@ def _run_spawned(future: asyncio.Future[T]) -> T:
 # -- asyncio awaits eventlet ------------------------------------------------
 
 
-def _settle(gt: GreenThread, future: asyncio.Future[Any]) -> None:
-    # A link: runs inside the dying greenthread, whose outcome is ready.
-    setattr(gt, RECEIVED, True)
-    if future.done():
-        return
-    try:
-        result = gt.wait()
-    except GreenletExit:
-        future.cancel(f"greenthread {gt!r} was killed")
-    except BaseException as exc:  # noqa: BLE001 - every outcome is handed over unchanged
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
+class _Link:
+    """Carries a GreenThread's outcome into an asyncio future, and cancellation back."""
+
+    __slots__ = ("future", "gt")
+
+    def __init__(self, gt: GreenThread, future: asyncio.Future[Any]) -> None:
+        self.gt = gt
+        self.future = future
+
+    def __call__(self, gt: GreenThread) -> None:
+        # The link: runs inside the dying greenthread, whose outcome is ready.
+        setattr(gt, RECEIVED, True)
+        future = self.future
+        if future.done():
+            return
+        # Settled from eventlet's side: nothing to clean up, so spare the loop
+        # the done callback's handle.
+        future.remove_done_callback(self.done)
+        try:
+            result = gt.wait()
+        except GreenletExit:
+            future.cancel(f"greenthread {gt!r} was killed")
+        except BaseException as exc:  # noqa: BLE001 - every outcome is handed over unchanged
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def done(self, future: asyncio.Future[Any]) -> None:
+        gt = self.gt
+        gt.unlink(self)
+        if future.cancelled() and not gt.dead:
+            eventlet_hub().run_from_asyncio(gt.kill)
 
 
 def _from_greenthread(gt: GreenThread) -> asyncio.Future[Any]:
-    """A GreenThread as a future: result, the same exception, kill <-> cancel."""
+    """A GreenThread as a future: result, the same exception, kill <-> cancel.
+
+    Awaiting a greenthread that has not started yet is asyncio's ``wait()``:
+    as native eventlet's ``wait`` switches to the hub at once, its start runs
+    now, and one that does not block has finished before the awaiting
+    coroutine suspends (one loop iteration instead of two).
+    """
     future = asyncio.get_running_loop().create_future()
-    gt.link(_settle, future)
-    if not future.done():
-        future.add_done_callback(lambda f: _kill_if_cancelled(f, gt))
+    link = _Link(gt, future)
+    future.add_done_callback(link.done)
+    gt.link(link)
+    if not future.done() and not gt:
+        ehub = eventlet_hub()
+        ehub.start_now(gt)
     return future
-
-
-def _kill_if_cancelled(future: asyncio.Future[Any], gt: GreenThread) -> None:
-    gt.unlink(_settle, future)
-    if future.cancelled() and not gt.dead:
-        ehub = EventletAdapter.current().ehub
-        ehub.run_from_asyncio(gt.kill)
 
 
 def _from_event(event: eventlet.event.Event) -> asyncio.Future[Any]:

@@ -77,6 +77,11 @@ def _blocking_message(what: str) -> str:
     )
 
 
+def _is_gevent_greenlet(glet: raw_greenlet) -> bool:
+    gevent_hub = sys.modules.get("gevent.hub")
+    return gevent_hub is not None and isinstance(glet.parent, gevent_hub.Hub)
+
+
 class LoopHub(_compat.AsyncioHubBase):
     """eventlet's hub interface on the bridges hub's asyncio loop.
 
@@ -91,12 +96,16 @@ class LoopHub(_compat.AsyncioHubBase):
         self._fds = fds
         self._report = report
         self._ready: Deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        # The greenlet that runs the asyncio loop: where the hub greenlet parks.
+        # The greenlet that runs the asyncio loop (attach runs there): where the
+        # hub greenlet parks, and the one place eventlet must never block.
         self._asyncio_side = getcurrent()
         self._in_hub = False
+        self._pump_scheduled = False
         self._destroyed = False
         self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
         self._timers: dict[int, Timer] = {}
+        # Greenthreads whose start is queued (spawn): awaiting one starts it now.
+        self._starting: dict[int, Timer] = {}
         self._started: dict[int, weakref.ref[raw_greenlet]] = {}
         self._started_limit = _STARTED_PRUNE
 
@@ -146,14 +155,16 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def _enter(self) -> None:
         """From the asyncio side: switch into the hub greenlet, which runs the queue."""
-        current = getcurrent()
-        self._asyncio_side = current
+        self._pump_scheduled = False
+        if self._in_hub or self._destroyed or not self._ready:
+            return
         self.ensure_greenlet()
         glet = self.greenlet
-        if glet.parent is not current:
+        side = self._asyncio_side
+        if glet.parent is not side:
             # ValueError: a cycle (this greenlet descends from the hub greenlet).
             with contextlib.suppress(ValueError):
-                glet.parent = current
+                glet.parent = side
         self._in_hub = True
         try:
             glet.switch()
@@ -161,10 +172,39 @@ class LoopHub(_compat.AsyncioHubBase):
             self._in_hub = False
 
     def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from inside."""
+        """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from elsewhere."""
         self._ready.append((func, args))
-        if not self._in_hub and not self._destroyed:
+        if self._in_hub or self._destroyed:
+            return  # the running pass picks it up
+        if getcurrent() is self._asyncio_side:
             self._enter()
+        elif not self._pump_scheduled:
+            # From another framework's greenlet (gevent's): not a place to park
+            # back to; the loop enters on its next iteration.
+            self._pump_scheduled = True
+            self.loop.call_soon(self._enter)
+
+    def resume_from_asyncio(self, switch: Callable[..., Any], *args: Any) -> None:
+        """From an asyncio callback: switch straight into a greenthread blocked in :meth:`switch`.
+
+        One switch fewer than going through the hub greenlet: the greenthread
+        runs until it blocks again, and its ``hub.switch()`` then resumes the
+        parked hub greenlet, which runs what is queued and parks back here.
+        """
+        if self._in_hub or self._destroyed or getcurrent() is not self._asyncio_side:
+            self.run_from_asyncio(switch, *args)
+            return
+        self.ensure_greenlet()
+        self._in_hub = True
+        try:
+            switch(*args)
+        finally:
+            self._in_hub = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the bridges hub this eventlet hub belongs to still runs."""
+        return not self._destroyed
 
     def in_asyncio_code(self) -> bool:
         """Whether the caller runs on the asyncio side (a coroutine or loop callback)."""
@@ -196,8 +236,16 @@ class LoopHub(_compat.AsyncioHubBase):
     # -- greenthreads block by switching to the hub ------------------------------
 
     def switch(self) -> Any:
-        if getcurrent() is self._asyncio_side:
+        current = getcurrent()
+        if current is self._asyncio_side:
             raise BlockingCallError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
+        if _is_gevent_greenlet(current):
+            raise BlockingCallError(
+                "an eventlet blocking call was made in a gevent greenlet: only eventlet's "
+                "greenthreads can block on eventlet's hub (a gevent greenlet blocks on gevent's). "
+                "Wait through asyncio instead: bg.wait(greenthread_or_event) in the greenlet, "
+                "or run the eventlet code in a greenthread (eventlet.spawn)."
+            )
         return super().switch()
 
     def abort(self, wait: bool = False) -> None:
@@ -220,6 +268,8 @@ class LoopHub(_compat.AsyncioHubBase):
                 # asyncio task does (a new greenlet's is otherwise empty).
                 target.gr_context = contextvars.copy_context()
                 self._remember(target)
+                if seconds <= 0:
+                    self._starting[id(target)] = timer
         if self._destroyed:
             timer.called = True
             return when
@@ -266,9 +316,22 @@ class LoopHub(_compat.AsyncioHubBase):
         timer.called = True
         return when
 
+    def start_now(self, glet: raw_greenlet) -> None:
+        """Run the queued start of ``glet`` (spawned, not started yet) now instead of later."""
+        timer = self._starting.pop(id(glet), None)
+        if timer is None or timer.called:
+            return
+        handle = timer.__dict__.pop(_HANDLE, None)
+        if handle is not None:
+            handle.cancel()
+        self._timers.pop(id(timer), None)
+        self.run_from_asyncio(timer)
+
     def _timer_due(self, timer: Timer) -> None:
         timer.__dict__.pop(_HANDLE, None)
         self._timers.pop(id(timer), None)
+        if self._starting:
+            self._forget_start(timer)
         if not timer.called:
             self.run_from_asyncio(timer)
 
@@ -277,6 +340,13 @@ class LoopHub(_compat.AsyncioHubBase):
         if handle is not None:
             self._timers.pop(id(timer), None)
             handle.cancel()
+        if self._starting:
+            self._forget_start(timer)
+
+    def _forget_start(self, timer: Timer) -> None:
+        key = id(getattr(_compat.timer_callback(timer), "__self__", None))
+        if self._starting.get(key) is timer:
+            del self._starting[key]
 
     # -- fds ---------------------------------------------------------------------
 
@@ -342,6 +412,7 @@ class LoopHub(_compat.AsyncioHubBase):
                 self._unregister(evtype, fileno)
         for timer in list(self._timers.values()):
             timer.cancel()
+        self._starting.clear()
         self._destroyed = True
         self._ready.clear()
         self._started.clear()
