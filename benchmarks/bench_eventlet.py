@@ -97,6 +97,24 @@ def _hub_round_trips(case: str, loop_factory: str | None) -> float:
     return bridges.run(main, frameworks=["eventlet"], loop_factory=loop_factory)  # type: ignore[no-any-return]
 
 
+def _plain_asyncio_round_trips() -> float:
+    # The floor no bridge can beat: a task resolves the futures another awaits.
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
+        task = asyncio.ensure_future(_resolve_in_turn(queue))
+        start = time.thread_time()
+        for _ in range(ROUND_TRIPS):
+            fut = loop.create_future()
+            queue.put_nowait(fut)
+            await fut
+        elapsed = time.thread_time() - start
+        task.cancel()
+        return elapsed / ROUND_TRIPS * 1e6
+
+    return asyncio.run(main())
+
+
 def _native_asyncio_hub_round_trips(case: str) -> float:
     # eventlet's asyncio hub: the hub greenlet runs its own loop; each pass is
     # one asyncio.wait_for on the hub's sleep event.
@@ -172,6 +190,18 @@ def bench_roundtrip() -> list[Row]:
             if mode == "asyncio":
                 row.meets_target = row.ours <= 15.0
             rows.append(row)
+    rows.append(
+        compare(
+            benchmark="eventlet",
+            case=f"{ROUND_TRIP_CASES['wait']} vs the plain asyncio floor [asyncio]",
+            unit="µs/round trip",
+            higher_is_better=False,
+            baseline_name="plain asyncio future round trip",
+            baseline=lambda: _measure_in_process("plain-asyncio", "wait"),
+            ours=lambda: _measure_in_process("asyncio", "wait"),
+            repetitions=REPS,
+        )
+    )
     return rows
 
 
@@ -290,6 +320,8 @@ def main(argv: list[str]) -> None:
         mode, case = argv[1], argv[2]
         if mode == "native-asyncio":
             figure = _native_asyncio_hub_round_trips(case)
+        elif mode == "plain-asyncio":
+            figure = _plain_asyncio_round_trips()
         else:
             figure = _hub_round_trips(case, None if mode == "asyncio" else mode)
         print(json.dumps(figure))
