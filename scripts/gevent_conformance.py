@@ -8,7 +8,7 @@ Usage::
 
 Each module runs in its own subprocess (``python -m gevent.tests.<module>``),
 once natively (gevent's default libev loop) and once with
-``GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop``, which makes gevent's hub
+``GEVENT_LOOP=bridges.gevent.AsyncioLoop``, which makes gevent's hub
 run on an asyncio loop through the same watcher layer that ``bridges.run``
 uses (the loop's *standalone* mode: gevent's hub greenlet drives the asyncio
 loop, since the test suite blocks in the main greenlet).  A module passes
@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
-LOOP = "bridges._gevent_loop.AsyncioLoop"
+LOOP = "bridges.gevent.AsyncioLoop"
 CURATED = [
     "test__event",
     "test__greenlet",

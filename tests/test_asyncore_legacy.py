@@ -295,7 +295,7 @@ def test_waitress_with_its_own_dict_map_is_served_once_the_server_is_awaited() -
 @needs_waitress
 def test_wasyncore_loop_inside_the_hub_raises_the_same_bridge_error() -> None:
     async def main() -> None:
-        with pytest.raises(ba.BlockingLoopError, match=r"waitress\.wasyncore\.loop"):
+        with pytest.raises(ba.HubOwnsLoopError, match=r"waitress\.wasyncore\.loop"):
             wasyncore.loop()
 
     run(main)

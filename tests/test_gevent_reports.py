@@ -325,7 +325,7 @@ def test_the_record_of_started_greenlets_does_not_grow_with_greenlets_that_ended
     async def main() -> int:
         for _ in range(5000):
             await bridges.awaitable(gevent.spawn(lambda: None))
-        return len(bg.gevent_hub().loop._started)
+        return len(bg.get_hub().loop._started)
 
     remembered = run(main)
     assert remembered <= 2048, f"{remembered} ended greenlets are still remembered"

@@ -1,4 +1,4 @@
-"""The loop class alone: GEVENT_LOOP=bridges._gevent_loop.AsyncioLoop (conformance mode)."""
+"""The loop class alone: GEVENT_LOOP=bridges.gevent.AsyncioLoop (conformance mode)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from _gevent_helpers import run_script
 
 pytestmark = pytest.mark.timeout(60)
 
-STANDALONE = {"GEVENT_LOOP": "bridges._gevent_loop.AsyncioLoop"}
+STANDALONE = {"GEVENT_LOOP": "bridges.gevent.AsyncioLoop"}
 
 
 def test_plain_gevent_code_runs_on_the_asyncio_loop_class_and_raises_loop_exit(
@@ -106,3 +106,21 @@ def test_a_hub_of_another_thread_refuses_child_watchers_as_libev_does(tmp_path: 
         env=STANDALONE,
     )
     assert outcome == [["child watchers are only available on the default loop"], "_Child"]
+
+
+def test_importing_bridges_gevent_does_not_import_gevent() -> None:
+    # gevent imports bridges.gevent.AsyncioLoop while it is itself half imported
+    # (GEVENT_LOOP): the package must not import gevent until a name needs it.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, bridges.gevent as bg\n"
+        "before = 'gevent' in sys.modules\n"
+        "bg.spawn\n"
+        "print(before, 'gevent.hub' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]

@@ -13,7 +13,7 @@ import pytest
 from _reports import Reports
 
 import bridges
-from bridges import _adapters
+from bridges import _adapter
 
 # -- entering and leaving --------------------------------------------------
 
@@ -105,33 +105,54 @@ def test_an_unknown_framework_name_lists_the_known_ones() -> None:
         bridges.Hub(frameworks=["twistd"])
 
 
-@pytest.mark.parametrize("spec", _adapters.ADAPTERS, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("entry", _adapter.BUILTIN, ids=lambda entry: entry.name)
 def test_a_framework_that_is_not_installed_names_the_extra_to_install(
-    spec: _adapters.AdapterSpec, monkeypatch: pytest.MonkeyPatch
+    entry: _adapter.AdapterEntry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, spec.requires, None)  # the way Python blocks an import
+    assert entry.requires is not None
+    monkeypatch.setitem(sys.modules, entry.requires, None)  # the way Python blocks an import
     with pytest.raises(bridges.FrameworkNotInstalledError) as caught:
-        bridges.Hub(frameworks=[spec.name])
-    assert f"pip install 'tulip-bridges[{spec.name}]'" in str(caught.value)
+        bridges.Hub(frameworks=[entry.name])
+    assert f"pip install 'tulip-bridges[{entry.name}]'" in str(caught.value)
     assert isinstance(caught.value, ImportError)
+
+
+@pytest.mark.parametrize("entry", _adapter.BUILTIN, ids=lambda entry: entry.name)
+def test_a_built_in_adapter_class_describes_itself_as_its_registry_entry_does(
+    entry: _adapter.AdapterEntry,
+) -> None:
+    if not entry.available():
+        pytest.skip(f"{entry.name} is not installed")
+    cls = _adapter.load(entry)
+    assert (cls.name, cls.requires, cls.install_hint) == (
+        entry.name,
+        entry.requires,
+        entry.install_hint,
+    )
 
 
 def test_auto_leaves_out_frameworks_that_are_not_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for spec in _adapters.ADAPTERS:
-        monkeypatch.setitem(sys.modules, spec.requires, None)
-    assert _adapters.resolve("auto") == []
+    for entry in _adapter.BUILTIN:
+        assert entry.requires is not None
+        monkeypatch.setitem(sys.modules, entry.requires, None)
+    assert [cls for cls in _adapter.resolve("auto") if cls.name in _builtin_names()] == []
+
+
+def _builtin_names() -> set[str]:
+    return {entry.name for entry in _adapter.BUILTIN}
 
 
 def test_auto_picks_every_installed_framework_in_attach_order() -> None:
-    wanted = [spec.name for spec in _adapters.ADAPTERS if _adapters.installed(spec)]
-    assert [spec.name for spec in _adapters.resolve("auto")] == wanted
+    wanted = [entry.name for entry in _adapter.BUILTIN if entry.available()]
+    chosen = [cls.name for cls in _adapter.resolve("auto") if cls.name in _builtin_names()]
+    assert chosen == wanted
 
 
 def test_frameworks_are_attached_in_the_fixed_order_whatever_order_they_are_named_in() -> None:
-    names = [spec.name for spec in _adapters.ADAPTERS if _adapters.installed(spec)]
-    assert [spec.name for spec in _adapters.resolve(list(reversed(names)))] == names
+    names = [entry.name for entry in _adapter.BUILTIN if entry.available()]
+    assert [cls.name for cls in _adapter.resolve(list(reversed(names)))] == names
 
 
 # -- file descriptors ------------------------------------------------------
@@ -484,3 +505,14 @@ def test_a_task_spawned_while_the_legacy_tasks_stop_is_cancelled_too() -> None:
         return spawned[0].cancelled()
 
     assert asyncio.run(main()) is True
+
+
+def test_every_fd_an_adapter_registers_is_owned_under_the_adapters_name() -> None:
+    async def main() -> tuple[set[str], tuple[str, ...]]:
+        hub = bridges.current_hub()
+        owners = hub.fd_owners()
+        return {*owners["readers"].values(), *owners["writers"].values()}, hub.frameworks
+
+    owners, frameworks = bridges.run(main)
+    assert owners  # Twisted's waker, gevent's and asyncore's epoll sets
+    assert owners <= set(frameworks)

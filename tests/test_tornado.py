@@ -102,7 +102,7 @@ def test_ioloop_on_a_hub_without_tornado_says_to_attach_it() -> None:
     async def main() -> None:
         btn.ioloop()
 
-    with pytest.raises(btn.TornadoNotAttachedError, match=re.escape("frameworks=[..., 'tornado']")):
+    with pytest.raises(btn.NotAttachedError, match=re.escape("frameworks=[..., 'tornado']")):
         bridges.run(main, frameworks=None)
 
 
@@ -154,7 +154,7 @@ def test_trap_ioloop_start_inside_the_hub_fails_saying_what_to_do() -> None:
     async def main() -> None:
         IOLoop.current().start()
 
-    with pytest.raises(btn.IOLoopOwnedByHubError, match="Remove the start\\(\\) call"):
+    with pytest.raises(btn.HubOwnsLoopError, match="Remove the start\\(\\) call"):
         run_tornado(main)
 
 
@@ -165,7 +165,7 @@ def test_trap_run_sync_inside_the_hub_refuses_before_scheduling_so_the_hub_keeps
         ran.append("job ran")
 
     async def main() -> str:
-        with pytest.raises(btn.IOLoopOwnedByHubError, match="run_sync"):
+        with pytest.raises(btn.HubOwnsLoopError, match="run_sync"):
             IOLoop.current().run_sync(job)
         for _ in range(5):
             await asyncio.sleep(0)

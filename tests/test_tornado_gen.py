@@ -228,8 +228,13 @@ def test_issue_3537_an_already_cancelled_future_yielded_first_resolves_as_cancel
 
 
 def test_the_3537_fix_is_installed_only_on_tornado_versions_that_need_it() -> None:
-    patched = gen.Runner.run is btn._run_resolving_cancellation
-    assert patched == (tornado.version_info < (6, 6))
+    from bridges.tornado import _compat
+
+    async def main() -> bool:
+        return gen.Runner.run is _compat._run_resolving_cancellation
+
+    assert run_tornado(main) == (tornado.version_info < (6, 6))
+    assert gen.Runner.run is _compat._tornados_run
 
 
 def test_limit_gen_with_timeout_does_not_cancel_the_future_it_gave_up_on() -> None:

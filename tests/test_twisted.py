@@ -23,7 +23,7 @@ from twisted.internet import error
 
 import bridges
 from bridges import twisted as bt
-from bridges.twisted._reactor import HubReactor, ReactorRunError
+from bridges.twisted import HubOwnsLoopError, HubReactor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,20 +117,29 @@ def test_reactor_run_inside_the_hub_raises_a_bridge_error_that_says_to_drop_it()
     async def main() -> None:
         reactor().run()
 
-    with pytest.raises(ReactorRunError, match=r"Drop the reactor\.run"):
+    with pytest.raises(HubOwnsLoopError, match=r"Drop the reactor\.run"):
         run_twisted(main)
 
 
-def test_bt_reactor_is_the_running_hubs_reactor() -> None:
+def test_get_reactor_is_the_running_hubs_reactor() -> None:
     async def main() -> bool:
-        return bt.reactor is reactor()
+        return bt.get_reactor() is reactor()
 
     assert run_twisted(main)
 
 
-def test_bt_reactor_outside_a_hub_raises_hub_not_running() -> None:
-    with pytest.raises(bridges.HubNotRunningError):
-        bt.reactor  # noqa: B018 - the attribute access is the behaviour under test
+def test_get_reactor_outside_a_hub_raises_not_attached_which_is_hub_not_running() -> None:
+    with pytest.raises(bridges.NotAttachedError, match="no bridges hub is running"):
+        bt.get_reactor()
+    assert issubclass(bridges.NotAttachedError, bridges.HubNotRunningError)
+
+
+def test_get_reactor_on_a_hub_without_twisted_says_how_to_attach_it() -> None:
+    async def main() -> None:
+        bt.get_reactor()
+
+    with pytest.raises(bridges.NotAttachedError, match=r"frameworks=\[\.\.\., 'twisted'\]"):
+        bridges.run(main, frameworks=None)
 
 
 # -- start --------------------------------------------------------------------
@@ -471,7 +480,7 @@ def test_reactor_calls_between_runs_raise_reactor_not_bound_saying_to_call_them_
         pass
 
     run_twisted(noop)
-    with socket.socket() as sock, pytest.raises(bt.ReactorNotBoundError) as caught:
+    with socket.socket() as sock, pytest.raises(bt.NotAttachedError) as caught:
         call(reactor(), sock)
     assert isinstance(caught.value, bridges.BridgeError)
     assert isinstance(caught.value, error.ReactorNotRunning)
@@ -530,7 +539,7 @@ def test_a_hub_whose_loop_closed_before_twisted_detached_does_not_block_later_ru
     abandoned = bridges.Hub(frameworks=["twisted"])
     loop.run_until_complete(abandoned.__aenter__())
     loop.close()  # as a second Ctrl-C while stopping can leave it
-    with pytest.raises(bt.ReactorNotBoundError):
+    with pytest.raises(bt.NotAttachedError):
         reactor().callFromThread(print, "never")
 
     async def main() -> bool:
@@ -700,50 +709,3 @@ def test_spawn_process_ends_because_the_reactor_reaps_its_children(
         return await ended
 
     assert run_twisted(main, loop_factory=loop_factory) == expected
-
-
-# -- private attributes we rely on -------------------------------------------------
-
-
-def test_twisted_private_attributes_still_exist() -> None:
-    """Breaks when a Twisted upgrade renames what bridges/twisted/_reactor.py touches."""
-    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-    from twisted.internet.base import _ThreePhaseEvent
-
-    loop = asyncio.new_event_loop()
-    stock = AsyncioSelectorReactor(loop)
-    try:
-        for name in (
-            "_asyncioEventloop",
-            "_readers",
-            "_writers",
-            "_continuousPolling",
-            "_internalReaders",
-            "_started",
-            "_stopped",
-            "_justStopped",
-            "_startedBefore",
-            "_eventTriggers",
-            "_threadpoolStartupID",
-            "threadpoolShutdownID",
-            "_reallyStartRunning",
-            "_initThreadPool",
-            "_stopThreadPool",
-            "_cancelCallLater",
-            "_moveCallLaterSooner",
-            "_readOrWrite",
-            "_removeAll",
-        ):
-            assert hasattr(stock, name), name
-        assert hasattr(stock._continuousPolling, "_readers")
-        assert hasattr(stock._continuousPolling, "_writers")
-        from twisted.python import context
-
-        assert isinstance(context.theContextTracker, context.ThreadedContextTracker)
-        assert isinstance(context.theContextTracker.currentContext().contexts, list)
-        event = _ThreePhaseEvent()
-        assert (event.before, event.during, event.after, event.state) == ([], [], [], "BASE")
-    finally:
-        stock.removeReader(stock.waker)
-        stock.waker.connectionLost(None)
-        loop.close()

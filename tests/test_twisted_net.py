@@ -227,7 +227,7 @@ def test_a_large_write_through_a_full_socket_arrives_whole_and_in_order(
 def test_soon_write_is_used_only_for_twisteds_own_connections_with_their_own_do_write() -> None:
     from twisted.internet import tcp
 
-    from bridges.twisted._reactor import _writes_safely_when_not_writable
+    from bridges.twisted._writes import _writes_safely_when_not_writable
 
     class CustomWrite(tcp.Server):
         def doWrite(self) -> None:

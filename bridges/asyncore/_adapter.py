@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from .._adapter import Adapter, LeakFinder
+from ._errors import NotAttachedError
 
 if TYPE_CHECKING:
     from . import _Driver
@@ -23,6 +24,7 @@ class AsyncoreAdapter(Adapter):
     # First to attach: it owns the lowest level (raw fds).
     order: ClassVar[int] = 10
     install_hint: ClassVar[str] = "pip install 'tulip-bridges[asyncore]'"
+    not_attached: ClassVar[type[NotAttachedError]] = NotAttachedError
 
     driver: _Driver
     """The registered dispatchers, the interest sweep, the waiters of this hub."""
@@ -35,7 +37,8 @@ class AsyncoreAdapter(Adapter):
 
     def attach(self) -> None:
         """Take over ``asyncore.socket_map`` and ``asyncore.loop`` (and install()ed modules')."""
-        from . import _KNOWN_FLAVORS, _add_flavor, _Driver, _flavors
+        from ._driver import _Driver
+        from ._state import _KNOWN_FLAVORS, _add_flavor, _flavors
 
         for name in _KNOWN_FLAVORS:
             module = sys.modules.get(name)

@@ -10,8 +10,8 @@ from .._adapter import Adapter, LeakFinder
 if TYPE_CHECKING:
     import gevent.hub
 
-    from .._gevent_loop import AsyncioLoop
     from .._hub import Hub
+    from ._loop import AsyncioLoop
 
 __all__ = ["GeventAdapter"]
 
@@ -36,7 +36,7 @@ class GeventAdapter(Adapter):
 
     @classmethod
     def converters(cls) -> dict[type, Callable[[Any], asyncio.Future[Any]]]:
-        from . import _CONVERTERS
+        from ._api import _CONVERTERS
 
         return dict(_CONVERTERS)
 
@@ -48,8 +48,8 @@ class GeventAdapter(Adapter):
         """Install a fresh gevent hub for this thread, bound to the hub's loop."""
         from gevent._hub_local import set_hub
 
-        from .._gevent_loop import AsyncioLoop
-        from . import _BridgeHub
+        from ._api import _BridgeHub
+        from ._loop import AsyncioLoop
 
         hub = self.hub
         _use_original_selector(hub.loop)
@@ -100,7 +100,7 @@ class GeventAdapter(Adapter):
         from gevent._hub_local import get_hub_if_exists, set_hub
         from greenlet import getcurrent
 
-        from .._unpatched import clear_default_executor
+        from ._compat import clear_default_executor
 
         if self.executor is not None:
             # asyncio's shutdown_default_executor() would join it from a *patched*
@@ -165,7 +165,7 @@ def _idle_native_hub() -> gevent.hub.Hub | None:
     """
     from gevent._hub_local import get_hub_if_exists
 
-    from . import GeventHubBusyError
+    from ._api import GeventHubBusyError
 
     existing = get_hub_if_exists()
     if existing is None:
@@ -188,13 +188,13 @@ def _use_original_selector(loop: asyncio.AbstractEventLoop) -> None:
     which blocks by switching to gevent's hub: an asyncio loop created after
     patching would wait on gevent, which now waits on asyncio.
     """
-    from .._gevent_loop import _original, replace_selector
+    from ._compat import original_attr, replace_selector
 
     selector = getattr(loop, "_selector", None)
     if selector is None or not type(selector).__module__.startswith("gevent"):
         return
     # Closing gevent's selector stops the watchers it left on this thread's native hub.
-    replace_selector(loop, _original("selectors", "DefaultSelector")())
+    replace_selector(loop, original_attr("selectors", "DefaultSelector")())
 
 
 def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:
@@ -205,7 +205,7 @@ def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:
         # uvloop keeps its executor where we cannot clear it again at detach
         # (see _release_executor); there asyncio's executor stays as patched.
         return None
-    from .._gevent_loop import RealThreadExecutor
+    from ._executor import RealThreadExecutor
 
     executor = RealThreadExecutor()
     loop.set_default_executor(executor)

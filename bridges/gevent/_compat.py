@@ -1,5 +1,8 @@
 """Every private detail of gevent (and of asyncio, for gevent's sake) the adapter relies on.
 
+Nothing here imports gevent at import time: the loop imports this module
+while gevent itself is being imported (``GEVENT_LOOP``, standalone mode).
+
 Each function touches one detail, says which versions it was checked on, and
 has a test of the *behaviour* relied on in tests/test_gevent_compat.py.  A
 detail that has gone fails loudly (an error or a warning that says what is
@@ -8,13 +11,27 @@ lost), never by silently switching a feature off.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal as _signal_module
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-import gevent
-import gevent.hub
+from .._unpatched import clear_default_executor, replace_selector
 
-__all__ = ["MISSING", "existing_threadpool"]
+if TYPE_CHECKING:
+    import gevent.hub
+
+__all__ = [
+    "MISSING",
+    "clear_default_executor",
+    "core_events_sentinel",
+    "existing_threadpool",
+    "new_standalone_loop",
+    "original_attr",
+    "renew_after_fork",
+    "replace_selector",
+]
 
 MISSING = object()
 
@@ -29,6 +46,8 @@ def existing_threadpool(ghub: gevent.hub.Hub) -> Any:
     """
     pool = getattr(ghub, "_threadpool", MISSING)
     if pool is MISSING:
+        import gevent
+
         warnings.warn(
             f"bridges: gevent {gevent.__version__} has no Hub._threadpool, so the hub cannot "
             "tell whether gevent's thread pool was used and cannot kill it at stop; its "
@@ -39,3 +58,103 @@ def existing_threadpool(ghub: gevent.hub.Hub) -> Any:
         )
         return None
     return pool
+
+
+def original_attr(module: str, name: str) -> Any:
+    """The unpatched ``module.name``: asyncio's machinery must not run on gevent's."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:  # pragma: no cover - gevent is always importable here
+        return getattr(__import__(module), name)
+    return get_original(module, name)
+
+
+def core_events_sentinel() -> Any:
+    from gevent._ffi.loop import GEVENT_CORE_EVENTS
+
+    return GEVENT_CORE_EVENTS
+
+
+def new_standalone_loop() -> asyncio.AbstractEventLoop:
+    """A fresh asyncio loop on the *original* selector and self-pipe, for the standalone mode.
+
+    After ``monkey.patch_all()`` asyncio would build its self-pipe from
+    gevent sockets, which need a gevent hub - the one being created right
+    now.  ``socket.socketpair`` is swapped for the original while the loop is
+    built (the constructor is the only place asyncio calls it).
+    """
+    with _plain_socketpair_installed():
+        return asyncio.SelectorEventLoop(original_attr("selectors", "DefaultSelector")())
+
+
+@contextlib.contextmanager
+def _swapped(module: Any, name: str, value: Any) -> Iterator[None]:
+    """``module.name`` is ``value`` inside the block (asyncio looks these up at call time)."""
+    patched = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, patched)
+
+
+@contextlib.contextmanager
+def real_signal_calls() -> Iterator[None]:
+    """asyncio's ``signal.signal()``/``set_wakeup_fd()`` calls reach the OS, not gevent.
+
+    After ``patch_all`` gevent's ``signal.signal()`` keeps a SIGCHLD handler
+    to itself instead of installing it, and would take asyncio's ``SIG_DFL``
+    at removal for the application resetting its own handler; gevent's
+    ``set_wakeup_fd()`` would take asyncio's self-pipe for the application's
+    wake-up fd, to which gevent reports SIGCHLD.
+    """
+    with (
+        _swapped(_signal_module, "signal", original_attr("signal", "signal")),
+        _swapped(_signal_module, "set_wakeup_fd", original_attr("signal", "set_wakeup_fd")),
+    ):
+        yield
+
+
+def _plain_socketpair_installed() -> contextlib.AbstractContextManager[None]:
+    """``socket.socketpair`` is an unpatched one while asyncio makes its self-pipe."""
+    import socket as socket_module
+
+    return _swapped(socket_module, "socketpair", _plain_socketpair)
+
+
+def renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:
+    """In a forked child: a new selector and self-pipe for ``loop``; False if it cannot.
+
+    CPython 3.9-3.13's ``BaseSelectorEventLoop`` makes its self-pipe in
+    ``_make_self_pipe``, drops it in ``_close_self_pipe`` and keeps its write
+    end in ``_csock``, which is also the signal wake-up fd while signal
+    handlers are installed; ``asyncio.events._set_running_loop`` records the
+    running loop with the pid (tests/test_gevent.py fails if these change).
+    uvloop keeps all of this in C.
+    """
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return False
+    replace_selector(loop, type(loop._selector)())  # type: ignore[attr-defined]
+    loop._close_self_pipe()  # type: ignore[attr-defined]
+    with _plain_socketpair_installed():
+        loop._make_self_pipe()  # type: ignore[attr-defined]
+    if getattr(loop, "_signal_handlers", None):
+        with contextlib.suppress(ValueError), real_signal_calls():  # ValueError: not main thread
+            _signal_module.set_wakeup_fd(loop._csock.fileno())  # type: ignore[attr-defined]
+    if loop.is_running():
+        # asyncio hides a running loop from a forked child (it records the
+        # pid); this child goes on running it.
+        asyncio.events._set_running_loop(loop)
+    return True
+
+
+def _plain_socketpair(*args: Any) -> tuple[Any, Any]:
+    """``socket.socketpair`` built from the original socket class, whatever is patched."""
+    import _socket
+
+    socket_class = original_attr("socket", "socket")
+    left, right = _socket.socketpair(*args)
+    return (
+        socket_class(left.family, left.type, left.proto, left.detach()),
+        socket_class(right.family, right.type, right.proto, right.detach()),
+    )

@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence
 
 from .._adapter import Adapter, LeakFinder
+from ._errors import NotAttachedError
 
 if TYPE_CHECKING:
     from .._hub import Hub
@@ -28,6 +29,7 @@ class TwistedAdapter(Adapter):
     order: ClassVar[int] = 40
     runs_shutdown_work: ClassVar[bool] = True
     install_hint: ClassVar[str] = "pip install 'tulip-bridges[twisted]'"
+    not_attached: ClassVar[type[NotAttachedError]] = NotAttachedError
 
     reactor: HubReactor
     """The hub's reactor (``twisted.internet.reactor`` while the hub runs)."""

@@ -6,7 +6,7 @@ from twisted.internet import error
 
 from .. import _errors
 
-__all__ = ["HubOwnsLoopError", "NotAttachedError"]
+__all__ = ["HubOwnsLoopError", "NotAttachedError", "not_bound"]
 
 
 class HubOwnsLoopError(_errors.HubOwnsLoopError, error.ReactorAlreadyRunning):
@@ -15,3 +15,12 @@ class HubOwnsLoopError(_errors.HubOwnsLoopError, error.ReactorAlreadyRunning):
 
 class NotAttachedError(_errors.NotAttachedError, error.ReactorNotRunning):
     """A reactor call needs the hub's loop, and no hub runs the reactor (between runs)."""
+
+
+def not_bound(what: str) -> NotAttachedError:
+    return NotAttachedError(
+        f"reactor.{what} was called while no bridges hub runs (between bridges.run calls), "
+        "so there is no loop to register it with; call it from code running on the hub "
+        "(inside bridges.run(..., frameworks=['twisted']) or `async with bridges.Hub():`), "
+        "e.g. from a function passed to reactor.callWhenRunning."
+    )

@@ -1,0 +1,176 @@
+"""The dispatch core of the gevent loop: getting gevent's work run in the hub greenlet."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from greenlet import getcurrent
+from greenlet import greenlet as _greenlet
+
+from ._watchers import (
+    _CALLBACK_CHECK_COUNT,
+    _REPOLLS,
+    _Async,
+    _Callback,
+    _Io,
+    _switch,
+    _Timer,
+    _Watcher,
+)
+
+
+class DispatchCore:
+    """Switches into gevent's hub greenlet to run what is due, and back (a mixin of AsyncioLoop)."""
+
+    # -- dispatch: getting gevent work run in the hub greenlet ---------------
+
+    def _schedule_pass(self) -> None:
+        if self._pass_scheduled or self._destroyed:
+            return
+        self._pass_scheduled = True
+        self._aio.call_soon(self._enter)
+
+    def _enter(self) -> None:
+        """asyncio callback: let the hub greenlet run what is due."""
+        self._pass_scheduled = False
+        self._enter_now()
+
+    def _enter_now(self) -> None:
+        hub = self._hub_glet
+        current = getcurrent()
+        if current is hub:
+            self._pass()
+        elif hub is not None and not self._destroyed:
+            self._entered_from = current
+            _switch(hub)
+
+    def run_soon_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
+        """From an asyncio callback: run ``func(*args)`` in the hub greenlet right now."""
+        self._queue.append(_Callback(func, args))
+        self._enter_now()
+
+    def run_pending_from_asyncio(self) -> None:
+        """From asyncio code: run the hub's queued callbacks now, not on the next iteration.
+
+        Only on the asyncio side (the hub parked), and only when there is
+        something to run; from a greenlet the pass is already under way.
+        """
+        if self.parked and self._queue and not self._destroyed and self._hosted:
+            self._enter_now()
+
+    def bind_hub(self, hub: _greenlet) -> None:
+        """Hosted mode: the gevent hub greenlet that asyncio callbacks switch into."""
+        self._hub_glet = hub
+
+    def _queue_fire(self, watcher: _Watcher) -> None:
+        if not watcher._queued:
+            watcher._queued = True
+            self._queue.append(watcher)
+
+    def _pass(self) -> None:
+        """One pass of the gevent loop: prepare, callbacks, check, idle (libev's order)."""
+        self.iteration += 1
+        queue = self._queue
+        per_pass = self._per_pass
+        self._draining = True
+        try:
+            repolls = 0
+            if self._poll_due and self._poll_fds() > 1:
+                repolls = _REPOLLS
+            if per_pass["prepare"]:
+                self._run_watchers(per_pass["prepare"])
+            count = _CALLBACK_CHECK_COUNT
+            deadline = 0.0
+            while True:
+                if not queue:
+                    if not repolls or not self._repoll():
+                        break
+                    repolls -= 1
+                item = queue.popleft()
+                try:
+                    # The two hot _fire()s inline: _Callback (every greenlet
+                    # start, switch and link notification) and _Io (every
+                    # ready fd), without a Python frame each.
+                    kind = item.__class__
+                    if kind is _Callback:
+                        callback = item.callback
+                        if callback is not None:
+                            item.callback = None
+                            item.pending = False
+                            try:
+                                callback(*item.args)
+                            finally:
+                                item.args = None
+                    elif kind is _Io and not item._pass_events:
+                        item._queued = False
+                        item._revents = 0
+                        callback = item._callback
+                        if callback is not None and item._active:
+                            callback(*(item._args or ()))
+                    else:
+                        item._fire()
+                except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
+                    self._callback_failed(item)
+                    if self._unwinding is not None:
+                        return
+                count -= 1
+                if not count:
+                    # Greenlets that keep yielding (sleep(0) loops) must not
+                    # starve asyncio: after a switch interval, give the loop a
+                    # turn and continue on the next pass.
+                    count = _CALLBACK_CHECK_COUNT
+                    now = self._aio.time()
+                    if not deadline:
+                        deadline = now + sys.getswitchinterval()
+                    elif now >= deadline:
+                        break
+            if per_pass["check"]:
+                self._run_watchers(per_pass["check"])
+            if per_pass["idle"] and not queue:
+                self._run_watchers(per_pass["idle"])
+        finally:
+            self._draining = False
+        if self._closing:
+            self._register_deferred()
+        if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
+            self._schedule_pass()
+        if not self._hosted and self._idle_now():
+            self._aio.stop()
+
+    def _repoll(self) -> bool:
+        """Poll the private epoll again before parking; True if it found work.
+
+        The greenlets just served usually made the next fds ready (a reply
+        sent, a peer answered): one ``epoll.poll(0)`` here serves them
+        without an asyncio iteration (its own ``select`` system call and
+        bookkeeping) in between.  At most ``_REPOLLS`` times per pass, and
+        only in passes that started with several ready fds: with one (a
+        single connection's ping-pong) the peer has not answered yet, and the
+        poll would be a wasted system call.
+        """
+        if self._destroyed:
+            return False
+        self._poll_fds()
+        return bool(self._queue)
+
+    def _run_watchers(self, watchers: list[_Watcher]) -> None:
+        for watcher in list(watchers):
+            if not watcher._active:
+                continue
+            try:
+                watcher._fire()
+            except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
+                self._callback_failed(watcher)
+
+    def _timer_due(self, watcher: _Timer) -> None:
+        watcher._handle = None
+        self._queue_fire(watcher)
+        self._enter_now()
+
+    def _async_due(self, watcher: _Async) -> None:
+        if watcher._active:
+            self._queue_fire(watcher)
+        else:
+            watcher._sent = False
+        self._enter_now()

@@ -1,0 +1,307 @@
+"""The fd poller of the gevent loop: many gevent watchers per fd, one registration."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from typing import Any
+
+from ._compat import original_attr as _original
+from ._watchers import (
+    _BOUND_PRUNE,
+    _EPOLL_MASK_OF_EVENTS,
+    _EPOLL_REPORTED,
+    _EV_ERROR,
+    _EVENTS_OF_EPOLL_MASK,
+    _READ,
+    _UNBOUND,
+    _WRITE,
+    OWNER,
+    _FdEntry,
+    _Io,
+)
+
+
+class FdPoller:
+    """gevent's io watchers on a private epoll (or asyncio's readers), a mixin of AsyncioLoop."""
+
+    # -- io: many gevent watchers per fd, registered lazily -----------------
+
+    def _io_start(self, watcher: _Io) -> None:
+        """The slow path of ``_Io.start``: bind the watcher, register what is missing."""
+        if watcher.fd in self._closing:
+            # The fd is closed at the end of this pass.  Registering it now
+            # would be dropped by the kernel at that close, silently; libev
+            # registers at its next poll and so reports the closed fd to the
+            # watcher (gevent's select.poll turns that into POLLNVAL).
+            self._deferred.append(watcher)
+            if not self._draining:
+                self._schedule_pass()
+            return
+        try:
+            self._bind_and_register(watcher)
+        except BaseException:
+            watcher.stop()
+            entry = self._fds.get(watcher.fd)
+            if entry is not None and not entry.mask and not self._waited_on(entry):
+                self._forget(watcher.fd, entry)
+            raise
+
+    def _bind_and_register(self, watcher: _Io) -> None:
+        fd = watcher.fd
+        entry = self._fds.get(fd)
+        if entry is None:
+            entry = self._fds[fd] = _FdEntry()
+        if watcher._entry is not entry:
+            self._bind(watcher, entry)
+        missing = watcher.events & ~entry.mask
+        if missing:
+            self._register(fd, entry, missing)
+
+    def _register_deferred(self) -> None:
+        """After the pass that closed the fds in ``_closing``: register what waited for it."""
+        self._closing.clear()
+        deferred, self._deferred = self._deferred, []
+        for watcher in deferred:
+            if not watcher._active:
+                continue
+            try:
+                self._bind_and_register(watcher)
+            except OSError:
+                # libev's answer to an fd the poller refuses: the watcher
+                # fires with EV_ERROR, and the greenlet's next call sees why.
+                watcher._revents |= _EV_ERROR | watcher.events
+                self._queue_fire(watcher)
+                self._schedule_pass()
+
+    def _bind(self, watcher: _Io, entry: _FdEntry) -> None:
+        if not self._waited_on(entry):
+            # Nobody waits on this fd: if it was closed without closing_fd()
+            # and its number reused, the registration we kept points at the
+            # old file, which epoll has already forgotten.  Register afresh,
+            # and let go of the watchers bound so far.
+            self._unregister(watcher.fd, entry)
+            self._unbind_all(entry)
+        elif len(entry.watchers) >= _BOUND_PRUNE:
+            # A watcher per wait (gevent.socket.wait_read) beside one that
+            # always waits: drop the stopped ones rather than keep them all.
+            kept = []
+            for bound in entry.watchers:
+                if bound._active:
+                    kept.append(bound)
+                else:
+                    bound._entry = _UNBOUND
+            entry.watchers = kept
+        entry.watchers.append(watcher)
+        watcher._entry = entry
+
+    @staticmethod
+    def _waited_on(entry: _FdEntry) -> bool:
+        return any(watcher._active for watcher in entry.watchers)
+
+    @staticmethod
+    def _unbind_all(entry: _FdEntry) -> list[_Io]:
+        """Unbind ``entry``'s watchers; return them."""
+        watchers, entry.watchers = entry.watchers, []
+        for watcher in watchers:
+            watcher._entry = _UNBOUND
+        return watchers
+
+    def _forget(self, fd: int, entry: _FdEntry) -> None:
+        if self._fds.get(fd) is entry:
+            del self._fds[fd]
+        self._unbind_all(entry)
+
+    def _register(self, fd: int, entry: _FdEntry, events: int) -> None:
+        if self._epoll is not None:
+            before = entry.mask
+            entry.mask |= events
+            try:
+                self._epoll_sync(fd, entry)
+            except BaseException:
+                entry.mask = before
+                raise
+            return
+        for event in (_READ, _WRITE):
+            if events & event:
+                self._add(fd, event)
+                entry.mask |= event
+
+    def _add(self, fd: int, event: int) -> None:
+        registry = self._fd_registry
+        read = event == _READ
+        try:
+            if registry is not None:
+                (registry.add_reader if read else registry.add_writer)(
+                    fd, self._io_ready, fd, event, owner=OWNER
+                )
+            else:
+                (self._aio.add_reader if read else self._aio.add_writer)(
+                    fd, self._io_ready, fd, event
+                )
+        except ValueError as exc:
+            # asyncio refuses a closed fd with ValueError; gevent expects EBADF.
+            raise OSError(errno.EBADF, f"bad file descriptor {fd}: {exc}") from exc
+
+    def _remove(self, fd: int, event: int) -> None:
+        registry = self._fd_registry
+        if self._aio.is_closed():
+            return
+        read = event == _READ
+        if registry is not None:
+            (registry.remove_reader if read else registry.remove_writer)(fd, owner=OWNER)
+        else:
+            (self._aio.remove_reader if read else self._aio.remove_writer)(fd)
+
+    def _unregister(self, fd: int, entry: _FdEntry, events: int = _READ | _WRITE) -> None:
+        """Drop ``events`` from ``fd``'s registration."""
+        dropped = entry.mask & events
+        entry.mask &= ~events
+        if self._epoll is not None:
+            self._epoll_sync(fd, entry)
+            return
+        for event in (_READ, _WRITE):
+            if dropped & event:
+                self._remove(fd, event)
+
+    def _drop_idle_registration(self, fd: int, entry: _FdEntry, events: int) -> None:
+        self._unregister(fd, entry, events)
+        if not entry.mask and not self._waited_on(entry):
+            self._forget(fd, entry)
+
+    def _queue_io(self, entry: _FdEntry, event: int) -> int:
+        """Queue the started watchers waiting for ``event``; return the events they want."""
+        wanted = 0
+        queue = self._queue
+        for watcher in entry.watchers:
+            got = watcher.events & event
+            if got and watcher._active:
+                wanted |= got
+                watcher._revents |= got
+                if not watcher._queued:
+                    watcher._queued = True
+                    queue.append(watcher)
+        return wanted
+
+    # asyncio as the poller (where there is no epoll): one reader/writer per fd.
+
+    def _io_ready(self, fd: int, event: int) -> None:
+        """asyncio reader/writer callback: queue the gevent watchers waiting for ``event``."""
+        entry = self._fds.get(fd)
+        if entry is None:
+            return
+        if not self._queue_io(entry, event):
+            self._drop_idle_registration(fd, entry, event)
+        elif not self._pass_scheduled:
+            # One pass per loop iteration serves every fd that became ready
+            # in it, instead of a switch into the hub per fd.
+            self._pass_scheduled = True
+            self._aio.call_soon(self._enter)
+
+    # A private epoll whose own fd asyncio watches: one asyncio callback per
+    # loop iteration however many gevent fds are ready, and registrations in C
+    # instead of asyncio's per-fd Python bookkeeping (see docs/gevent.md).
+
+    def _epoll_sync(self, fd: int, entry: _FdEntry) -> None:
+        mask = _EPOLL_MASK_OF_EVENTS[entry.mask]
+        epoll = self._epoll
+        if not mask:
+            if entry.in_epoll:
+                entry.in_epoll = False
+                with contextlib.suppress(OSError):
+                    epoll.unregister(fd)
+            return
+        if not self._epoll_watched:
+            self._watch_epoll()
+        if entry.in_epoll:
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                # Closed and reused behind gevent's back: epoll forgot the old file.
+                epoll.register(fd, mask)
+        else:
+            try:
+                epoll.register(fd, mask)
+            except FileExistsError:
+                epoll.modify(fd, mask)
+            entry.in_epoll = True
+
+    def _watch_epoll(self) -> None:
+        epfd = self._epoll.fileno()
+        if self._fd_registry is not None:
+            self._fd_registry.add_reader(epfd, self._epoll_ready, owner=OWNER)
+        else:
+            self._aio.add_reader(epfd, self._epoll_ready)
+        self._epoll_watched = True
+
+    def _unwatch_epoll(self) -> None:
+        if self._epoll_watched and not self._aio.is_closed():
+            epfd = self._epoll.fileno()
+            if self._fd_registry is not None:
+                self._fd_registry.remove_reader(epfd, owner=OWNER)
+            else:
+                self._aio.remove_reader(epfd)
+        self._epoll_watched = False
+
+    def _renew_epoll(self) -> None:
+        """In a forked child: a private epoll of its own, with the registrations kept."""
+        if self._epoll is None:
+            return
+        self._unwatch_epoll()
+        self._epoll.close()
+        self._epoll = new_epoll()
+        for fd, entry in self._fds.items():
+            entry.in_epoll = False
+            try:
+                self._epoll_sync(fd, entry)
+            except OSError:
+                entry.mask = 0  # closed since; a new start registers afresh
+
+    def _epoll_ready(self) -> None:
+        """asyncio reader callback on the private epoll: let the hub poll it."""
+        self._poll_due = True
+        self._enter_now()
+
+    def _poll_fds(self) -> int:
+        """Queue the watchers of the fds the private epoll reports ready; return how many fds."""
+        self._poll_due = False
+        fds = self._fds
+        queue = self._queue
+        ready = self._epoll.poll(0)
+        for fd, mask in ready:
+            entry = fds.get(fd)
+            if entry is None:
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
+                continue
+            event = _EVENTS_OF_EPOLL_MASK[mask & _EPOLL_REPORTED] & entry.mask
+            # _queue_io, inline: this runs for every ready fd.
+            wanted = 0
+            for watcher in entry.watchers:
+                got = watcher.events & event
+                if got and watcher._active:
+                    wanted |= got
+                    watcher._revents |= got
+                    if not watcher._queued:
+                        watcher._queued = True
+                        queue.append(watcher)
+            idle = event & ~wanted
+            if idle:
+                self._drop_idle_registration(fd, entry, idle)
+        return len(ready)
+
+
+def new_epoll() -> Any:
+    """The private epoll for gevent's fds, or None to register each fd with asyncio.
+
+    ``BRIDGES_GEVENT_POLLER=asyncio`` chooses the latter (also the only way
+    where there is no epoll); benchmarks/bench_gevent.py compares the two.
+    """
+    if os.environ.get("BRIDGES_GEVENT_POLLER", "epoll") == "asyncio":
+        return None
+    try:
+        epoll_class = _original("select", "epoll")
+    except AttributeError:
+        return None
+    return epoll_class()

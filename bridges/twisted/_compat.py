@@ -1,0 +1,154 @@
+"""Every private attribute of Twisted (and asyncio) the hub's reactor touches, one function each.
+
+Checked on Twisted 23.10 - 26.10 (``twisted.internet.base`` / ``asyncioreactor``);
+tests/test_twisted_compat.py tests the behaviour each relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Callable
+
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+from twisted.internet.base import ReactorBase
+from twisted.python import context as twisted_context
+
+
+def _set_loop(reactor: AsyncioSelectorReactor, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Point the stock reactor at ``loop`` (``_asyncioEventloop``, Twisted 23.10 - 26.10).
+
+    Everything else the stock reactor does with the loop (timers, fds) is
+    overridden in :class:`HubReactor`, so this one attribute is enough.
+    """
+    reactor._asyncioEventloop = loop  # type: ignore[assignment]
+
+
+def _read_or_write(reactor: AsyncioSelectorReactor) -> Callable[[Any, bool], None]:
+    """Twisted's handler of one fd event: doRead/doWrite, then connectionLost if needed.
+
+    ``_readOrWrite`` (Twisted 23.10 - 26.10).
+    """
+    return reactor._readOrWrite  # type: ignore[no-any-return]
+
+
+def _remove_all(reactor: ReactorBase, readers: list[Any], writers: list[Any]) -> list[Any]:
+    """Remove these selectables the way ``removeAll`` does (``_removeAll``, 23.10 - 26.10)."""
+    return reactor._removeAll(readers, writers)  # type: ignore[no-any-return]
+
+
+def _really_start_running(reactor: ReactorBase) -> Callable[[], None]:
+    """The reactor's own ``during startup`` trigger (``_reallyStartRunning``, 23.10 - 26.10)."""
+    return reactor._reallyStartRunning  # type: ignore[no-any-return]
+
+
+def _fd_tables(reactor: AsyncioSelectorReactor) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The stock reactor's ``{selectable: fd}`` tables of readers and writers (23.10 - 26.10)."""
+    return reactor._readers, reactor._writers
+
+
+def _polling(reactor: AsyncioSelectorReactor) -> Any:
+    """The stock reactor's poller of fds epoll refuses (``_continuousPolling``, 23.10 - 26.10)."""
+    return reactor._continuousPolling
+
+
+def _is_continuously_polled(reactor: AsyncioSelectorReactor, selectable: Any) -> bool:
+    """Whether the stock reactor polls ``selectable`` on a timer (23.10 - 26.10)."""
+    polling = _polling(reactor)
+    return selectable in polling._readers or selectable in polling._writers
+
+
+def _internal_readers(reactor: ReactorBase) -> set[Any]:
+    """Readers that belong to the reactor itself, e.g. its waker (ReactorBase, 23.10 - 26.10)."""
+    return reactor._internalReaders  # type: ignore[no-any-return]
+
+
+def _log_context_stack() -> list[Any] | None:
+    """This thread's stack of Twisted log contexts, or None if someone replaced the tracker.
+
+    ``twisted.python.context`` keeps one ``ContextTracker`` per thread, whose
+    ``contexts`` list ``context.call`` pushes to and pops from (Twisted
+    23.10 - 26.10).  The hub's thread pushes to it directly.
+    """
+    tracker = twisted_context.theContextTracker
+    if not isinstance(tracker, twisted_context.ThreadedContextTracker):
+        return None
+    stack = tracker.currentContext().contexts
+    return stack if isinstance(stack, list) else None
+
+
+def _reset_run_state(reactor: ReactorBase) -> None:
+    """Make a reactor that already ran and stopped startable again.
+
+    ReactorBase tracks its life in ``_started``, ``_stopped``,
+    ``_justStopped`` and ``_startedBefore`` (Twisted 23.10 - 26.10); the last
+    one makes a stock reactor refuse a second ``run()``.
+    """
+    reactor._started = False
+    reactor._stopped = True
+    reactor._justStopped = False
+    reactor._startedBefore = False
+    reactor.running = False
+
+
+def _mark_crashed(reactor: ReactorBase) -> None:
+    """What ``ReactorBase.crash`` does, without adding a second startup trigger (23.10 - 26.10)."""
+    reactor._started = False
+    reactor.running = False
+    _ensure_trigger(reactor, "during", "startup", _really_start_running(reactor))
+
+
+def _mark_stopped(reactor: ReactorBase) -> bool:
+    """Set the flags ``stop()`` sets; False if the reactor was already stopped (23.10 - 26.10)."""
+    if reactor._stopped:
+        return False
+    reactor._stopped = True
+    return True
+
+
+def _system_event(reactor: ReactorBase, event_type: str) -> Any | None:
+    """The ``_ThreePhaseEvent`` holding the triggers of ``event_type`` (23.10 - 26.10)."""
+    return reactor._eventTriggers.get(event_type)
+
+
+def _ensure_trigger(
+    reactor: ReactorBase, phase: str, event_type: str, fn: Callable[[], Any]
+) -> None:
+    """Add ``fn`` as a trigger unless it is already there (``_ThreePhaseEvent``, 23.10 - 26.10)."""
+    event = _system_event(reactor, event_type)
+    if event is None or (fn, (), {}) not in getattr(event, phase):
+        reactor.addSystemEventTrigger(phase, event_type, fn)
+
+
+def _abandon_event(reactor: ReactorBase, event_type: str) -> list[Any]:
+    """Drop the triggers of an event whose firing never finished; return what was dropped.
+
+    A ``before`` trigger's Deferred that never fires leaves the event in state
+    ``"BEFORE"`` with its ``during``/``after`` triggers queued; should the
+    Deferred fire later, those would run in the *next* run.  Emptying them
+    (and the state) makes a late firing harmless.  ``before`` triggers are
+    left only by an event that never started firing (``_ThreePhaseEvent``,
+    Twisted 23.10 - 26.10).
+    """
+    event = _system_event(reactor, event_type)
+    if event is None:
+        return []
+    dropped = list(event.before) + list(event.during) + list(event.after)
+    del event.before[:]
+    del event.during[:]
+    del event.after[:]
+    event.state = "BASE"
+    return dropped
+
+
+def _take_threadpool_triggers(reactor: ReactorBase) -> None:
+    """Remove the pool's start/stop triggers, as ``ReactorBase._stopThreadPool`` does.
+
+    ``_threadpoolStartupID`` and ``threadpoolShutdownID`` (Twisted 23.10 - 26.10).
+    """
+    for trigger in (reactor._threadpoolStartupID, reactor.threadpoolShutdownID):
+        if trigger is not None:
+            with contextlib.suppress(ValueError, KeyError):
+                reactor.removeSystemEventTrigger(trigger)
+    reactor._threadpoolStartupID = None
+    reactor.threadpoolShutdownID = None

@@ -1,0 +1,206 @@
+"""The private details of Twisted the hub's reactor relies on: one behaviour test each.
+
+Each test drives a *stock* ``AsyncioSelectorReactor`` (never installed) through
+the function of bridges/twisted/_compat.py named in its docstring, and checks
+what Twisted then does.  Checked on Twisted 23.10 - 26.10; a failure after a
+Twisted upgrade names the function to update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any, Iterator
+
+import pytest
+from twisted.internet import abstract, defer, error
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+from twisted.python import context
+from twisted.python.log import ILogContext
+
+from bridges.twisted import _compat
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def stock(loop: asyncio.AbstractEventLoop) -> Iterator[AsyncioSelectorReactor]:
+    reactor = AsyncioSelectorReactor(loop)
+    try:
+        yield reactor
+    finally:
+        reactor.removeReader(reactor.waker)
+        reactor.waker.connectionLost(None)
+
+
+class _Reader(abstract.FileDescriptor):
+    def __init__(self, reactor: Any, sock: socket.socket) -> None:
+        super().__init__(reactor)
+        self.sock = sock
+        self.reads = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> None:
+        self.reads += 1
+
+
+@pytest.fixture
+def reader(stock: AsyncioSelectorReactor) -> Iterator[_Reader]:
+    left, right = socket.socketpair()
+    try:
+        yield _Reader(stock, left)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_fd_tables_map_each_selectable_to_its_fd(
+    stock: AsyncioSelectorReactor, reader: _Reader
+) -> None:
+    """_fd_tables reads ``_readers``/``_writers``."""
+    stock.addReader(reader)
+    readers, writers = _compat._fd_tables(stock)
+    assert readers[reader] == reader.fileno()
+    assert reader not in writers
+    stock.removeReader(reader)
+    assert reader not in _compat._fd_tables(stock)[0]
+
+
+def test_read_or_write_runs_do_read_for_a_read_event(
+    stock: AsyncioSelectorReactor, reader: _Reader
+) -> None:
+    """_read_or_write is ``_readOrWrite(selectable, read)``."""
+    _compat._read_or_write(stock)(reader, True)
+    assert reader.reads == 1
+
+
+def test_remove_all_removes_the_selectables_given_and_returns_them(
+    stock: AsyncioSelectorReactor, reader: _Reader
+) -> None:
+    """_remove_all is ``_removeAll(readers, writers)``."""
+    stock.addReader(reader)
+    assert _compat._remove_all(stock, [reader], []) == [reader]
+    assert reader not in stock.getReaders()
+
+
+def test_internal_readers_hold_the_reactors_own_waker(stock: AsyncioSelectorReactor) -> None:
+    """_internal_readers reads ``_internalReaders``."""
+    assert stock.waker in _compat._internal_readers(stock)
+
+
+def test_a_reader_that_epoll_refuses_is_continuously_polled(
+    stock: AsyncioSelectorReactor, tmp_path: Any
+) -> None:
+    """_is_continuously_polled and _polling read ``_continuousPolling``'s tables."""
+    with open(tmp_path / "regular", "wb") as regular:
+        file_reader = _Reader(stock, regular)  # type: ignore[arg-type]
+        stock.addReader(file_reader)
+        try:
+            assert _compat._is_continuously_polled(stock, file_reader)
+        finally:
+            stock.removeReader(file_reader)
+        assert not _compat._is_continuously_polled(stock, file_reader)
+
+
+def test_log_context_stack_is_where_context_call_pushes_its_context() -> None:
+    """_log_context_stack reads the per-thread ``ContextTracker``'s ``contexts``."""
+    seen: list[Any] = []
+
+    def inside() -> None:
+        stack = _compat._log_context_stack()
+        assert stack is not None
+        seen.append(stack[-1].get(ILogContext))
+
+    context.call({ILogContext: {"system": "probe"}}, inside)
+    assert seen == [{"system": "probe"}]
+
+
+def test_mark_stopped_makes_a_second_stop_refused_as_not_running(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_mark_stopped sets ``_stopped``, which stop() checks."""
+    stock.startRunning(installSignalHandlers=False)
+    assert _compat._mark_stopped(stock) is True
+    assert _compat._mark_stopped(stock) is False
+    with pytest.raises(error.ReactorNotRunning):
+        stock.stop()
+
+
+def test_reset_run_state_lets_a_stopped_reactor_start_again(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_reset_run_state clears ``_started``, ``_stopped``, ``_justStopped``, ``_startedBefore``."""
+    stock.startRunning(installSignalHandlers=False)
+    stock.stop()
+    stock.fireSystemEvent("shutdown")
+    with pytest.raises(error.ReactorNotRestartable):
+        stock.startRunning(installSignalHandlers=False)
+    _compat._reset_run_state(stock)
+    stock.startRunning(installSignalHandlers=False)
+    assert stock.running
+
+
+def test_ensure_trigger_adds_a_trigger_once(stock: AsyncioSelectorReactor) -> None:
+    """_ensure_trigger reads a ``_ThreePhaseEvent``'s phase lists."""
+    calls: list[str] = []
+
+    def trigger() -> None:
+        calls.append("fired")
+
+    _compat._ensure_trigger(stock, "during", "custom", trigger)
+    _compat._ensure_trigger(stock, "during", "custom", trigger)
+    stock.fireSystemEvent("custom")
+    assert calls == ["fired"]
+
+
+def test_abandon_event_drops_the_triggers_a_late_before_deferred_would_run(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_abandon_event empties the phase lists and resets ``state``."""
+    late: defer.Deferred[None] = defer.Deferred()
+    calls: list[str] = []
+    stock.addSystemEventTrigger("before", "custom", lambda: late)
+    stock.addSystemEventTrigger("during", "custom", lambda: calls.append("during"))
+    stock.fireSystemEvent("custom")
+    dropped = _compat._abandon_event(stock, "custom")
+    assert len(dropped) == 1
+    late.callback(None)
+    assert calls == []
+
+
+def test_take_threadpool_triggers_leaves_the_pool_running_at_shutdown(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_take_threadpool_triggers removes ``_threadpoolStartupID``/``threadpoolShutdownID``."""
+    pool = stock.getThreadPool()
+    stock.startRunning(installSignalHandlers=False)
+    try:
+        assert pool.started
+        _compat._take_threadpool_triggers(stock)
+        stock.fireSystemEvent("shutdown")
+        assert pool.started
+    finally:
+        pool.stop()
+
+
+def test_set_loop_points_the_stock_reactor_at_another_loop(
+    stock: AsyncioSelectorReactor, loop: asyncio.AbstractEventLoop
+) -> None:
+    """_set_loop sets ``_asyncioEventloop``, where callLater schedules."""
+    other = asyncio.new_event_loop()
+    try:
+        _compat._set_loop(stock, other)
+        stock.callLater(0, lambda: None)
+        assert other._scheduled or other._ready  # type: ignore[attr-defined]
+    finally:
+        _compat._set_loop(stock, loop)
+        other.close()
