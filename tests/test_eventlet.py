@@ -382,7 +382,7 @@ def test_an_eventlet_blocking_call_in_a_coroutine_raises_instead_of_stalling(
     blocking: Any, loop_factory: Any
 ) -> None:
     async def main() -> str:
-        with pytest.raises(be.BlockingCallError, match="no greenthread to suspend"):
+        with pytest.raises(be.HubOwnsLoopError, match="no greenthread to suspend"):
             blocking()
         # the loop still runs eventlet afterwards
         return await bridges.awaitable(eventlet.spawn(lambda: "still running"))
@@ -396,7 +396,7 @@ def test_be_wait_from_a_coroutine_raises_and_closes_the_coroutine(loop_factory: 
 
     async def main() -> Any:
         coro = never_awaited()
-        with pytest.raises(be.BlockingCallError):
+        with pytest.raises(be.HubOwnsLoopError):
             be.wait(coro)
         return coro.cr_frame
 
@@ -405,7 +405,7 @@ def test_be_wait_from_a_coroutine_raises_and_closes_the_coroutine(loop_factory: 
 
 def test_an_eventlet_timeout_in_asyncio_code_raises(loop_factory: Any) -> None:
     async def main() -> str:
-        with pytest.raises(be.BlockingCallError, match=r"asyncio\.timeout"):
+        with pytest.raises(be.HubOwnsLoopError, match=r"asyncio\.timeout"):
             eventlet.Timeout(0.01)
         await asyncio.sleep(0.03)  # nothing is thrown into the loop later
         return "ok"
@@ -704,7 +704,7 @@ def test_an_eventlet_blocking_call_in_a_gevent_greenlet_raises(loop_factory: Any
     gevent = pytest.importorskip("gevent")
 
     def in_gevent() -> str:
-        with pytest.raises(be.BlockingCallError, match="gevent greenlet"):
+        with pytest.raises(be.HubOwnsLoopError, match="gevent greenlet"):
             eventlet.sleep(0)
         return "refused"
 
@@ -713,3 +713,16 @@ def test_an_eventlet_blocking_call_in_a_gevent_greenlet_raises(loop_factory: Any
 
     result = bridges.run(main, frameworks=["gevent", "eventlet"], loop_factory=loop_factory)
     assert result == "refused"
+
+
+def test_importing_bridges_eventlet_and_its_adapter_imports_no_eventlet(tmp_path: Any) -> None:
+    from _gevent_helpers import run_script
+
+    source = (
+        "import json, sys\n"
+        "import bridges.eventlet\n"
+        "from bridges import _adapter\n"
+        "names = [cls.name for cls in _adapter.resolve(['eventlet'])]\n"
+        "print(json.dumps([names, 'eventlet' in sys.modules]))\n"
+    )
+    assert run_script(tmp_path, source) == [["eventlet"], False]

@@ -31,7 +31,7 @@ class EventletAdapter(Adapter):
 
     @classmethod
     def converters(cls) -> dict[type, Callable[[Any], asyncio.Future[Any]]]:
-        from . import CONVERTERS
+        from ._api import CONVERTERS
 
         return dict(CONVERTERS)
 
@@ -109,7 +109,7 @@ class EventletAdapter(Adapter):
     def wrap_plain_test(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         # A greenthread gives a plain test something to block: eventlet.sleep,
         # green sockets and be.wait(aw) suspend only the test's greenthread.
-        from . import in_greenthread
+        from ._api import in_greenthread
 
         return lambda: in_greenthread(func, kwargs)
 

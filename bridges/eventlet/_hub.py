@@ -17,7 +17,7 @@ running.  This hub turns it around:
 
 The asyncio side has no greenthread to suspend: an eventlet blocking call
 made there (``eventlet.sleep``, ``gt.wait()``, green socket I/O, ...)
-raises :class:`BlockingCallError` at once instead of stalling every task.
+raises :class:`HubOwnsLoopError` at once instead of stalling every task.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from eventlet.hubs.timer import Timer
 from greenlet import getcurrent
 from greenlet import greenlet as raw_greenlet
 
-from .._errors import BridgeError
+from .. import _errors
 from . import _compat
 
-__all__ = ["BlockingCallError", "FdRegistry", "LoopHub"]
+__all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
 
 OWNER = "eventlet"
 _HANDLE = "_bridges_handle"
@@ -47,7 +47,7 @@ RECEIVED = "_bridges_received"
 """Set on a GreenThread whose outcome a bridge received (its exception is not reported)."""
 
 
-class BlockingCallError(BridgeError, RuntimeError):
+class HubOwnsLoopError(_errors.HubOwnsLoopError):
     """An eventlet blocking call was made where there is no greenthread to block.
 
     Also a ``RuntimeError``, which is what eventlet raises for a blocking
@@ -256,9 +256,9 @@ class LoopHub(_compat.AsyncioHubBase):
     def switch(self) -> Any:
         current = getcurrent()
         if current is self._asyncio_side:
-            raise BlockingCallError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
+            raise HubOwnsLoopError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
         if _is_gevent_greenlet(current):
-            raise BlockingCallError(
+            raise HubOwnsLoopError(
                 "an eventlet blocking call was made in a gevent greenlet: only eventlet's "
                 "greenthreads can block on eventlet's hub (a gevent greenlet blocks on gevent's). "
                 "Wait through asyncio instead: bg.wait(greenthread_or_event) in the greenlet, "
@@ -324,7 +324,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def _refuse_asyncio_side(self, timer: Timer, callback: Any, when: float) -> float:
         if callback == self._asyncio_side.throw:
             timer.called = True
-            raise BlockingCallError(
+            raise HubOwnsLoopError(
                 "an eventlet.Timeout was started in asyncio code, where it would be thrown "
                 "into the event loop itself. In a coroutine use asyncio.timeout() (or "
                 "asyncio.wait_for); keep eventlet.Timeout inside greenthreads."
