@@ -33,36 +33,15 @@ import time
 from typing import Any
 
 from _harness import Row, add_report_options, compare, emit
+from bench_gevent import _cpu_ns, _echo_clients, _has_uvloop, loop_kinds, resolve_in_turn
 
 REPS = 5
 SERVER_REPS = 7
 ROUND_TRIPS = 3000
-CONNECTIONS = 50
-ECHO_ROUNDS = 300
-PAYLOAD = b"x" * 64
-
-
-def _has_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def loop_kinds() -> list[str | None]:
-    return [None, "uvloop"] if _has_uvloop() else [None]
+CONNECTIONS = 50  # bench_gevent's echo clients: 50 connections x 300 rounds of 64 bytes
 
 
 # -- round trips, each measured in a fresh process ----------------------------------
-
-
-async def _resolve_in_turn(queue: asyncio.Queue[asyncio.Future[int]]) -> None:
-    i = 0
-    while True:
-        fut = await queue.get()
-        fut.set_result(i)
-        i += 1
 
 
 def _hub_round_trips(case: str, loop_factory: str | None) -> float:
@@ -75,7 +54,7 @@ def _hub_round_trips(case: str, loop_factory: str | None) -> float:
         loop = asyncio.get_running_loop()
         if case == "wait":
             queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
-            task = asyncio.ensure_future(_resolve_in_turn(queue))
+            task = asyncio.ensure_future(resolve_in_turn(queue))
 
             def waiter() -> float:
                 start = time.thread_time()
@@ -102,7 +81,7 @@ def _plain_asyncio_round_trips() -> float:
     async def main() -> float:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
-        task = asyncio.ensure_future(_resolve_in_turn(queue))
+        task = asyncio.ensure_future(resolve_in_turn(queue))
         start = time.thread_time()
         for _ in range(ROUND_TRIPS):
             fut = loop.create_future()
@@ -126,7 +105,7 @@ def _native_asyncio_hub_round_trips(case: str) -> float:
     loop = hub.loop
     if case == "wait":
         queue: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
-        task = loop.create_task(_resolve_in_turn(queue))
+        task = loop.create_task(resolve_in_turn(queue))
 
         def waiter() -> float:
             start = time.thread_time()
@@ -243,27 +222,6 @@ def serve(mode: str) -> None:
         await asyncio.get_running_loop().create_future()  # until SIGTERM
 
     bridges.run(main, frameworks=["eventlet"], loop_factory="uvloop" if mode == "uvloop" else None)
-
-
-def _cpu_ns(pid: int) -> int:
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total
-
-
-async def _echo_clients(port: int) -> int:
-    async def one() -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(ECHO_ROUNDS):
-            writer.write(PAYLOAD)
-            if await reader.readexactly(len(PAYLOAD)) != PAYLOAD:
-                raise AssertionError("echo payload mismatch")
-        writer.close()
-        return ECHO_ROUNDS
-
-    return sum(await asyncio.gather(*(one() for _ in range(CONNECTIONS))))
 
 
 def measure_server(mode: str) -> float:

@@ -10,7 +10,7 @@ import argparse
 import json
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 
 def options(doc: str | None) -> tuple[int, bool]:
@@ -47,3 +47,15 @@ def check(port: int, handler: str, data: str) -> bool:
         print(f"{'ok  ' if got == want else 'FAIL'} GET {url} -> {got}; expected {want}")
     print("self-test passed" if ok else "self-test FAILED", flush=True)
     return ok
+
+
+def run_on_hub(serve: Callable[[int, bool], Awaitable[bool]], doc: str | None) -> int:
+    """The steps on the hub: ``bridges.run(serve, port, self_test)``; exit status 0 or 1."""
+    import bridges
+
+    port, self_test = options(doc)
+    try:
+        ok = bridges.run(serve, port, self_test, frameworks=["eventlet"])
+    except KeyboardInterrupt:
+        return 0
+    return 0 if ok is not False else 1

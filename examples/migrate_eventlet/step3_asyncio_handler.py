@@ -46,14 +46,5 @@ async def serve(port: int, self_test: bool) -> bool:
     return True
 
 
-def main() -> int:
-    port, self_test = selftest.options(__doc__)
-    try:
-        ok = bridges.run(serve, port, self_test, frameworks=["eventlet"])
-    except KeyboardInterrupt:
-        return 0
-    return 0 if ok is not False else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest.run_on_hub(serve, __doc__))
