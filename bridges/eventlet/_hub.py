@@ -115,6 +115,7 @@ class LoopHub(_compat.AsyncioHubBase):
         # hub greenlet parks, and the one place eventlet must never block.
         self._asyncio_side = getcurrent()
         self._in_hub = False
+        self._direct = False
         self._pump_scheduled = False
         self._destroyed = False
         self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
@@ -214,10 +215,12 @@ class LoopHub(_compat.AsyncioHubBase):
             return
         self.ensure_greenlet()
         self._in_hub = True
+        self._direct = True
         try:
             switch(*args)
         finally:
             self._in_hub = False
+            self._direct = False
 
     @property
     def active(self) -> bool:
@@ -264,6 +267,16 @@ class LoopHub(_compat.AsyncioHubBase):
                 "Wait through asyncio instead: bg.wait(greenthread_or_event) in the greenlet, "
                 "or run the eventlet code in a greenthread (eventlet.spawn)."
             )
+        if self._direct and not self._ready and not self.closed:
+            # Resumed straight from asyncio (resume_from_asyncio) and nothing is
+            # queued for the hub greenlet: go straight back to the asyncio side.
+            self._direct = False
+            glet = self.greenlet
+            if current.parent is not glet and not glet.dead:
+                with contextlib.suppress(ValueError):
+                    current.parent = glet
+            if getattr(current, "switch_out", None) is None:
+                return self._asyncio_side.switch()
         return super().switch()
 
     def abort(self, wait: bool = False) -> None:
