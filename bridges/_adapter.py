@@ -309,6 +309,7 @@ BUILTIN: tuple[AdapterEntry, ...] = (
     # asyncore left the stdlib in 3.12; pyasyncore provides the same module name.
     _builtin("asyncore", "asyncore"),
     _builtin("gevent", "gevent"),
+    _builtin("eventlet", "eventlet"),
     _builtin("tornado", "tornado"),
     _builtin("twisted", "twisted"),
 )

@@ -104,6 +104,17 @@ def _conflicts() -> Iterable[str]:
             f"gevent monkey-patching is active ({patched}); "
             "docs/gevent.md says what is supported under it"
         )
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None:
+        patched = [name for name in _EVENTLET_PATCHABLE if patcher.is_monkey_patched(name)]
+        if patched:
+            yield (
+                f"eventlet monkey-patching is active ({', '.join(patched)}); eventlet attaches "
+                "(docs/eventlet.md), gevent cannot share its hub in this process"
+            )
+
+
+_EVENTLET_PATCHABLE = ("os", "select", "socket", "thread", "time")
 
 
 def _try_attach(name: str) -> str:

@@ -51,12 +51,16 @@ _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 def _os_thread_ident() -> Callable[[], int]:
     """``threading.get_ident`` as the OS sees it.
 
-    ``gevent.monkey.patch_all()`` replaces it with a per-greenlet id, which
-    would make every greenlet look like another thread to the hub.
+    ``gevent.monkey.patch_all()`` and ``eventlet.monkey_patch()`` replace it
+    with a per-greenlet id, which would make every greenlet look like another
+    thread to the hub.
     """
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("threading"):
         return monkey.get_original("_thread", "get_ident")  # type: ignore[no-any-return]
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        return patcher.original("_thread").get_ident  # type: ignore[no-any-return]
     return threading.get_ident
 
 

@@ -30,6 +30,7 @@ MODULES = [
     ("bridges.twisted", "from bridges import twisted as bt"),
     ("bridges.tornado", "from bridges import tornado as btn"),
     ("bridges.gevent", "from bridges import gevent as bg"),
+    ("bridges.eventlet", "from bridges import eventlet as be"),
     ("bridges.asyncore", "from bridges import asyncore as ba"),
     ("bridges.gunicorn", "gunicorn worker classes: -k bridges.gunicorn.HubWorker"),
     ("bridges.pytest_plugin", "the pytest11 plugin (installed with the package)"),

@@ -70,6 +70,25 @@ def test_the_migration_steps_share_their_plumbing_and_differ_only_by_the_migrati
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "step",
+    [
+        "step1_eventlet.py",
+        "step2_on_hub.py",
+        "step3_asyncio_handler.py",
+        "step4_old_calls_new.py",
+    ],
+)
+def test_each_eventlet_migration_step_serves_the_same_answers(step: str) -> None:
+    pytest.importorskip("eventlet")
+    code, output = run_command(
+        [step, "--self-test"], cwd=EXAMPLES / "migrate_eventlet", timeout=100
+    )
+    assert code == 0, output
+    assert "self-test passed" in output
+
+
+@pytest.mark.timeout(120)
 def test_a_migrated_step_serves_until_sigterm_and_exits_0() -> None:
     with Service(["step4_old_calls_new.py", "--port", "0"], cwd=MIGRATION) as service:
         url = service.wait_for(r"(http://\S+/greet\?name=ada)", timeout=60).group(1)

@@ -213,3 +213,73 @@ def test_a_leaked_dispatcher_is_named(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*asyncore dispatcher <*Idle*"])
+
+
+# -- eventlet ----------------------------------------------------------------------
+
+EVENTLET_HEADER = """
+import asyncio
+import contextvars
+import pytest
+import eventlet
+from bridges import eventlet as be
+
+pytestmark = pytest.mark.bridges(frameworks=["eventlet"])
+"""
+
+
+def test_a_plain_test_runs_in_a_greenthread_that_may_block_on_eventlet(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("eventlet")
+    result = run_inner(
+        pytester,
+        EVENTLET_HEADER
+        + """
+request_id = contextvars.ContextVar("request_id")
+
+@pytest.fixture
+async def tagged():
+    request_id.set(7)
+
+def test_blocks(tagged):
+    eventlet.sleep(0.01)
+    assert be.wait(asyncio.sleep(0.01, "from asyncio")) == "from asyncio"
+    assert request_id.get() == 7
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_a_failing_greenthread_test_fails_once_with_its_own_exception(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("eventlet")
+    result = run_inner(
+        pytester,
+        EVENTLET_HEADER
+        + """
+def test_fails():
+    eventlet.sleep(0)
+    assert 1 == 2
+""",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert 1 == 2"])
+    result.stdout.no_fnmatch_line("*nobody handled*")
+
+
+def test_a_greenthread_left_running_is_reported_as_a_leak(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("eventlet")
+    result = run_inner(
+        pytester,
+        EVENTLET_HEADER
+        + """
+def test_leaves_one_behind():
+    eventlet.spawn(eventlet.sleep, 30)
+    eventlet.sleep(0)
+""",
+        ini="bridges_leaks = fail",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*left 1 thing(s) alive*", "*eventlet greenthread*"])

@@ -17,6 +17,8 @@ import signal as _signal_module
 import warnings
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .._unpatched import clear_default_executor, replace_selector
+
 if TYPE_CHECKING:
     import gevent.hub
 
@@ -56,15 +58,6 @@ def existing_threadpool(ghub: gevent.hub.Hub) -> Any:
         )
         return None
     return pool
-
-
-def clear_default_executor(loop: asyncio.AbstractEventLoop, executor: Any) -> None:
-    """Leave ``loop`` without a default executor if ``executor`` is still it.
-
-    Checked on CPython 3.9-3.13: ``BaseEventLoop._default_executor`` holds it.
-    """
-    if getattr(loop, "_default_executor", None) is executor:
-        loop._default_executor = None  # type: ignore[attr-defined]
 
 
 def original_attr(module: str, name: str) -> Any:
@@ -127,19 +120,6 @@ def _plain_socketpair_installed() -> contextlib.AbstractContextManager[None]:
     import socket as socket_module
 
     return _swapped(socket_module, "socketpair", _plain_socketpair)
-
-
-def replace_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
-    """Move a selector event loop's registrations to ``selector``; close the old one.
-
-    CPython 3.9-3.13: ``BaseSelectorEventLoop._selector`` holds the selector
-    (tests/test_gevent.py fails if that changes).
-    """
-    old = loop._selector  # type: ignore[attr-defined]
-    for key in list(old.get_map().values()):
-        selector.register(key.fileobj, key.events, key.data)
-    loop._selector = selector  # type: ignore[attr-defined]
-    old.close()
 
 
 def renew_after_fork(loop: asyncio.AbstractEventLoop) -> bool:

@@ -2,80 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
-
-from ._compat import original_attr as _original
+from .. import _unpatched
+from ._compat import original_attr
 
 __all__ = ["RealThreadExecutor"]
 
 
-class RealThreadExecutor(ThreadPoolExecutor):
+class RealThreadExecutor(_unpatched.RealThreadExecutor):
     """asyncio's default executor on real OS threads, even after ``monkey.patch_all()``.
 
-    The stdlib ``ThreadPoolExecutor`` builds its workers, queue and locks from
-    ``threading`` and ``queue``, which patching turns into greenlets on gevent's
-    hub: ``asyncio.to_thread`` would stop running anything in parallel.  This
-    one uses the original ``_thread`` primitives.  (``ThreadPoolExecutor`` is
-    its base only because ``loop.set_default_executor`` requires one; its
-    constructor is deliberately not called.)
+    The threads, queue and locks come from the originals gevent keeps
+    (``gevent.monkey.get_original``); the executor is shared with eventlet.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self._max = max_workers or min(32, (os.cpu_count() or 1) + 4)
-        self._work_items = _original("queue", "SimpleQueue")()
-        self._allocate_lock = _original("_thread", "allocate_lock")
-        self._start_thread = _original("_thread", "start_new_thread")
-        self._lock = self._allocate_lock()
-        self._exits: list[Any] = []
-        self._idle = 0
-        self._closed = False
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            self._work_items.put((future, fn, args, kwargs))
-            if self._idle == 0 and len(self._exits) < self._max:
-                exit_lock = self._allocate_lock()
-                exit_lock.acquire()
-                self._exits.append(exit_lock)
-                self._start_thread(self._work, (exit_lock,))
-            elif self._idle:
-                self._idle -= 1
-        return future
-
-    def _work(self, exit_lock: Any) -> None:
-        try:
-            while True:
-                item = self._work_items.get()
-                if item is None:
-                    return
-                future, fn, args, kwargs = item
-                del item
-                if future.set_running_or_notify_cancel():
-                    try:
-                        result = fn(*args, **kwargs)
-                    except BaseException as exc:  # noqa: BLE001 - handed to the future
-                        future.set_exception(exc)
-                    else:
-                        future.set_result(result)
-                del future, fn, args, kwargs
-                with self._lock:
-                    self._idle += 1
-        finally:
-            exit_lock.release()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            exits = list(self._exits)
-        for _ in exits:
-            self._work_items.put(None)
-        if wait:
-            for exit_lock in exits:
-                exit_lock.acquire()
+        super().__init__(original_attr, max_workers)

@@ -602,6 +602,88 @@ class GeventFlavor(Flavor):
         handle.kill(block=False)
 
 
+# -- eventlet --------------------------------------------------------------------------
+
+
+class EventletFlavor(Flavor):
+    """GreenThreads: native cancel is ``gt.kill()``; a caller blocks in ``be.wait``."""
+
+    name = "eventlet"
+    frameworks = ("eventlet",)
+    module = "bridges.eventlet"
+
+    @property
+    def cancelled_errors(self) -> tuple[type[BaseException], ...]:  # type: ignore[override]
+        from greenlet import GreenletExit
+
+        return (asyncio.CancelledError, GreenletExit)
+
+    @property
+    def own_cancel_errors(self) -> tuple[type[BaseException], ...]:  # type: ignore[override]
+        from greenlet import GreenletExit
+
+        return (GreenletExit,)
+
+    def resolving(self, value: object, trace: Trace) -> Any:
+        import eventlet
+
+        def resolve_in_eventlet() -> object:
+            eventlet.sleep(0)
+            trace.callee_ran()
+            return value
+
+        return eventlet.spawn(resolve_in_eventlet)
+
+    def failing(self, exc: BaseException, trace: Trace) -> Any:
+        import eventlet
+
+        def fail_in_eventlet() -> object:
+            eventlet.sleep(0)
+            trace.callee_ran()
+            raise exc
+
+        return eventlet.spawn(fail_in_eventlet)
+
+    def pending(self, trace: Trace) -> Any:
+        import eventlet
+        import eventlet.event
+        from greenlet import GreenletExit
+
+        def pend_in_eventlet() -> None:
+            trace.started = True
+            try:
+                eventlet.event.Event().wait()
+            except GreenletExit:
+                trace.callee_cancelled = True
+                raise
+
+        trace.native = eventlet.spawn(pend_in_eventlet)
+        return trace.native
+
+    def cancel_natively(self, trace: Trace) -> None:
+        trace.native.kill()
+
+    def call(self, trace: Trace, make: Make) -> Any:
+        import eventlet
+
+        from bridges import eventlet as be
+
+        def call_from_eventlet() -> object:
+            trace.enter()
+            try:
+                value = be.wait(make())
+            except BaseException as exc:
+                trace.caught(exc)
+                raise
+            trace.resumed()
+            return value
+
+        return eventlet.spawn(call_from_eventlet)
+
+    def cancel_call(self, handle: Any, trace: Trace) -> None:
+        handle.kill()
+
+
 # -- asyncore --------------------------------------------------------------------------
 
 
@@ -764,6 +846,7 @@ FLAVORS: tuple[Flavor, ...] = (
     TwistedFlavor(),
     TornadoFlavor(),
     GeventFlavor(),
+    EventletFlavor(),
     AsyncoreFlavor(),
     ConcurrentFlavor(),
     GeneratorFlavor(),

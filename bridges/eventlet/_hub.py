@@ -1,0 +1,521 @@
+"""An eventlet hub built on an asyncio loop that someone else runs: asyncio is the master.
+
+eventlet's native hubs are a greenlet that polls (epoll, kqueue, ...) and
+switches to the greenthreads whose fds or timers are ready.  eventlet's own
+asyncio hub makes a loop of its own and runs it *inside* that greenlet, one
+``asyncio.wait_for`` per pass, so it cannot join a loop that is already
+running.  This hub turns it around:
+
+* every eventlet timer is one ``loop.call_at`` (``call_soon`` when due now),
+  every fd listener one reader or writer registered through the bridges hub
+  (so a second owner of the fd is refused);
+* when one fires, the asyncio callback appends the work to a queue and
+  *switches into the hub greenlet*, which runs it (a timer's callback, a
+  listener's ``switch`` into the waiting greenthread; each may run
+  greenthreads until they block again) and then switches back to the
+  greenlet that runs the asyncio loop.  The hub greenlet never polls.
+
+The asyncio side has no greenthread to suspend: an eventlet blocking call
+made there (``eventlet.sleep``, ``gt.wait()``, green socket I/O, ...)
+raises :class:`HubOwnsLoopError` at once instead of stalling every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import sys
+import weakref
+from collections import deque
+from typing import Any, Callable, Deque, Protocol
+
+from eventlet.hubs import hub as _base
+from eventlet.hubs.timer import Timer
+from greenlet import getcurrent
+from greenlet import greenlet as raw_greenlet
+
+from .. import _errors
+from . import _compat
+
+__all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
+
+OWNER = "eventlet"
+_HANDLE = "_bridges_handle"
+_STARTED_PRUNE = 1024
+RECEIVED = "_bridges_received"
+"""Set on a GreenThread whose outcome a bridge received (its exception is not reported)."""
+
+
+class HubOwnsLoopError(_errors.HubOwnsLoopError):
+    """An eventlet blocking call was made where there is no greenthread to block.
+
+    Also a ``RuntimeError``, which is what eventlet raises for a blocking
+    call inside its own hub greenlet.
+    """
+
+
+class FdRegistry(Protocol):
+    """The part of :class:`bridges.Hub` the eventlet hub registers its fds through."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None: ...
+    def remove_reader(self, fd: Any, *, owner: str) -> bool: ...
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None: ...
+    def remove_writer(self, fd: Any, *, owner: str) -> bool: ...
+
+
+Report = Callable[[BaseException, str], None]
+
+
+def _blocking_message(what: str) -> str:
+    return (
+        f"an eventlet blocking call ({what}) was made from asyncio code (a coroutine or a "
+        "loop callback), which has no greenthread to suspend: blocking it would stall every "
+        "task. Await instead (await bridges.awaitable(greenthread_or_event), "
+        "await asyncio.sleep(...), asyncio.timeout(...)), or run the blocking code in a "
+        "greenthread: await bridges.awaitable(eventlet.spawn(f))."
+    )
+
+
+_EPOLLIN, _EPOLLPRI, _EPOLLOUT, _EPOLLERR, _EPOLLHUP = 0x001, 0x002, 0x004, 0x008, 0x010
+# As eventlet's poll hub: errors and hang-ups wake both directions, so that
+# the waiting greenthread's next call sees them.
+_EPOLL_READ = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
+_EPOLL_WRITE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+
+
+def _new_epoll() -> Any:
+    """A private epoll from the unpatched ``select`` module, or None where there is none."""
+    from eventlet.patcher import original
+
+    select = original("select")
+    return select.epoll() if hasattr(select, "epoll") else None
+
+
+def _is_gevent_greenlet(glet: raw_greenlet) -> bool:
+    gevent_hub = sys.modules.get("gevent.hub")
+    return gevent_hub is not None and isinstance(glet.parent, gevent_hub.Hub)
+
+
+class LoopHub(_compat.AsyncioHubBase):
+    """eventlet's hub interface on the bridges hub's asyncio loop.
+
+    A subclass of eventlet's own asyncio hub, so that eventlet's asyncio
+    helpers (``await greenthread``, ``eventlet.asyncio.spawn_for_awaitable``)
+    accept it; but it never makes, sets or runs a loop of its own.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fds: FdRegistry, report: Report) -> None:
+        _base.BaseHub.__init__(self, clock=loop.time)
+        self.loop = loop
+        self._fds = fds
+        self._report = report
+        self._ready: Deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        # The greenlet that runs the asyncio loop (attach runs there): where the
+        # hub greenlet parks, and the one place eventlet must never block.
+        self._asyncio_side = getcurrent()
+        self._in_hub = False
+        self._direct = False
+        self._pump_scheduled = False
+        self._destroyed = False
+        self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
+        self._in_epoll: set[int] = set()
+        self._epoll = _new_epoll()
+        self._watch_epoll()
+        self._timers: dict[int, Timer] = {}
+        # Greenthreads whose start is queued (spawn): awaiting one starts it now.
+        self._starting: dict[int, Timer] = {}
+        self._started: dict[int, weakref.ref[raw_greenlet]] = {}
+        self._started_limit = _STARTED_PRUNE
+
+    def _post_initialize(self) -> None:
+        # eventlet's asyncio hub makes and sets a loop of its own here; this one has one.
+        return None
+
+    # -- running: asyncio callbacks switch in, the hub greenlet switches back --
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """The hub greenlet: run what asyncio handed over, then park on the asyncio side."""
+        self.running = True
+        self.stopping = False
+        try:
+            while not self.stopping:
+                self._drain()
+                self._park()
+        finally:
+            self.running = False
+            self.stopping = False
+
+    def _park(self) -> None:
+        self._in_hub = False
+        try:
+            self._asyncio_side.switch()
+        except self.SYSTEM_EXCEPTIONS:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
+            self._in_hub = True
+            self._failed(exc, "a greenthread")
+        self._in_hub = True
+
+    def _drain(self) -> None:
+        ready = self._ready
+        while ready or self.closed:
+            while self.closed:
+                self.close_one()
+            if not ready:
+                return
+            func, args = ready.popleft()
+            try:
+                func(*args)
+            except self.SYSTEM_EXCEPTIONS:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - routed to the error sink, the hub goes on
+                self._failed(exc, repr(func))
+
+    def _enter(self) -> None:
+        """From the asyncio side: switch into the hub greenlet, which runs the queue."""
+        self._pump_scheduled = False
+        if self._in_hub or self._destroyed or not self._ready:
+            return
+        self.ensure_greenlet()
+        glet = self.greenlet
+        side = self._asyncio_side
+        if glet.parent is not side:
+            # ValueError: a cycle (this greenlet descends from the hub greenlet).
+            with contextlib.suppress(ValueError):
+                glet.parent = side
+        self._in_hub = True
+        try:
+            glet.switch()
+        finally:
+            self._in_hub = False
+
+    def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from elsewhere."""
+        self._ready.append((func, args))
+        if self._in_hub or self._destroyed:
+            return  # the running pass picks it up
+        if getcurrent() is self._asyncio_side:
+            self._enter()
+        elif not self._pump_scheduled:
+            # From another framework's greenlet (gevent's): not a place to park
+            # back to; the loop enters on its next iteration.
+            self._pump_scheduled = True
+            self.loop.call_soon(self._enter)
+
+    def resume_from_asyncio(self, switch: Callable[..., Any], *args: Any) -> None:
+        """From an asyncio callback: switch straight into a greenthread blocked in :meth:`switch`.
+
+        One switch fewer than going through the hub greenlet: the greenthread
+        runs until it blocks again, and its ``hub.switch()`` then resumes the
+        parked hub greenlet, which runs what is queued and parks back here.
+        """
+        if self._in_hub or self._destroyed or getcurrent() is not self._asyncio_side:
+            self.run_from_asyncio(switch, *args)
+            return
+        self.ensure_greenlet()
+        self._in_hub = True
+        self._direct = True
+        try:
+            switch(*args)
+        finally:
+            self._in_hub = False
+            self._direct = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the bridges hub this eventlet hub belongs to still runs."""
+        return not self._destroyed
+
+    def in_asyncio_code(self) -> bool:
+        """Whether the caller runs on the asyncio side (a coroutine or loop callback)."""
+        return getcurrent() is self._asyncio_side
+
+    # -- errors ----------------------------------------------------------------
+
+    def _failed(self, exc: BaseException, where: str) -> None:
+        gt = _compat.greenthread_in_traceback(exc.__traceback__)
+        if gt is not None:
+            if getattr(gt, RECEIVED, False) or _compat.exit_has_receiver(gt):
+                return
+            where = repr(gt)
+        self._report(exc, f"bridges: unhandled error in eventlet: {where} failed")
+
+    def squelch_exception(self, fileno: int, exc_info: Any) -> None:
+        self._report(exc_info[1], f"bridges: unhandled error in eventlet on fd {fileno}")
+        try:
+            self.remove_descriptor(fileno)
+        except Exception as exc:  # noqa: BLE001 - reported; the hub goes on
+            self._report(exc, f"bridges: eventlet could not remove fd {fileno}")
+
+    def squelch_generic_exception(self, exc_info: Any) -> None:
+        self._report(exc_info[1], "bridges: unhandled error in eventlet")
+
+    def squelch_timer_exception(self, timer: Any, exc_info: Any) -> None:
+        self._failed(exc_info[1], repr(timer))
+
+    # -- greenthreads block by switching to the hub ------------------------------
+
+    def switch(self) -> Any:
+        current = getcurrent()
+        if current is self._asyncio_side:
+            raise HubOwnsLoopError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
+        if _is_gevent_greenlet(current):
+            raise HubOwnsLoopError(
+                "an eventlet blocking call was made in a gevent greenlet: only eventlet's "
+                "greenthreads can block on eventlet's hub (a gevent greenlet blocks on gevent's). "
+                "Wait through asyncio instead: bg.wait(greenthread_or_event) in the greenlet, "
+                "or run the eventlet code in a greenthread (eventlet.spawn)."
+            )
+        if self._direct and not self._ready and not self.closed:
+            # Resumed straight from asyncio (resume_from_asyncio) and nothing is
+            # queued for the hub greenlet: go straight back to the asyncio side.
+            self._direct = False
+            glet = self.greenlet
+            if current.parent is not glet and not glet.dead:
+                with contextlib.suppress(ValueError):
+                    current.parent = glet
+            if getattr(current, "switch_out", None) is None:
+                return self._asyncio_side.switch()
+        return super().switch()
+
+    def abort(self, wait: bool = False) -> None:
+        # The hub greenlet only parks; the bridges hub decides when the loop stops.
+        return None
+
+    # -- timers ------------------------------------------------------------------
+
+    def add_timer(self, timer: Timer) -> float:
+        seconds = timer.seconds
+        when = self.clock() + seconds
+        callback = _compat.timer_callback(timer)
+        target = getattr(callback, "__self__", None)
+        if isinstance(target, raw_greenlet):
+            if target is self._asyncio_side and not self._in_hub:
+                return self._refuse_asyncio_side(timer, callback, when)
+            if not target and target.gr_context is None and not target.dead:
+                # A greenthread being started (spawn, spawn_n, spawn_after,
+                # GreenPool): it runs in a copy of the spawner's context, as an
+                # asyncio task does (a new greenlet's is otherwise empty).
+                target.gr_context = contextvars.copy_context()
+                self._remember(target)
+                if seconds <= 0:
+                    self._starting[id(target)] = timer
+        if self._destroyed:
+            timer.called = True
+            return when
+        loop = self.loop
+        if seconds <= 0:
+            handle: asyncio.Handle = loop.call_soon(self._timer_due, timer)
+        else:
+            handle = loop.call_at(when, self._timer_due, timer)
+        setattr(timer, _HANDLE, handle)
+        self._timers[id(timer)] = timer
+        return when
+
+    def _remember(self, glet: raw_greenlet) -> None:
+        # eventlet keeps no registry of its greenthreads; the hub remembers the
+        # ones it starts, so that the bridges hub can kill them when it stops.
+        started = self._started
+        started[id(glet)] = weakref.ref(glet)
+        if len(started) > self._started_limit:
+            for key, ref in list(started.items()):
+                alive = ref()
+                if alive is None or alive.dead:
+                    del started[key]
+            self._started_limit = max(_STARTED_PRUNE, 2 * len(started))
+
+    def live_greenthreads(self) -> list[raw_greenlet]:
+        """The greenthreads started on this hub that have not finished (or not started) yet."""
+        alive = []
+        for ref in list(self._started.values()):
+            glet = ref()
+            if glet is not None and not glet.dead:
+                alive.append(glet)
+        return alive
+
+    def _refuse_asyncio_side(self, timer: Timer, callback: Any, when: float) -> float:
+        if callback == self._asyncio_side.throw:
+            timer.called = True
+            raise HubOwnsLoopError(
+                "an eventlet.Timeout was started in asyncio code, where it would be thrown "
+                "into the event loop itself. In a coroutine use asyncio.timeout() (or "
+                "asyncio.wait_for); keep eventlet.Timeout inside greenthreads."
+            )
+        # A wake-up of the asyncio side (kill()'s "switch back to me", sleep's
+        # timer): nothing to wake, since the asyncio side never blocks.
+        timer.called = True
+        return when
+
+    def start_now(self, glet: raw_greenlet) -> None:
+        """Run the queued start of ``glet`` (spawned, not started yet) now instead of later."""
+        timer = self._starting.pop(id(glet), None)
+        if timer is None or timer.called:
+            return
+        handle = timer.__dict__.pop(_HANDLE, None)
+        if handle is not None:
+            handle.cancel()
+        self._timers.pop(id(timer), None)
+        self.run_from_asyncio(timer)
+
+    def _timer_due(self, timer: Timer) -> None:
+        timer.__dict__.pop(_HANDLE, None)
+        self._timers.pop(id(timer), None)
+        if self._starting:
+            self._forget_start(timer)
+        if not timer.called:
+            self.run_from_asyncio(timer)
+
+    def timer_canceled(self, timer: Timer) -> None:
+        handle = timer.__dict__.pop(_HANDLE, None)
+        if handle is not None:
+            self._timers.pop(id(timer), None)
+            handle.cancel()
+        if self._starting:
+            self._forget_start(timer)
+
+    def _forget_start(self, timer: Timer) -> None:
+        key = id(getattr(_compat.timer_callback(timer), "__self__", None))
+        if self._starting.get(key) is timer:
+            del self._starting[key]
+
+    # -- fds ---------------------------------------------------------------------
+    #
+    # eventlet's listeners go into a private epoll, as in eventlet's own epoll
+    # hub, and the bridges hub watches that epoll's fd (owned by "eventlet" in
+    # its fd registry).  eventlet registers and unregisters an fd on every
+    # EAGAIN; doing that with asyncio's selector (a handle, a key and a
+    # modify per call) cost 40% of an echo server's CPU, an epoll_ctl does
+    # not.  And an fd that asyncio code watches too is not taken away from
+    # it: both are woken.  Where there is no epoll, each fd is registered
+    # with the loop through the bridges hub.
+
+    def _watch_epoll(self) -> None:
+        epoll = self._epoll
+        if epoll is not None:
+            self._fds.add_reader(epoll.fileno(), self._epoll_ready, owner=OWNER)
+
+    def add(self, evtype: str, fileno: int, cb: Any, tb: Any, mark_as_closed: Any) -> Any:
+        listener = _base.BaseHub.add(self, evtype, fileno, cb, tb, mark_as_closed)
+        try:
+            self._sync(fileno)
+        except BaseException:
+            _base.BaseHub.remove(self, listener)
+            raise
+        return listener
+
+    def remove(self, listener: Any) -> None:
+        _base.BaseHub.remove(self, listener)
+        self._sync(listener.fileno)
+
+    def remove_descriptor(self, fileno: int) -> None:
+        _base.BaseHub.remove_descriptor(self, fileno)
+        self._sync(fileno)
+
+    def _sync(self, fileno: int) -> None:
+        """Make the poller's interest in ``fileno`` match eventlet's listeners."""
+        if self._destroyed:
+            return
+        reading = fileno in self.listeners[_base.READ]
+        writing = fileno in self.listeners[_base.WRITE]
+        epoll = self._epoll
+        if epoll is None:
+            self._sync_loop(fileno, _base.READ, reading)
+            self._sync_loop(fileno, _base.WRITE, writing)
+            return
+        mask = (_EPOLL_READ if reading else 0) | (_EPOLL_WRITE if writing else 0)
+        in_epoll = self._in_epoll
+        if mask:
+            if fileno in in_epoll:
+                try:
+                    epoll.modify(fileno, mask)
+                except FileNotFoundError:
+                    # Closed and reused behind eventlet's back: epoll forgot the old file.
+                    epoll.register(fileno, mask)
+            else:
+                try:
+                    epoll.register(fileno, mask)
+                except FileExistsError:
+                    epoll.modify(fileno, mask)
+                in_epoll.add(fileno)
+        elif fileno in in_epoll:
+            in_epoll.discard(fileno)
+            with contextlib.suppress(OSError, ValueError):  # already closed
+                epoll.unregister(fileno)
+
+    def _epoll_ready(self) -> None:
+        self.run_from_asyncio(self._poll)
+
+    def _poll(self) -> None:
+        """In the hub greenlet: wake the listeners of the fds the private epoll reports."""
+        epoll = self._epoll
+        if epoll is None or self._destroyed:
+            return
+        readers = self.listeners[_base.READ]
+        writers = self.listeners[_base.WRITE]
+        # Collected first, as eventlet's poll hub does: one callback must not
+        # invalidate another's event.
+        due = []
+        for fileno, events in epoll.poll(0):
+            if events & _EPOLL_READ:
+                listener = readers.get(fileno)
+                if listener is not None:
+                    due.append((listener, fileno))
+            if events & _EPOLL_WRITE:
+                listener = writers.get(fileno)
+                if listener is not None:
+                    due.append((listener, fileno))
+        for listener, fileno in due:
+            self._fire(listener, fileno)
+
+    def _fire(self, listener: Any, fileno: int) -> None:
+        try:
+            listener.cb(fileno)
+        except self.SYSTEM_EXCEPTIONS:
+            raise
+        except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
+            self.squelch_exception(fileno, sys.exc_info())
+
+    def _sync_loop(self, fileno: int, evtype: str, wanted: bool) -> None:
+        registered = self._registered[evtype]
+        if wanted == (fileno in registered):
+            return
+        reading = evtype is _base.READ
+        if wanted:
+            add = self._fds.add_reader if reading else self._fds.add_writer
+            add(fileno, self._fd_ready, evtype, fileno, owner=OWNER)
+            registered.add(fileno)
+        else:
+            registered.discard(fileno)
+            remove = self._fds.remove_reader if reading else self._fds.remove_writer
+            remove(fileno, owner=OWNER)
+
+    def _fd_ready(self, evtype: str, fileno: int) -> None:
+        self.run_from_asyncio(self._fire_listener, evtype, fileno)
+
+    def _fire_listener(self, evtype: str, fileno: int) -> None:
+        listener = self.listeners[evtype].get(fileno)
+        if listener is None:
+            self._sync(fileno)
+        else:
+            self._fire(listener, fileno)
+
+    # -- end -------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """Release every fd and timer; later calls are answered harmlessly."""
+        for evtype in (_base.READ, _base.WRITE):
+            for fileno in list(self._registered[evtype]):
+                self._sync_loop(fileno, evtype, False)
+        epoll = self._epoll
+        if epoll is not None:
+            self._epoll = None
+            if not self.loop.is_closed():
+                self._fds.remove_reader(epoll.fileno(), owner=OWNER)
+            epoll.close()
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        self._starting.clear()
+        self._destroyed = True
+        self._ready.clear()
+        self._started.clear()

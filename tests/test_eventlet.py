@@ -1,0 +1,727 @@
+"""eventlet on the hub: both directions, blocking rules, eventlet's own primitives and servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+pytest.importorskip("eventlet")
+
+import eventlet
+import eventlet.event
+import eventlet.queue
+import eventlet.semaphore
+import eventlet.wsgi
+from _reports import Reports
+from greenlet import GreenletExit
+
+import bridges
+from bridges import eventlet as be
+
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+@pytest.fixture(params=[None, "uvloop"], ids=["stdlib", "uvloop"])
+def loop_factory(request: pytest.FixtureRequest) -> Any:
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return request.param
+
+
+def run(main: Any, loop_factory: Any = None, **kwargs: Any) -> Any:
+    return bridges.run(main, frameworks=["eventlet"], loop_factory=loop_factory, **kwargs)
+
+
+def run_reporting(main: Any, loop_factory: Any = None) -> tuple[Any, Reports]:
+    reports = Reports()
+
+    async def wrapper() -> Any:
+        reports.install()
+        return await main()
+
+    return run(wrapper, loop_factory), reports
+
+
+class Boom(Exception):
+    pass
+
+
+# -- asyncio awaits eventlet --------------------------------------------------
+
+
+def test_awaiting_a_greenthread_returns_the_same_result_object(loop_factory: Any) -> None:
+    marker = object()
+
+    def work() -> object:
+        eventlet.sleep(0.01)
+        return marker
+
+    async def main() -> Any:
+        return await bridges.awaitable(eventlet.spawn(work))
+
+    assert run(main, loop_factory) is marker
+
+
+def test_awaiting_a_failed_greenthread_raises_the_same_exception_with_its_frames(
+    loop_factory: Any,
+) -> None:
+    error = Boom()
+
+    def fail_in_greenthread() -> None:
+        eventlet.sleep(0)
+        raise error
+
+    async def main() -> BaseException:
+        with pytest.raises(Boom) as caught:
+            await bridges.awaitable(eventlet.spawn(fail_in_greenthread))
+        return caught.value
+
+    caught, reports = run_reporting(main, loop_factory)
+    assert caught is error
+    frames = [frame.name for frame in __import__("traceback").extract_tb(caught.__traceback__)]
+    assert "fail_in_greenthread" in frames
+    assert reports.contexts == []
+
+
+def test_killing_a_greenthread_cancels_the_task_awaiting_it(loop_factory: Any) -> None:
+    async def main() -> str:
+        gt = eventlet.spawn(eventlet.sleep, 10)
+        task = asyncio.ensure_future(bridges.awaitable(gt))
+        await asyncio.sleep(0.01)
+        eventlet.spawn(gt.kill)
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+    assert run(main, loop_factory) == "cancelled"
+
+
+def test_cancelling_the_awaiting_task_kills_the_greenthread_and_runs_its_finally(
+    loop_factory: Any,
+) -> None:
+    seen: list[str] = []
+
+    def sleeper() -> None:
+        try:
+            eventlet.sleep(10)
+        except GreenletExit:
+            seen.append("killed")
+            raise
+        finally:
+            seen.append("finally")
+
+    async def main() -> bool:
+        gt = eventlet.spawn(sleeper)
+
+        async def waiter() -> None:
+            await bridges.awaitable(gt)
+
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        return bool(gt.dead)
+
+    assert run(main, loop_factory) is True
+    assert seen == ["killed", "finally"]
+
+
+def test_awaiting_an_event_returns_the_value_a_greenthread_sends(loop_factory: Any) -> None:
+    marker = object()
+
+    async def main() -> Any:
+        event = eventlet.event.Event()
+        eventlet.spawn_after(0.01, event.send, marker)
+        return await bridges.awaitable(event)
+
+    assert run(main, loop_factory) is marker
+
+
+def test_awaiting_an_event_sent_an_exception_raises_that_exception(loop_factory: Any) -> None:
+    error = Boom()
+
+    async def main() -> BaseException:
+        event = eventlet.event.Event()
+        eventlet.spawn_after(0.01, event.send_exception, error)
+        with pytest.raises(Boom) as caught:
+            await bridges.awaitable(event)
+        return caught.value
+
+    caught, reports = run_reporting(main, loop_factory)
+    assert caught is error
+    assert reports.contexts == []
+
+
+def test_cancelling_an_event_await_leaves_no_waiter(loop_factory: Any) -> None:
+    async def main() -> tuple[bool, Any]:
+        event = eventlet.event.Event()
+        task = asyncio.ensure_future(bridges.awaitable(event))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        event.send("late")  # nobody waits: nothing is woken, nothing fails
+        later = await bridges.awaitable(event)
+        return task.cancelled(), later
+
+    assert run(main, loop_factory) == (True, "late")
+
+
+def test_an_event_sent_before_the_await_gives_its_value_at_once(loop_factory: Any) -> None:
+    async def main() -> Any:
+        event = eventlet.event.Event()
+        event.send("already")
+        return await bridges.awaitable(event)
+
+    assert run(main, loop_factory) == "already"
+
+
+def test_awaiting_a_green_pool_waits_for_all_its_greenthreads(loop_factory: Any) -> None:
+    done: list[int] = []
+
+    async def main() -> int:
+        pool = eventlet.GreenPool()
+        for i in range(5):
+            pool.spawn(lambda i=i: (eventlet.sleep(0.01 * i), done.append(i)))
+        await bridges.awaitable(pool)
+        return pool.running()
+
+    assert run(main, loop_factory) == 0
+    assert sorted(done) == [0, 1, 2, 3, 4]
+
+
+def test_native_await_of_greenthread_works_on_the_hub(loop_factory: Any) -> None:
+    # eventlet's own GreenThread.__await__ checks for its asyncio hub class and
+    # uses hub.loop: the hub on the bridges loop is one.
+    async def main() -> Any:
+        return await eventlet.spawn(lambda: "native")
+
+    assert run(main, loop_factory) == "native"
+
+
+def test_spawned_greenthread_sees_the_spawners_context(loop_factory: Any) -> None:
+    async def main() -> list[str]:
+        VAR.set("from asyncio")
+        first = await bridges.awaitable(eventlet.spawn(VAR.get))
+        pool = eventlet.GreenPool()
+        second = await bridges.awaitable(pool.spawn(VAR.get))
+        third = await bridges.awaitable(eventlet.spawn_after(0.001, VAR.get))
+        return [first, second, third]
+
+    assert run(main, loop_factory) == ["from asyncio"] * 3
+
+
+def test_greenthreads_run_on_the_hubs_thread(loop_factory: Any) -> None:
+    async def main() -> bool:
+        here = threading.get_ident()
+        there = await bridges.awaitable(eventlet.spawn(threading.get_ident))
+        return here == there
+
+    assert run(main, loop_factory) is True
+
+
+# -- eventlet awaits asyncio ---------------------------------------------------
+
+
+def test_be_wait_in_a_greenthread_returns_the_coroutines_result_object(
+    loop_factory: Any,
+) -> None:
+    marker = object()
+
+    async def produce() -> object:
+        await asyncio.sleep(0.01)
+        return marker
+
+    async def main() -> Any:
+        return await bridges.awaitable(eventlet.spawn(be.wait, produce()))
+
+    assert run(main, loop_factory) is marker
+
+
+def test_be_wait_raises_the_same_exception_the_coroutine_raised(loop_factory: Any) -> None:
+    error = Boom()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    def in_greenthread() -> BaseException:
+        with pytest.raises(Boom) as caught:
+            be.wait(fails())
+        return caught.value
+
+    async def main() -> Any:
+        return await bridges.awaitable(eventlet.spawn(in_greenthread))
+
+    assert run(main, loop_factory) is error
+
+
+def test_be_wait_carries_the_greenthreads_context_into_the_coroutine(loop_factory: Any) -> None:
+    async def read() -> str:
+        return VAR.get()
+
+    def in_greenthread() -> str:
+        VAR.set("from eventlet")
+        return be.wait(read())
+
+    async def main() -> Any:
+        return await bridges.awaitable(eventlet.spawn(in_greenthread))
+
+    assert run(main, loop_factory) == "from eventlet"
+
+
+def test_an_eventlet_timeout_around_be_wait_cancels_the_awaitable(loop_factory: Any) -> None:
+    seen: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    def in_greenthread() -> str:
+        try:
+            with eventlet.Timeout(0.02):
+                be.wait(slow())
+        except eventlet.Timeout:
+            return "timed out"
+        return "finished"
+
+    async def main() -> Any:
+        result = await bridges.awaitable(eventlet.spawn(in_greenthread))
+        await asyncio.sleep(0)
+        return result
+
+    assert run(main, loop_factory) == "timed out"
+    assert seen == ["cancelled"]
+
+
+def test_killing_a_greenthread_in_be_wait_cancels_the_awaitable(loop_factory: Any) -> None:
+    async def main() -> bool:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        gt = eventlet.spawn(be.wait, task)
+        await asyncio.sleep(0.01)
+        gt.kill()
+        await asyncio.sleep(0)
+        return task.cancelled()
+
+    assert run(main, loop_factory) is True
+
+
+def test_be_spawn_ends_with_the_awaitables_result(loop_factory: Any) -> None:
+    marker = object()
+
+    async def produce() -> object:
+        await asyncio.sleep(0)
+        return marker
+
+    async def main() -> Any:
+        gt = be.spawn(produce())
+        return await bridges.awaitable(eventlet.spawn(gt.wait))
+
+    assert run(main, loop_factory) is marker
+
+
+def test_killing_a_be_spawn_greenthread_cancels_its_task(loop_factory: Any) -> None:
+    async def main() -> bool:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        gt = be.spawn(task)
+        await asyncio.sleep(0.01)
+        gt.kill()
+        await asyncio.sleep(0)
+        return task.cancelled()
+
+    assert run(main, loop_factory) is True
+
+
+def test_cancelling_a_be_spawn_task_ends_the_greenthread_with_greenlet_exit(
+    loop_factory: Any,
+) -> None:
+    def waits_for(gt: Any) -> str:
+        try:
+            gt.wait()
+        except GreenletExit:
+            return "GreenletExit"
+        return "returned"
+
+    async def main() -> Any:
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        gt = be.spawn(task)
+        watcher = eventlet.spawn(waits_for, gt)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        return await bridges.awaitable(watcher)
+
+    assert run(main, loop_factory) == "GreenletExit"
+
+
+# -- the one rule: the asyncio side does not block ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "blocking",
+    [
+        pytest.param(lambda: eventlet.sleep(0.01), id="sleep"),
+        pytest.param(lambda: eventlet.event.Event().wait(), id="event-wait"),
+        pytest.param(lambda: eventlet.spawn(eventlet.sleep, 1).wait(), id="greenthread-wait"),
+        pytest.param(lambda: eventlet.queue.Queue().get(), id="queue-get"),
+    ],
+)
+def test_an_eventlet_blocking_call_in_a_coroutine_raises_instead_of_stalling(
+    blocking: Any, loop_factory: Any
+) -> None:
+    async def main() -> str:
+        with pytest.raises(be.HubOwnsLoopError, match="no greenthread to suspend"):
+            blocking()
+        # the loop still runs eventlet afterwards
+        return await bridges.awaitable(eventlet.spawn(lambda: "still running"))
+
+    assert run(main, loop_factory) == "still running"
+
+
+def test_be_wait_from_a_coroutine_raises_and_closes_the_coroutine(loop_factory: Any) -> None:
+    async def never_awaited() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> Any:
+        coro = never_awaited()
+        with pytest.raises(be.HubOwnsLoopError):
+            be.wait(coro)
+        return coro.cr_frame
+
+    assert run(main, loop_factory) is None
+
+
+def test_an_eventlet_timeout_in_asyncio_code_raises(loop_factory: Any) -> None:
+    async def main() -> str:
+        with pytest.raises(be.HubOwnsLoopError, match=r"asyncio\.timeout"):
+            eventlet.Timeout(0.01)
+        await asyncio.sleep(0.03)  # nothing is thrown into the loop later
+        return "ok"
+
+    assert run(main, loop_factory) == "ok"
+
+
+def test_killing_a_greenthread_from_a_coroutine_runs_its_finally_at_once(
+    loop_factory: Any,
+) -> None:
+    seen: list[str] = []
+
+    def sleeper() -> None:
+        try:
+            eventlet.sleep(10)
+        finally:
+            seen.append("finally")
+
+    async def main() -> bool:
+        gt = eventlet.spawn(sleeper)
+        await asyncio.sleep(0.01)
+        gt.kill()
+        return bool(gt.dead)
+
+    assert run(main, loop_factory) is True
+    assert seen == ["finally"]
+
+
+# -- errors nobody handled -----------------------------------------------------------
+
+
+def test_exception_nobody_waits_for_is_reported_once(loop_factory: Any) -> None:
+    error = Boom("nobody waits")
+
+    async def main() -> None:
+        eventlet.spawn(lambda: (_ for _ in ()).throw(error))
+        await asyncio.sleep(0.02)
+
+    _, reports = run_reporting(main, loop_factory)
+    assert reports.exceptions == [error]
+    assert "GreenThread" in reports.messages[0]
+
+
+def test_exception_a_greenthread_waits_for_is_not_reported(loop_factory: Any) -> None:
+    error = Boom("waited for")
+
+    def fails() -> None:
+        eventlet.sleep(0)
+        raise error
+
+    def waiter(gt: Any) -> BaseException:
+        with pytest.raises(Boom) as caught:
+            gt.wait()
+        return caught.value
+
+    async def main() -> Any:
+        gt = eventlet.spawn(fails)
+        return await bridges.awaitable(eventlet.spawn(waiter, gt))
+
+    caught, reports = run_reporting(main, loop_factory)
+    assert caught is error
+    assert reports.contexts == []
+
+
+def test_an_exception_in_a_timer_callback_is_reported_and_the_hub_goes_on(
+    loop_factory: Any,
+) -> None:
+    error = Boom("in a timer")
+
+    def raise_it() -> None:
+        raise error
+
+    async def main() -> str:
+        eventlet.hubs.get_hub().schedule_call_global(0, raise_it)
+        await asyncio.sleep(0.01)
+        return await bridges.awaitable(eventlet.spawn(lambda: "goes on"))
+
+    result, reports = run_reporting(main, loop_factory)
+    assert result == "goes on"
+    assert reports.exceptions == [error]
+
+
+# -- fds, servers and eventlet's primitives -------------------------------------------
+
+
+def test_eventlet_waits_on_fds_through_a_poller_the_hub_registry_owns(loop_factory: Any) -> None:
+    # eventlet's fds are in a private epoll, whose own fd is registered with
+    # the loop through the hub's registry: asyncio code watching the same fd
+    # takes nothing from eventlet, and both are woken.
+    async def main() -> tuple[list[str], Any, bool]:
+        ours, peer = socket.socketpair()
+        ours.setblocking(False)
+        hub = bridges.current_hub()
+        green = eventlet.green.socket.socket(fileno=ours.detach())
+        owners = sorted(set(hub.fd_owners()["readers"].values()))
+
+        gt = eventlet.spawn(green.recv, 10)
+        await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        seen_by_asyncio = loop.create_future()
+        loop.add_reader(
+            green.fileno(), lambda: seen_by_asyncio.done() or seen_by_asyncio.set_result(True)
+        )
+        peer.send(b"x")
+        received = await asyncio.wait_for(bridges.awaitable(gt), 10)
+        both = await asyncio.wait_for(seen_by_asyncio, 10)
+        loop.remove_reader(green.fileno())
+        green.close()
+        peer.close()
+        return owners, received, both
+
+    owners, received, both = run(main, loop_factory)
+    assert "eventlet" in owners
+    assert received == b"x"
+    assert both is True
+
+
+def test_an_eventlet_wsgi_server_answers_asyncio_and_green_clients(loop_factory: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello " + environ["PATH_INFO"].encode()]
+
+    def green_client(port: int) -> bytes:
+        conn = eventlet.connect(("127.0.0.1", port))
+        conn.sendall(b"GET /green HTTP/1.0\r\n\r\n")
+        chunks = []
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        conn.close()
+        return b"".join(chunks)
+
+    async def main() -> tuple[bytes, bytes]:
+        listener = eventlet.listen(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        server = eventlet.spawn(eventlet.wsgi.server, listener, app, log_output=False)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /asyncio HTTP/1.0\r\n\r\n")
+        from_asyncio = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        from_green = await asyncio.wait_for(
+            bridges.awaitable(eventlet.spawn(green_client, port)), 10
+        )
+        server.kill()
+        listener.close()
+        return from_asyncio, from_green
+
+    from_asyncio, from_green = run(main, loop_factory)
+    assert from_asyncio.startswith(b"HTTP/1.1 200 OK")
+    assert from_asyncio.endswith(b"hello /asyncio")
+    assert from_green.endswith(b"hello /green")
+
+
+def test_queue_and_semaphore_work_between_greenthreads(loop_factory: Any) -> None:
+    async def main() -> tuple[list[int], int]:
+        queue: eventlet.queue.Queue[int] = eventlet.queue.Queue(maxsize=1)
+        sem = eventlet.semaphore.Semaphore(2)
+        inside: list[int] = []
+        peak = [0]
+
+        def producer() -> None:
+            for i in range(5):
+                queue.put(i)
+
+        def consumer() -> list[int]:
+            return [queue.get() for _ in range(5)]
+
+        def limited() -> None:
+            with sem:
+                inside.append(1)
+                peak[0] = max(peak[0], len(inside))
+                eventlet.sleep(0.005)
+                inside.pop()
+
+        eventlet.spawn(producer)
+        got = await bridges.awaitable(eventlet.spawn(consumer))
+        pool = eventlet.GreenPool()
+        for _ in range(6):
+            pool.spawn(limited)
+        await bridges.awaitable(pool)
+        return got, peak[0]
+
+    assert run(main, loop_factory) == ([0, 1, 2, 3, 4], 2)
+
+
+def test_spawn_after_runs_later_and_can_be_cancelled(loop_factory: Any) -> None:
+    async def main() -> tuple[Any, bool]:
+        later = eventlet.spawn_after(0.01, lambda: "later")
+        cancelled = eventlet.spawn_after(0.01, lambda: "never")
+        cancelled.cancel()
+        result = await bridges.awaitable(later)
+        await asyncio.sleep(0.02)
+        return result, bool(cancelled.dead)
+
+    assert run(main, loop_factory) == ("later", True)
+
+
+def test_tpool_works_in_every_run(loop_factory: Any) -> None:
+    from eventlet import tpool
+
+    async def main() -> tuple[int, bool]:
+        here = threading.get_ident()
+        ident = await bridges.awaitable(eventlet.spawn(tpool.execute, threading.get_ident))
+        return ident, ident != here
+
+    for _ in range(2):
+        _, in_another_thread = run(main, loop_factory)
+        assert in_another_thread
+
+
+def test_green_subprocess_runs_a_child(loop_factory: Any) -> None:
+    from eventlet.green import subprocess
+
+    async def main() -> bytes:
+        return await bridges.awaitable(
+            eventlet.spawn(subprocess.check_output, ["echo", "from a child"], timeout=30)
+        )
+
+    assert run(main, loop_factory) == b"from a child\n"
+
+
+# -- lifecycle ----------------------------------------------------------------------
+
+
+def test_greenthreads_alive_at_stop_are_killed_and_their_finally_runs(loop_factory: Any) -> None:
+    seen: list[str] = []
+
+    def forever() -> None:
+        try:
+            eventlet.sleep(100)
+        finally:
+            seen.append("finally")
+
+    async def main() -> None:
+        eventlet.spawn(forever)
+        eventlet.spawn_after(100, forever)
+        await asyncio.sleep(0.01)
+
+    run(main, loop_factory)
+    assert seen == ["finally"]
+
+
+def test_detach_restores_the_previous_hub(loop_factory: Any) -> None:
+    from bridges.eventlet import _compat
+
+    before = _compat.current_hub()
+
+    async def main() -> bool:
+        return isinstance(eventlet.hubs.get_hub(), be.LoopHub)
+
+    assert run(main, loop_factory) is True
+    assert _compat.current_hub() is before
+
+
+def test_eventlet_works_in_every_run(loop_factory: Any) -> None:
+    async def main() -> str:
+        return await bridges.awaitable(eventlet.spawn(lambda: (eventlet.sleep(0.001), "ok")[1]))
+
+    assert [run(main, loop_factory) for _ in range(3)] == ["ok"] * 3
+
+
+# -- beside gevent ------------------------------------------------------------------
+
+
+def test_gevent_and_eventlet_share_the_hub_when_neither_patched(loop_factory: Any) -> None:
+    # Each framework keeps its own hub greenlet on the one loop; their
+    # primitives meet through asyncio (bg.wait / be.wait on the other's).
+    gevent = pytest.importorskip("gevent")
+    from bridges import gevent as bg
+
+    def green(n: int) -> int:
+        eventlet.sleep(0.001)
+        return n + 1
+
+    def gevent_side() -> int:
+        gevent.sleep(0.001)
+        return bg.wait(eventlet.spawn(green, 1))
+
+    def eventlet_side() -> int:
+        return be.wait(gevent.spawn(gevent_side)) * 10
+
+    async def main() -> tuple[int, list[str]]:
+        result = await bridges.awaitable(eventlet.spawn(eventlet_side))
+        return result, list(bridges.current_hub().frameworks)
+
+    result, frameworks = bridges.run(
+        main, frameworks=["gevent", "eventlet"], loop_factory=loop_factory
+    )
+    assert result == 20
+    assert frameworks == ["gevent", "eventlet"]
+
+
+def test_an_eventlet_blocking_call_in_a_gevent_greenlet_raises(loop_factory: Any) -> None:
+    gevent = pytest.importorskip("gevent")
+
+    def in_gevent() -> str:
+        with pytest.raises(be.HubOwnsLoopError, match="gevent greenlet"):
+            eventlet.sleep(0)
+        return "refused"
+
+    async def main() -> Any:
+        return await bridges.awaitable(gevent.spawn(in_gevent))
+
+    result = bridges.run(main, frameworks=["gevent", "eventlet"], loop_factory=loop_factory)
+    assert result == "refused"
+
+
+def test_importing_bridges_eventlet_and_its_adapter_imports_no_eventlet(tmp_path: Any) -> None:
+    from _gevent_helpers import run_script
+
+    source = (
+        "import json, sys\n"
+        "import bridges.eventlet\n"
+        "from bridges.eventlet._adapter import EventletAdapter\n"
+        "print(json.dumps([EventletAdapter.is_available(), 'eventlet' in sys.modules]))\n"
+    )
+    assert run_script(tmp_path, source) == [True, False]
