@@ -18,9 +18,10 @@ from gevent.pool import Group
 from greenlet import GreenletExit, getcurrent
 
 from .. import _errors
-from .._convert import register, to_future
+from .._convert import awaitable, register, to_future
 from .._errors import BridgeError, NotAttachedError
 from .._hub import Hub
+from .._portal import PortalGreenlet, await_inline, current_portal, park
 from ._loop import AsyncioLoop, ForkNotSupportedError
 
 __all__ = [
@@ -59,15 +60,24 @@ def _blocking_message(loop: AsyncioLoop | None) -> str:
         )
     return (
         "a gevent blocking call (sleep, join, wait, socket I/O, bg.wait, ...) was made "
-        "from asyncio code (a coroutine or a loop callback), which has no greenlet to "
-        "suspend: blocking it would stall every task. Await instead "
-        "(await bridges.awaitable(greenlet_or_event), await asyncio.sleep(...)), or "
-        "run the blocking code in a greenlet: await bridges.awaitable(gevent.spawn(f))."
+        "from asyncio code that has no portal to suspend: a loop callback (no task), a "
+        "task started before gevent attached, or any task with portals off "
+        "(bridges.run(..., portals=False) / bridges.Hub(portals=False)). Blocking here "
+        "would stall every task. Make the call from a task of the hub with portals on "
+        "(the default), await instead (await bridges.awaitable(greenlet_or_event), await "
+        "asyncio.sleep(...)), or run the blocking code in a greenlet: "
+        "await bridges.awaitable(gevent.spawn(f))."
     )
 
 
 class _RefuseSwitch:
-    """The parked hub's ``switch``: a blocking call from the asyncio side raises."""
+    """The parked hub's ``switch``: a portal-task's blocking call parks its task; others raise.
+
+    Called as ``hub.switch()`` by gevent's blocking calls made on the asyncio
+    side.  In the greenlet of a portal-task (see :mod:`bridges._portal`) the
+    task is suspended until gevent wakes the greenlet; anywhere else there is
+    nothing to suspend.
+    """
 
     __slots__ = ("loop",)
 
@@ -75,6 +85,9 @@ class _RefuseSwitch:
         self.loop = loop
 
     def __call__(self) -> Any:
+        current = getcurrent()
+        if type(current) is PortalGreenlet and not self.loop.destroyed:
+            return park(current.portal)
         raise HubOwnsLoopError(_blocking_message(self.loop))
 
 
@@ -242,14 +255,23 @@ def _in_greenlet(what: str) -> GeventAdapter:
 def wait(aw: Awaitable[T] | Any) -> T:
     """Block the calling greenlet (only it) until ``aw`` is done; return its result.
 
-    ``aw`` is anything :func:`bridges.awaitable` accepts; a coroutine runs as a
-    hub task in a copy of the greenlet's context.  Its exception is raised
-    here (the same object); if it is cancelled, ``asyncio.CancelledError``.
-    Killing the greenlet (or a ``gevent.Timeout``) cancels ``aw``.
+    ``aw`` is anything :func:`bridges.awaitable` accepts.  Its exception is
+    raised here (the same object); if it is cancelled,
+    ``asyncio.CancelledError``.
+
+    From sync code that a portal-task runs (an asyncio task on the hub that
+    called legacy code), ``aw`` is awaited inline in that task, as greenback's
+    ``await_`` does: no new task, the task's own context, and cancelling the
+    task cancels ``aw``.  From a greenlet, a coroutine runs as a hub task in
+    a copy of the greenlet's context; killing the greenlet (or a
+    ``gevent.Timeout``) cancels ``aw``.
     """
+    portal = current_portal()
+    if portal is not None:
+        return await_inline(portal, aw if inspect.iscoroutine(aw) else awaitable(aw))  # type: ignore[no-any-return]
     try:
         state = _in_greenlet("bridges.gevent.wait()")
-    except HubOwnsLoopError:
+    except BaseException:
         if inspect.iscoroutine(aw):
             aw.close()  # refused: don't leave a "never awaited" warning behind
         raise
