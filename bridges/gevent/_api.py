@@ -242,13 +242,14 @@ def _state() -> GeventAdapter:
 def _in_greenlet(what: str) -> GeventAdapter:
     state = _state()
     current = getcurrent()
-    if current is state.ghub or state.gloop.parked:
-        where = "gevent's hub (a gevent callback)" if current is state.ghub else "asyncio code"
+    if current is state.ghub:
         raise HubOwnsLoopError(
-            f"{what} blocks the calling greenlet, but it was called from {where}, which "
-            "has no greenlet to block. From a coroutine, use `await bridges.awaitable(...)` "
-            "or `await aw` instead; from a callback, spawn a greenlet: gevent.spawn(f)."
+            f"{what} blocks the calling greenlet, but it was called from gevent's hub (a "
+            "gevent callback), which has no greenlet to block. Spawn a greenlet instead: "
+            "gevent.spawn(f)."
         )
+    if state.gloop.parked:
+        raise HubOwnsLoopError(f"{what}: {_blocking_message(state.gloop)}")
     return state
 
 
