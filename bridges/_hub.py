@@ -25,19 +25,17 @@ import sys
 import threading
 import warnings
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, Awaitable, Callable, Mapping
 
 from . import _adapter
 from ._adapter import Adapter
 from ._errors import (
-    BridgeError,
-    FdConflictError,
     HubNotRunningError,
     HubStateError,
-    SignalConflictError,
-    StopTimeoutError,
 )
-from ._introspect import await_chain
+from ._introspect import describe_task, describe_waiter
+from ._registry import Registrations
+from ._stop import StopStages
 
 __all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub", "describe_task", "describe_waiter"]
 
@@ -82,7 +80,7 @@ def current_hub() -> Hub:
     return hub
 
 
-class Hub:
+class Hub(Registrations, StopStages):
     """One asyncio loop shared by every attached framework.
 
     ``bridges.run(main)`` creates one for you.  Inside a loop that is already
@@ -120,9 +118,7 @@ class Hub:
         self._get_ident: Callable[[], int] = threading.get_ident
         self._attached: list[Adapter] = []
         self._by_name: dict[str, Adapter] = {}
-        self._readers: dict[int, str] = {}
-        self._writers: dict[int, str] = {}
-        self._signals: dict[int, str] = {}
+        self._init_registrations()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._host: asyncio.Task[Any] | None = None
         self._stop_reason: str | None = None
@@ -181,10 +177,6 @@ class Hub:
     def stop_reason(self) -> str | None:
         """Why :meth:`request_stop` was called, or None if it was not."""
         return self._stop_reason
-
-    def fd_owners(self) -> dict[str, dict[int, str]]:
-        """A snapshot of who owns which fd: ``{"readers": {fd: owner}, "writers": {...}}``."""
-        return {"readers": dict(self._readers), "writers": dict(self._writers)}
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """Tasks started for legacy code that have not finished yet."""
@@ -293,16 +285,6 @@ class Hub:
                 interruption = cancelled
         return interruption
 
-    def _stop_stages(self) -> Iterator[_Stage]:
-        attached = list(reversed(self._attached))
-        for adapter in attached:
-            if adapter.runs_shutdown_work:
-                yield _Stage(adapter.name, adapter.detach, describe_waiter)
-        yield _Stage("legacy tasks", self._cancel_legacy_tasks, self._describe_legacy_tasks)
-        for adapter in attached:
-            if not adapter.runs_shutdown_work:
-                yield _Stage(adapter.name, adapter.detach, describe_waiter)
-
     async def _stop_sequence(self) -> None:
         try:
             for stage in self._stop_stages():
@@ -325,58 +307,6 @@ class Hub:
             self._phase = "stopped"
             log.debug("bridges: stopped")
 
-    async def _bounded(self, stage: _Stage, outcome: Awaitable[Any]) -> None:
-        waiter = asyncio.ensure_future(outcome)
-        done, _ = await asyncio.wait({waiter}, timeout=self.stop_timeout)
-        if done:
-            waiter.result()
-            return
-        waiting_for = stage.describe(waiter)
-        waiter.cancel()
-        self.report(
-            StopTimeoutError(
-                f"bridges: stop stage {stage.name!r} did not finish within "
-                f"{self.stop_timeout:g}s; it was still waiting for {waiting_for}. The hub "
-                "went on so that shutdown does not hang. Make that work finish (or respect "
-                "cancellation) sooner, or raise Hub(stop_timeout=...)."
-            ),
-            f"bridges: stop stage {stage.name!r} timed out",
-        )
-        await asyncio.wait({waiter}, timeout=min(self.stop_timeout, 1.0))
-
-    def _cancel_legacy_tasks(self) -> Awaitable[None] | None:
-        pending = self.pending_tasks()
-        for task in pending:
-            task.cancel()
-        return self._report_cancel_failures(pending) if pending else None
-
-    async def _report_cancel_failures(self, tasks: list[asyncio.Task[Any]]) -> None:
-        # asyncio.wait, unlike gather, leaves the tasks alone if this stage is
-        # itself cancelled after its bounded wait.
-        await asyncio.wait(tasks)
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                self.report(
-                    task.exception(), f"bridges: {task!r} raised while it was cancelled at stop"
-                )
-
-    def _describe_legacy_tasks(self, _: asyncio.Future[Any]) -> str:
-        return ", ".join(describe_waiter(task) for task in self.pending_tasks())
-
-    def _release_registrations(self) -> None:
-        loop = self.loop
-        if loop.is_closed():
-            return
-        for fd in list(self._readers):
-            loop.remove_reader(fd)
-        for fd in list(self._writers):
-            loop.remove_writer(fd)
-        for signum in list(self._signals):
-            loop.remove_signal_handler(signum)
-        self._readers.clear()
-        self._writers.clear()
-        self._signals.clear()
-
     # -- legacy tasks -------------------------------------------------------
 
     def spawn(self, aw: Awaitable[Any], *, name: str | None = None) -> asyncio.Task[Any]:
@@ -392,48 +322,6 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    # -- file descriptors ---------------------------------------------------
-
-    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
-        """``loop.add_reader`` that refuses to replace another owner's reader."""
-        fileno = _fileno(fd)
-        _claim(self._readers, fileno, owner, "reader", FdConflictError)
-        _register_or_unclaim(self._readers, fileno, self.loop.add_reader, callback, args)
-
-    def remove_reader(self, fd: Any, *, owner: str) -> bool:
-        fileno = _fileno(fd)
-        if not _release(self._readers, fileno, owner, "reader", FdConflictError):
-            return False
-        return self.loop.remove_reader(fileno)
-
-    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any, owner: str) -> None:
-        """``loop.add_writer`` that refuses to replace another owner's writer."""
-        fileno = _fileno(fd)
-        _claim(self._writers, fileno, owner, "writer", FdConflictError)
-        _register_or_unclaim(self._writers, fileno, self.loop.add_writer, callback, args)
-
-    def remove_writer(self, fd: Any, *, owner: str) -> bool:
-        fileno = _fileno(fd)
-        if not _release(self._writers, fileno, owner, "writer", FdConflictError):
-            return False
-        return self.loop.remove_writer(fileno)
-
-    # -- signals ------------------------------------------------------------
-
-    def add_signal_handler(
-        self, signum: int, callback: Callable[..., Any], *args: Any, owner: str
-    ) -> None:
-        """``loop.add_signal_handler`` that refuses to replace another owner's handler."""
-        _claim(self._signals, int(signum), owner, "handler", SignalConflictError)
-        _register_or_unclaim(
-            self._signals, int(signum), self.loop.add_signal_handler, callback, args
-        )
-
-    def remove_signal_handler(self, signum: int, *, owner: str) -> bool:
-        if not _release(self._signals, int(signum), owner, "handler", SignalConflictError):
-            return False
-        return self.loop.remove_signal_handler(signum)
 
     # -- the error sink -----------------------------------------------------
 
@@ -461,92 +349,3 @@ class Hub:
         if exc is not None:
             payload["exception"] = exc
         loop.call_exception_handler(payload)
-
-
-class _Stage(NamedTuple):
-    name: str
-    begin: Callable[[], Awaitable[Any] | None]
-    describe: Callable[[asyncio.Future[Any]], str]
-
-
-def _fileno(fd: Any) -> int:
-    return fd if isinstance(fd, int) else int(fd.fileno())
-
-
-def _claim(
-    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
-) -> None:
-    current = table.get(key)
-    if current is not None and current != owner:
-        what = _KIND[error]
-        raise error(
-            f"{what} {key} already has a {role} owned by {current!r}, and {owner!r} tried "
-            f"to register another. asyncio keeps one {role} per {what}, so the second "
-            f"would silently replace the first and {current!r} would wait forever. Let one "
-            f"framework own {what} {key} (close or unregister {current!r}'s object first), "
-            "and pass results between the frameworks with bridges.awaitable()."
-        )
-    table[key] = owner
-
-
-def _register_or_unclaim(
-    table: dict[int, str],
-    key: int,
-    register: Callable[..., Any],
-    callback: Callable[..., Any],
-    args: tuple[Any, ...],
-) -> None:
-    # A claim must not outlive a registration the loop refused (epoll refuses
-    # regular files; signals can only be set from the main thread).
-    try:
-        register(key, callback, *args)
-    except BaseException:
-        del table[key]
-        raise
-
-
-def _release(
-    table: dict[int, str], key: int, owner: str, role: str, error: type[BridgeError]
-) -> bool:
-    current = table.get(key)
-    if current is None:
-        return False
-    if current != owner:
-        raise error(
-            f"{owner!r} tried to remove the {role} of {_KIND[error]} {key}, which belongs "
-            f"to {current!r}. Each owner removes only what it registered."
-        )
-    del table[key]
-    return True
-
-
-_KIND: dict[type[BridgeError], str] = {FdConflictError: "fd", SignalConflictError: "signal"}
-
-
-def describe_waiter(waiter: asyncio.Future[Any]) -> str:
-    """A future, or a task and where it is suspended, for messages that must say what waits."""
-    if not isinstance(waiter, asyncio.Task):
-        return repr(waiter)
-    places = _places(waiter, None)
-    where = f", suspended in {' -> '.join(places)}" if places else ""
-    return f"task {waiter.get_name()!r} ({waiter.get_coro()!r}){where}"
-
-
-def describe_task(task: asyncio.Task[Any], *, skip_file: str | None = None) -> str:
-    """Where a pending task is suspended: ``function at file:line`` down the chain of awaits.
-
-    ``Task.get_stack()`` stops at the task's own coroutine; the code that is
-    really waiting is at the end of the chain of awaits below it, or, for a
-    task waiting on a framework's own thread of control (a greenlet), where
-    the attached adapter says it waits.  ``skip_file``: frames of that file
-    (the caller's own machinery) are left out.
-    """
-    return " -> ".join(_places(task, skip_file)) or repr(task.get_coro())
-
-
-def _places(task: asyncio.Task[Any], skip_file: str | None) -> list[str]:
-    for cls in _adapter.loaded():
-        places = cls.waiting_in(task)
-        if places:
-            return places
-    return await_chain(task, skip_file=skip_file)
