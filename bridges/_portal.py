@@ -286,8 +286,7 @@ def park(portal: Portal) -> Any:
     Returns what the wake-up's ``switch`` passed (or raises what its
     ``throw`` passed, or the task's cancellation).
     """
-    glet = portal.glet
-    assert glet is not None and glet is getcurrent()
+    glet: Any = portal.glet
     blocked = asyncio.get_running_loop().create_future()
     blocked._asyncio_future_blocking = True
     portal._blocked = blocked
@@ -301,8 +300,7 @@ def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:
     the greenlet's parent), and the task's next step resumes it.  No new
     task, no context copy.  A coroutine that never suspends costs no switch.
     """
-    glet = portal.glet
-    assert glet is not None and glet is getcurrent()
+    glet: Any = portal.glet
     iterator: Any = aw if type(aw) is _CoroutineType else _await_iterator(aw)
     send = iterator.send
     value = None
@@ -402,4 +400,3 @@ def wrap(aw: Any) -> Any:
     except RuntimeError:
         return aw
     return Portal(aw) if enabled(loop) else aw
-
