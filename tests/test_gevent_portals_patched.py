@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _gevent_helpers import run_patched
 
 pytestmark = pytest.mark.timeout(120)
