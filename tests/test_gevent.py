@@ -874,3 +874,35 @@ def test_nothing_is_lost_with_thousands_of_crossings_in_both_directions() -> Non
 
     expected = 2 * sum(range(2000))
     assert run(main) == (expected, expected)
+
+
+def test_a_gevent_thread_pool_executor_future_is_awaitable() -> None:
+    import gevent.threadpool
+
+    error = ZeroDivisionError("in a thread")
+
+    def fails() -> None:
+        raise error
+
+    async def main() -> list[Any]:
+        executor = gevent.threadpool.ThreadPoolExecutor(2)
+        try:
+            result = await bridges.awaitable(executor.submit(lambda: "from a thread"))
+            with pytest.raises(ZeroDivisionError) as info:
+                await bridges.awaitable(executor.submit(fails))
+        finally:
+            executor.shutdown(wait=False)
+        return [result, info.value is error]
+
+    assert run(main) == ["from a thread", True]
+
+
+def test_bg_wait_outside_a_hub_closes_its_coroutine() -> None:
+    async def never() -> None:
+        await asyncio.sleep(0)
+
+    coro = never()
+    with pytest.raises(bridges.NotAttachedError):
+        bg.wait(coro)
+    # closed: no "coroutine ... was never awaited" warning when it is collected
+    assert coro.cr_frame is None

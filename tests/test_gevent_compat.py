@@ -116,3 +116,18 @@ def test_the_hub_kills_gevents_thread_pool_when_it_stops() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         assert bridges.run(main, frameworks=["gevent"]) == "from a thread"
     assert pools[0].size == 0
+
+
+def test_executor_future_class_is_what_the_gevent_executor_returns_and_it_carries_the_outcome() -> (
+    None
+):
+    """executor_future_class: ``gevent.threadpool._FutureProxy`` and its ``asyncresult``."""
+    import gevent.threadpool
+
+    executor = gevent.threadpool.ThreadPoolExecutor(1)
+    try:
+        future = executor.submit(lambda: "from a thread")
+        assert type(future) is _compat.executor_future_class()
+        assert future.asyncresult.get(timeout=10) == "from a thread"
+    finally:
+        executor.shutdown()

@@ -22,6 +22,7 @@ from .._convert import awaitable, register, to_future
 from .._errors import BridgeError, NotAttachedError
 from .._hub import Hub
 from .._portal import PortalGreenlet, await_inline, current_portal, park
+from ._compat import executor_future_class
 from ._loop import AsyncioLoop, ForkNotSupportedError
 
 __all__ = [
@@ -439,11 +440,23 @@ def _from_event(event: gevent.event.Event) -> asyncio.Future[Any]:
     return _link_future(event, _settle_from_event)
 
 
+def _from_executor_future(future: Any) -> asyncio.Future[Any]:
+    """A ``gevent.threadpool.ThreadPoolExecutor`` future: its pool ``AsyncResult``'s outcome.
+
+    A job already running in a thread cannot be stopped: cancelling the
+    awaiting task stops waiting for it, as for ``run_in_executor``.
+    """
+    return _from_async_result(future.asyncresult)
+
+
 _CONVERTERS: dict[type, Callable[[Any], asyncio.Future[Any]]] = {
     Greenlet: _from_greenlet,
     gevent.event.AsyncResult: _from_async_result,
     gevent.event.Event: _from_event,
 }
+_executor_future = executor_future_class()
+if _executor_future is not None:
+    _CONVERTERS[_executor_future] = _from_executor_future
 for _native, _converter in _CONVERTERS.items():
     register(_native, _converter)
 
