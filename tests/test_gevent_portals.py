@@ -413,3 +413,28 @@ def test_a_blocked_task_and_a_socket_server_in_greenlets_share_the_loop(run: Any
         return reply
 
     assert run(main) == b"ECHO"
+
+
+def test_operations_that_block_midway_complete_from_a_coroutine(run: Any) -> None:
+    import gevent.subprocess
+
+    async def main() -> list[Any]:
+        events: list[str] = []
+
+        def victim() -> None:
+            try:
+                gevent.sleep(10)
+            finally:
+                gevent.sleep(0.01)  # kill() waits for this
+                events.append("victim finally")
+
+        glet = gevent.spawn(victim)
+        gevent.sleep(0)
+        glet.kill()  # blocks until the greenlet has died
+        completed = gevent.subprocess.run(
+            [sys.executable, "-c", "print('child')"], stdout=gevent.subprocess.PIPE, check=True
+        )
+        pooled = bg.get_hub().threadpool.spawn(lambda: "pooled").get()
+        return [events, glet.dead, completed.stdout.decode().strip(), pooled]
+
+    assert run(main) == [["victim finally"], True, "child", "pooled"]
