@@ -59,6 +59,10 @@ __all__ = [
 _switch = _greenlet.switch
 _throw = _greenlet.throw
 _CoroutineType = types.CoroutineType
+_INLINE_WAKEUPS = 20
+"""How many green waits in a row a portal-task may end inside one step (see park)."""
+_IN_STEP: Any = object()
+"""``Portal._blocked`` while park() lets the green hub answer inside the step."""
 
 
 class PortalSwitchError(BridgeError, RuntimeError):
@@ -146,16 +150,26 @@ class Portal:
     coroutine's, so introspection (``Task.get_stack``, AnyIO) sees the code.
     """
 
-    __slots__ = ("__weakref__", "_blocked", "_interrupting", "_wakeup", "coro", "glet", "task")
+    __slots__ = (
+        "__weakref__",
+        "_blocked",
+        "_budget",
+        "_interrupting",
+        "_wakeup",
+        "coro",
+        "glet",
+        "task",
+    )
 
     def __init__(self, coro: Any) -> None:
         self.coro = coro
         self.glet: PortalGreenlet | None = None
         self.task: asyncio.Task[Any] | None = None
-        self._blocked: asyncio.Future[Any] | None = None
+        self._blocked: Any = None
         """The future the task awaits while its greenlet is blocked on green code."""
         self._wakeup: tuple[Callable[..., Any], tuple[Any, ...], Any] | None = None
         self._interrupting: BaseException | None = None
+        self._budget = _INLINE_WAKEUPS
 
     # -- the coroutine protocol (called by the task) ---------------------------
 
@@ -251,7 +265,7 @@ class Portal:
         if blocked is None or (self._wakeup is not None and not replace):
             return
         self._wakeup = (method, args, kwargs)
-        if not blocked.done():
+        if blocked is not _IN_STEP and not blocked.done():
             blocked.set_result(None)
 
     def _interrupt(self, exc: BaseException) -> None:
@@ -280,13 +294,31 @@ def current_portal() -> Portal | None:
     return None
 
 
-def park(portal: Portal) -> Any:
+def park(portal: Portal, run_due: Callable[[], None] | None = None) -> Any:
     """From green code in ``portal``'s greenlet: suspend the task until green code wakes it.
 
     Returns what the wake-up's ``switch`` passed (or raises what its
     ``throw`` passed, or the task's cancellation).
+
+    ``run_due`` (the framework's "run the hub's pending callbacks now") lets
+    a wait that the hub can answer at once - ``sleep(0)``, an event another
+    greenlet sets as soon as it runs - end inside this step, as it does for
+    a greenlet, without two loop iterations.  A budget bounds how often in a
+    row, so that a task looping on such calls still lets the loop run.
     """
     glet: Any = portal.glet
+    if run_due is not None:
+        if portal._budget:
+            portal._blocked = _IN_STEP
+            run_due()
+            wakeup = portal._wakeup
+            if wakeup is not None:
+                portal._budget -= 1
+                portal._blocked = portal._wakeup = None
+                method, args, kwargs = wakeup
+                # switch()/throw() on the running greenlet returns/raises at once.
+                return method(glet, *args, **(kwargs or {}))
+        portal._budget = _INLINE_WAKEUPS
     blocked = asyncio.get_running_loop().create_future()
     blocked._asyncio_future_blocking = True
     portal._blocked = blocked

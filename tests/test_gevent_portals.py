@@ -438,3 +438,28 @@ def test_operations_that_block_midway_complete_from_a_coroutine(run: Any) -> Non
         return [events, glet.dead, completed.stdout.decode().strip(), pooled]
 
     assert run(main) == [["victim finally"], True, "child", "pooled"]
+
+
+def test_a_task_looping_on_gevent_sleep_zero_lets_other_tasks_run(run: Any) -> None:
+    async def main() -> int:
+        counter = 0
+        stop = False
+
+        async def counts() -> None:
+            nonlocal counter
+            while not stop:
+                counter += 1
+                await asyncio.sleep(0)
+
+        counting = asyncio.create_task(counts())
+        await asyncio.sleep(0)
+        start = counter
+        for _ in range(1000):
+            gevent.sleep(0)
+        advanced = counter - start
+        stop = True
+        await counting
+        return advanced
+
+    # sleep(0) answered inside the step at most a few dozen times in a row
+    assert run(main) >= 10

@@ -88,7 +88,7 @@ class _RefuseSwitch:
     def __call__(self) -> Any:
         current = getcurrent()
         if type(current) is PortalGreenlet and not self.loop.destroyed:
-            return park(current.portal)
+            return park(current.portal, self.loop.run_pending_from_asyncio)
         raise HubOwnsLoopError(_blocking_message(self.loop))
 
 
