@@ -96,9 +96,9 @@ class PortalGreenlet(_greenlet):
     def throw(self, *args: Any) -> Any:
         portal = self.portal
         if portal._blocked is not None:
-            portal._wake(_throw, args, None, replace=True)
+            portal._wake(_throw_into, (_exception(args),), None, replace=True)
         elif self is getcurrent() or not self:
-            return _throw(self, *args)
+            return _throw_into(self, _exception(args))
         else:
             # The task awaits asyncio (a gevent.Timeout around an await, a
             # kill): interrupt the awaited operation, as cancellation does,
@@ -119,6 +119,11 @@ def _exception(args: tuple[Any, ...]) -> BaseException:
     if isinstance(value, BaseException):
         return value
     return kind() if value is None else kind(value)
+
+
+def _throw_into(glet: _greenlet, exc: BaseException) -> Any:
+    """``glet.throw(exc)`` keeping ``exc``'s traceback (greenlet's throw drops it otherwise)."""
+    return _throw(glet, type(exc), exc, exc.__traceback__)
 
 
 def _drive(portal: Portal, value: Any) -> Any:
@@ -197,7 +202,7 @@ class Portal:
                 uncancel()
         if self._blocked is not None:
             self._blocked = self._wakeup = None
-        return _throw(glet, exc)
+        return _throw_into(glet, exc)
 
     def close(self) -> None:
         glet = self.glet

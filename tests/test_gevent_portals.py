@@ -463,3 +463,21 @@ def test_a_task_looping_on_gevent_sleep_zero_lets_other_tasks_run(run: Any) -> N
 
     # sleep(0) answered inside the step at most a few dozen times in a row
     assert run(main) >= 10
+
+
+def test_an_exception_awaited_in_a_portal_task_keeps_its_traceback(run: Any) -> None:
+    import traceback
+
+    async def fail_in_a_task() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("deep")
+
+    async def main() -> list[str]:
+        task = asyncio.create_task(fail_in_a_task())
+        try:
+            await task  # the task wakes up with the exception thrown in
+        except ValueError as exc:
+            return [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+        return []
+
+    assert "fail_in_a_task" in run(main)
