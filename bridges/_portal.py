@@ -37,7 +37,7 @@ import types
 import weakref
 from typing import Any, Awaitable, Callable, Generator
 
-from greenlet import getcurrent
+from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as _greenlet
 
 from ._errors import BridgeError
@@ -110,8 +110,6 @@ class PortalGreenlet(_greenlet):
 def _exception(args: tuple[Any, ...]) -> BaseException:
     kind = args[0] if args else None
     if kind is None:
-        from greenlet import GreenletExit
-
         return GreenletExit()
     if isinstance(kind, BaseException):
         return kind
