@@ -98,6 +98,13 @@ class Hub(Registrations, StopStages):
     ``"twisted"`` and any third-party adapter registered in the
     ``bridges.adapters`` entry point group.  ``stop_timeout`` bounds each
     stage of the stop sequence.
+
+    ``portals`` (on by default): with a green framework attached (gevent),
+    every task created on the hub's loop from then on runs its coroutine in
+    a greenlet of its own, so that a gevent-blocking call inside the task
+    suspends only that task.  It costs every task step two greenlet switches
+    (docs/gevent.md, "Portals"); with ``portals=False`` such calls raise
+    ``HubOwnsLoopError`` instead.
     """
 
     def __init__(
@@ -105,9 +112,11 @@ class Hub(Registrations, StopStages):
         frameworks: _adapter.FrameworksArg = "auto",
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        portals: bool = True,
     ) -> None:
         self._classes = _adapter.resolve(frameworks)
         self.stop_timeout = stop_timeout
+        self.portals = portals
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._get_ident: Callable[[], int] = threading.get_ident

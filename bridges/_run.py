@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import signal
+import sys
 import threading
 from typing import Any, Callable, Collection, TypeVar, Union
 
@@ -55,6 +56,7 @@ def run(
     loop_factory: LoopFactoryArg = None,
     debug: bool = False,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    portals: bool = True,
 ) -> Any:
     """Run ``main`` on a new hub, like :func:`asyncio.run`, and return its result.
 
@@ -62,6 +64,8 @@ def run(
     anything :func:`bridges.awaitable` accepts.  ``frameworks`` is ``"auto"``
     (each installed framework), ``None`` (plain asyncio) or an iterable of
     names.  ``loop_factory`` is None, ``"uvloop"`` or a callable.
+    ``portals``: see :class:`bridges.Hub` (with gevent attached, main and
+    every task may make gevent-blocking calls, which suspend only that task).
 
     How it ends: main's result is returned and its exception raised.  SIGTERM
     (or ``reactor.stop()``) cancels main, runs the stop sequence and returns
@@ -79,7 +83,7 @@ def run(
             "use `async with bridges.Hub(): ...` instead."
         )
     factory = make_loop_factory(loop_factory)
-    hub = Hub(frameworks, stop_timeout=stop_timeout)
+    hub = Hub(frameworks, stop_timeout=stop_timeout, portals=portals)
     loop = factory()
     try:
         asyncio.set_event_loop(loop)
@@ -99,8 +103,16 @@ def run(
 async def _main_on_hub(hub: Hub, main: Any, args: tuple[Any, ...]) -> Any:
     async with hub:
         _install_stop_signals(hub)
-        return await awaitable(_call_main(main, args))
+        # main's own task entered the hub before gevent attached: a portal
+        # around main's coroutine lets main make gevent-blocking calls too.
+        return await portal_around(awaitable(_call_main(main, args)))
     return None  # reached only when a stop request cancelled main
+
+
+def portal_around(aw: Any) -> Any:
+    """``aw`` inside a portal if the loop has portals on (bridges._portal, imported by gevent)."""
+    portals = sys.modules.get("bridges._portal")
+    return aw if portals is None else portals.wrap(aw)
 
 
 def _call_main(main: Any, args: tuple[Any, ...]) -> Any:

@@ -210,38 +210,53 @@ def test_bg_wait_raises_the_same_exception_the_coroutine_raised() -> None:
     assert run(main) is error
 
 
-def test_bg_wait_from_a_coroutine_raises_a_bridge_error_at_once() -> None:
+def test_bg_wait_from_a_coroutine_without_a_portal_raises_a_bridge_error_at_once() -> None:
     async def main() -> BaseException:
         future = asyncio.get_running_loop().create_future()
         with pytest.raises(bg.HubOwnsLoopError) as info:
             bg.wait(future)
         return info.value
 
-    error = run(main)
+    error = run(main, portals=False)
     assert isinstance(error, bridges.BridgeError)
-    assert "asyncio code" in str(error)
+    assert "portals=False" in str(error)
 
 
-def test_a_gevent_blocking_call_in_a_coroutine_raises_instead_of_stalling_the_loop() -> None:
+def test_a_gevent_blocking_call_in_a_coroutine_without_portals_raises() -> None:
     async def main() -> str:
         with pytest.raises(bg.HubOwnsLoopError):
             gevent.sleep(0.01)
         with pytest.raises(bg.HubOwnsLoopError):
             gevent.spawn(gevent.sleep, 1).join()
-        return "loop still runs"
-
-    assert run(main) == "loop still runs"
-
-
-def test_waiting_on_a_gevent_event_in_a_coroutine_raises_instead_of_stalling_the_loop() -> None:
-    async def main() -> str:
         with pytest.raises(bg.HubOwnsLoopError):
             gevent.event.Event().wait(0.01)
         with pytest.raises(bg.HubOwnsLoopError):
             gevent.event.AsyncResult().get(timeout=0.01)
         return "loop still runs"
 
-    assert run(main) == "loop still runs"
+    assert run(main, portals=False) == "loop still runs"
+
+
+def test_a_gevent_blocking_call_in_a_loop_callback_raises_at_once() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[list[str]] = loop.create_future()
+
+        def callback() -> None:
+            raised = []
+            for block in (lambda: gevent.sleep(0.01), lambda: bg.wait(loop.create_future())):
+                try:
+                    block()
+                except bg.HubOwnsLoopError as exc:
+                    raised.append(str(exc))
+            outcome.set_result(raised)
+
+        loop.call_soon(callback)
+        return await outcome
+
+    raised = run(main)
+    assert len(raised) == 2
+    assert all("loop callback" in message for message in raised)
 
 
 def test_bg_wait_inside_a_gevent_callback_raises_a_bridge_error() -> None:
@@ -859,3 +874,35 @@ def test_nothing_is_lost_with_thousands_of_crossings_in_both_directions() -> Non
 
     expected = 2 * sum(range(2000))
     assert run(main) == (expected, expected)
+
+
+def test_a_gevent_thread_pool_executor_future_is_awaitable() -> None:
+    import gevent.threadpool
+
+    error = ZeroDivisionError("in a thread")
+
+    def fails() -> None:
+        raise error
+
+    async def main() -> list[Any]:
+        executor = gevent.threadpool.ThreadPoolExecutor(2)
+        try:
+            result = await bridges.awaitable(executor.submit(lambda: "from a thread"))
+            with pytest.raises(ZeroDivisionError) as info:
+                await bridges.awaitable(executor.submit(fails))
+        finally:
+            executor.shutdown(wait=False)
+        return [result, info.value is error]
+
+    assert run(main) == ["from a thread", True]
+
+
+def test_bg_wait_outside_a_hub_closes_its_coroutine() -> None:
+    async def never() -> None:
+        await asyncio.sleep(0)
+
+    coro = never()
+    with pytest.raises(bridges.NotAttachedError):
+        bg.wait(coro)
+    # closed: no "coroutine ... was never awaited" warning when it is collected
+    assert coro.cr_frame is None

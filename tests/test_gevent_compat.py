@@ -122,3 +122,29 @@ def test_the_hub_kills_gevents_thread_pool_when_it_stops() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         assert bridges.run(main, frameworks=["gevent"]) == "from a thread"
     assert pools[0].size == 0
+
+
+def test_executor_future_class_is_what_the_gevent_executor_returns_and_it_carries_the_outcome() -> (
+    None
+):
+    """executor_future_class: ``gevent.threadpool._FutureProxy`` and its ``asyncresult``."""
+    import gevent.threadpool
+
+    def in_greenlet() -> list[Any]:
+        executor = gevent.threadpool.ThreadPoolExecutor(1)
+        try:
+            future = executor.submit(lambda: "from a thread")
+            return [
+                type(future) is _compat.executor_future_class(),
+                future.asyncresult.get(timeout=10),
+            ]
+        finally:
+            executor.shutdown()
+
+    async def main() -> Any:
+        # on a hub, so that no native gevent hub is left behind in this thread
+        return await bridges.awaitable(gevent.spawn(in_greenlet))
+
+    import gevent
+
+    assert bridges.run(main, frameworks=["gevent"]) == [True, "from a thread"]

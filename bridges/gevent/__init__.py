@@ -14,10 +14,13 @@ Public API::
     result = bg.wait(aw)                   # inside a greenlet: block only it
     await bridges.awaitable(greenlet)      # also AsyncResult and Event
 
-The one rule the design imposes: the asyncio side (a coroutine, a loop
-callback) has no greenlet to suspend, so a gevent blocking call there
-(``gevent.sleep``, ``greenlet.join()``, ``bg.wait``...) raises
-:class:`HubOwnsLoopError` at once instead of stalling every task.
+Portals: with gevent attached, each asyncio task on the hub runs its
+coroutine in a greenlet of its own (:mod:`bridges._portal`), so a gevent
+blocking call inside a task (``gevent.sleep``, ``greenlet.join()``, patched
+sockets...) suspends only that task, and ``bg.wait(aw)`` there awaits
+inline.  A loop callback has no task to suspend: a blocking call there (or
+anywhere with ``portals=False``) raises :class:`HubOwnsLoopError` at once
+instead of stalling every task.
 
 The package imports gevent only when one of these names is first used:
 gevent itself imports ``bridges.gevent.AsyncioLoop`` while it is half

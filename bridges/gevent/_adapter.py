@@ -33,6 +33,8 @@ class GeventAdapter(Adapter):
     """The real-thread executor installed under ``patch_all``, or None."""
     previous: gevent.hub.Hub | None = None
     """This thread's native gevent hub, set aside while the hub runs."""
+    portals: bool = False
+    """Whether this hub's tasks get portals (bridges._portal) while gevent is attached."""
 
     @classmethod
     def converters(cls) -> dict[type, Callable[[Any], asyncio.Future[Any]]]:
@@ -61,6 +63,11 @@ class GeventAdapter(Adapter):
         self.ghub, self.gloop = ghub, gloop
         self.executor = _use_real_thread_executor(hub.loop)
         set_hub(ghub)
+        if getattr(hub, "portals", True):
+            from .. import _portal
+
+            _portal.enable(hub.loop)
+            self.portals = True
 
     def detach(self) -> Awaitable[None]:
         """Kill the greenlets of this hub (bounded by the hub), then destroy the gevent hub."""
@@ -73,6 +80,8 @@ class GeventAdapter(Adapter):
         from ._compat import existing_threadpool
 
         try:
+            if self.portals:
+                await self._end_portals()
             alive = self.greenlets()
             if alive:
                 gevent.killall(alive, block=False)
@@ -95,6 +104,23 @@ class GeventAdapter(Adapter):
         finally:
             self.ghub.unreceived.flush()
             self._destroy()
+
+    async def _end_portals(self) -> None:
+        """No new portals; tasks blocked in gevent are cancelled while gevent still runs.
+
+        Their ``finally`` blocks may still use gevent, and what they waited on
+        is cleaned up by gevent itself; after the gevent hub is destroyed
+        nothing would ever wake them.
+        """
+        from .. import _portal
+
+        loop = self.hub.loop
+        _portal.disable(loop)
+        blocked = _portal.blocked_tasks(loop)
+        for task in blocked:
+            task.cancel()
+        if blocked:
+            await asyncio.wait(blocked)
 
     def _destroy(self) -> None:
         from gevent._hub_local import get_hub_if_exists, set_hub

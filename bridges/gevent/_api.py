@@ -18,9 +18,11 @@ from gevent.pool import Group
 from greenlet import GreenletExit, getcurrent
 
 from .. import _errors
-from .._convert import register, to_future
+from .._convert import awaitable, register, to_future
 from .._errors import BridgeError, NotAttachedError
 from .._hub import Hub
+from .._portal import PortalGreenlet, await_inline, current_portal, park
+from ._compat import executor_future_class
 from ._loop import AsyncioLoop, ForkNotSupportedError
 
 __all__ = [
@@ -59,15 +61,24 @@ def _blocking_message(loop: AsyncioLoop | None) -> str:
         )
     return (
         "a gevent blocking call (sleep, join, wait, socket I/O, bg.wait, ...) was made "
-        "from asyncio code (a coroutine or a loop callback), which has no greenlet to "
-        "suspend: blocking it would stall every task. Await instead "
-        "(await bridges.awaitable(greenlet_or_event), await asyncio.sleep(...)), or "
-        "run the blocking code in a greenlet: await bridges.awaitable(gevent.spawn(f))."
+        "from asyncio code that has no portal to suspend: a loop callback (no task), a "
+        "task started before gevent attached, or any task with portals off "
+        "(bridges.run(..., portals=False) / bridges.Hub(portals=False)). Blocking here "
+        "would stall every task. Make the call from a task of the hub with portals on "
+        "(the default), await instead (await bridges.awaitable(greenlet_or_event), await "
+        "asyncio.sleep(...)), or run the blocking code in a greenlet: "
+        "await bridges.awaitable(gevent.spawn(f))."
     )
 
 
 class _RefuseSwitch:
-    """The parked hub's ``switch``: a blocking call from the asyncio side raises."""
+    """The parked hub's ``switch``: a portal-task's blocking call parks its task; others raise.
+
+    Called as ``hub.switch()`` by gevent's blocking calls made on the asyncio
+    side.  In the greenlet of a portal-task (see :mod:`bridges._portal`) the
+    task is suspended until gevent wakes the greenlet; anywhere else there is
+    nothing to suspend.
+    """
 
     __slots__ = ("loop",)
 
@@ -75,6 +86,9 @@ class _RefuseSwitch:
         self.loop = loop
 
     def __call__(self) -> Any:
+        current = getcurrent()
+        if type(current) is PortalGreenlet and not self.loop.destroyed:
+            return park(current.portal, self.loop.run_pending_from_asyncio)
         raise HubOwnsLoopError(_blocking_message(self.loop))
 
 
@@ -225,27 +239,37 @@ def get_hub() -> gevent.hub.Hub:
 def _in_greenlet(what: str) -> GeventAdapter:
     state = _state()
     current = getcurrent()
-    if current is state.ghub or state.gloop.parked:
-        where = "gevent's hub (a gevent callback)" if current is state.ghub else "asyncio code"
+    if current is state.ghub:
         raise HubOwnsLoopError(
-            f"{what} blocks the calling greenlet, but it was called from {where}, which "
-            "has no greenlet to block. From a coroutine, use `await bridges.awaitable(...)` "
-            "or `await aw` instead; from a callback, spawn a greenlet: gevent.spawn(f)."
+            f"{what} blocks the calling greenlet, but it was called from gevent's hub (a "
+            "gevent callback), which has no greenlet to block. Spawn a greenlet instead: "
+            "gevent.spawn(f)."
         )
+    if state.gloop.parked:
+        raise HubOwnsLoopError(f"{what}: {_blocking_message(state.gloop)}")
     return state
 
 
 def wait(aw: Awaitable[T] | Any) -> T:
     """Block the calling greenlet (only it) until ``aw`` is done; return its result.
 
-    ``aw`` is anything :func:`bridges.awaitable` accepts; a coroutine runs as a
-    hub task in a copy of the greenlet's context.  Its exception is raised
-    here (the same object); if it is cancelled, ``asyncio.CancelledError``.
-    Killing the greenlet (or a ``gevent.Timeout``) cancels ``aw``.
+    ``aw`` is anything :func:`bridges.awaitable` accepts.  Its exception is
+    raised here (the same object); if it is cancelled,
+    ``asyncio.CancelledError``.
+
+    From sync code that a portal-task runs (an asyncio task on the hub that
+    called legacy code), ``aw`` is awaited inline in that task, as greenback's
+    ``await_`` does: no new task, the task's own context, and cancelling the
+    task cancels ``aw``.  From a greenlet, a coroutine runs as a hub task in
+    a copy of the greenlet's context; killing the greenlet (or a
+    ``gevent.Timeout``) cancels ``aw``.
     """
+    portal = current_portal()
+    if portal is not None:
+        return await_inline(portal, aw if inspect.iscoroutine(aw) else awaitable(aw))  # type: ignore[no-any-return]
     try:
         state = _in_greenlet("bridges.gevent.wait()")
-    except HubOwnsLoopError:
+    except BaseException:
         if inspect.iscoroutine(aw):
             aw.close()  # refused: don't leave a "never awaited" warning behind
         raise
@@ -412,11 +436,23 @@ def _from_event(event: gevent.event.Event) -> asyncio.Future[Any]:
     return _link_future(event, _settle_from_event)
 
 
+def _from_executor_future(future: Any) -> asyncio.Future[Any]:
+    """A ``gevent.threadpool.ThreadPoolExecutor`` future: its pool ``AsyncResult``'s outcome.
+
+    A job already running in a thread cannot be stopped: cancelling the
+    awaiting task stops waiting for it, as for ``run_in_executor``.
+    """
+    return _from_async_result(future.asyncresult)
+
+
 _CONVERTERS: dict[type, Callable[[Any], asyncio.Future[Any]]] = {
     Greenlet: _from_greenlet,
     gevent.event.AsyncResult: _from_async_result,
     gevent.event.Event: _from_event,
 }
+_executor_future = executor_future_class()
+if _executor_future is not None:
+    _CONVERTERS[_executor_future] = _from_executor_future
 for _native, _converter in _CONVERTERS.items():
     register(_native, _converter)
 

@@ -26,6 +26,7 @@ __all__ = [
     "MISSING",
     "clear_default_executor",
     "core_events_sentinel",
+    "executor_future_class",
     "existing_threadpool",
     "new_standalone_loop",
     "original_attr",
@@ -67,6 +68,19 @@ def original_attr(module: str, name: str) -> Any:
     except ImportError:  # pragma: no cover - gevent is always importable here
         return getattr(__import__(module), name)
     return get_original(module, name)
+
+
+def executor_future_class() -> type | None:
+    """The class of the futures ``gevent.threadpool.ThreadPoolExecutor.submit()`` returns.
+
+    A private class (``gevent.threadpool._FutureProxy``) whose ``asyncresult``
+    is the pool's ``AsyncResult``; checked on gevent 23.9-26.9.  Without it,
+    such futures are not awaitable through ``bridges.awaitable`` (a test fails).
+    """
+    import gevent.threadpool
+
+    cls = getattr(gevent.threadpool, "_FutureProxy", None)
+    return cls if isinstance(cls, type) else None
 
 
 def core_events_sentinel() -> Any:

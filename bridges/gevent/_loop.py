@@ -24,6 +24,8 @@ Two ways of running, one watcher layer:
   callback is left, so gevent raises ``LoopExit`` in the main greenlet as usual.
 """
 
+from __future__ import annotations
+
 import asyncio
 import contextvars
 import weakref

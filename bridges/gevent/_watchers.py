@@ -12,8 +12,10 @@ import signal as _signal_module
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable
 
+from greenlet import getcurrent
 from greenlet import greenlet as _greenlet
 
+from .._portal import PortalGreenlet
 from ._compat import core_events_sentinel
 
 if TYPE_CHECKING:
@@ -280,6 +282,29 @@ class _Io(_Watcher):
         self._args = ()
 
 
+def _refuse_timeout_without_portal(args: tuple[Any, ...] | None) -> None:
+    """``gevent.Timeout.start()`` on the asyncio side: only a portal-task can be interrupted.
+
+    A Timeout throws into the greenlet that started it when it expires.  On
+    the asyncio side without a portal that greenlet is the one running the
+    loop: the throw would land in whatever the loop runs then and leave
+    gevent's hub stuck in the middle of its pass.  Refuse at entry instead.
+    (``update=`` is what ``Timeout.start`` passes to its timer, checked on
+    gevent 23.9-26.9.)
+    """
+    target = args[0] if args else None
+    if target is getcurrent() and type(target) is not PortalGreenlet:
+        from ._api import HubOwnsLoopError
+
+        raise HubOwnsLoopError(
+            "gevent.Timeout was started from asyncio code that has no portal (a loop "
+            "callback, a task started before gevent attached, or portals=False): when it "
+            "expired it would interrupt whatever the loop runs then. Use asyncio.timeout() "
+            "or asyncio.wait_for() around awaits, or run the code in a task of the hub with "
+            "portals on (the default)."
+        )
+
+
 class _Timer(_Watcher):
     _kind = "timer"
 
@@ -299,6 +324,8 @@ class _Timer(_Watcher):
         self._handle: asyncio.TimerHandle | None = None
 
     def _arm(self, update: Any = None, **_: Any) -> None:
+        if update is not None and self.loop.parked:
+            _refuse_timeout_without_portal(self._args)
         self._schedule(self.after)
         if not self._args and self.loop._hosted:
             # Greenlet.start_later() starts the greenlet with a timer.
