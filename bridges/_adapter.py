@@ -57,6 +57,31 @@ and optionally (the defaults do nothing):
     (see each method).
 ``competing_plugins``
     pytest plugins that would fight the hub over this framework.
+``describe_dispatch(what)``
+    The user's function behind one of the framework's dispatches (below).
+
+Attributing dispatches
+----------------------
+
+The hub accounts loop time per framework and watches for a dispatch that
+holds the loop (docs/observability.md).  Where the adapter's own dispatch
+wrapper calls into user code (a reactor's fd event, a hub pass, a handler
+call), it brackets the call with the hub's accounting slot, which is None
+when accounting is off::
+
+    acct = self.hub.accounting
+    if acct is None:
+        call()
+    else:
+        outer = acct.begin(self.name, what)
+        try:
+            call()
+        finally:
+            acct.end(outer)
+
+``what`` is whatever is cheapest to hand over (the selectable, the
+callback); it is named only when the dispatch turns out slow, by
+``describe_dispatch(what)``.
 
 Code that needs the adapter of the running hub calls ``MyAdapter.current()``,
 which raises :class:`bridges.NotAttachedError` when there is none.
@@ -96,6 +121,7 @@ from typing import (
     Union,
 )
 
+from ._accounting import qualified_name
 from ._convert import register
 from ._errors import (
     FrameworkNotInstalledError,
@@ -220,6 +246,16 @@ class Adapter:
     def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
         """Send an error nobody handled in the framework to the hub's error sink, once."""
         self.hub.report(exc, message, **context)
+
+    def describe_dispatch(self, what: Any) -> str:
+        """The user's function behind a dispatch that ran ``what``, qualified.
+
+        ``what`` is what this adapter passed to ``hub.accounting.begin``; the
+        name appears in ``hub.stats()["slowest"]`` and in slow-callback
+        reports (``myapp.proto.Echo.dataReceived``).  Called only for slow
+        dispatches, so it may take its time.
+        """
+        return qualified_name(what)
 
     # -- the pytest plugin -------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -28,6 +29,7 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, Iterator, Mapping, NamedTuple
 
 from . import _adapter
+from ._accounting import Accounting, qualified_name
 from ._adapter import Adapter
 from ._errors import (
     BridgeError,
@@ -35,16 +37,32 @@ from ._errors import (
     HubNotRunningError,
     HubStateError,
     SignalConflictError,
+    SlowCallbackError,
     StopTimeoutError,
+    UsageError,
 )
 from ._introspect import await_chain
+from ._watchdog import Watchdog
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub", "describe_task", "describe_waiter"]
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "SLOW_CALLBACK_ENV",
+    "Hub",
+    "current_hub",
+    "describe_task",
+    "describe_waiter",
+    "slow_callback_value",
+]
 
 log = logging.getLogger("bridges")
 
 DEFAULT_STOP_TIMEOUT = 5.0
 """Seconds each stage of the stop sequence may take before the hub moves on."""
+
+SLOW_CALLBACK_ENV = "BRIDGES_SLOW_CALLBACK"
+"""Environment variable: the blocking detector's threshold in seconds when the code sets none."""
+ACCOUNTING_ENV = "BRIDGES_ACCOUNTING"
+"""Environment variable: ``0`` turns accounting off when the code does not say."""
 
 _REPORTED = "__bridges_reported__"
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
@@ -60,6 +78,25 @@ def _os_thread_ident() -> Callable[[], int]:
     if monkey is not None and monkey.is_module_patched("threading"):
         return monkey.get_original("_thread", "get_ident")  # type: ignore[no-any-return]
     return threading.get_ident
+
+
+def slow_callback_value(value: float | str | None, where: str = "slow_callback") -> float | None:
+    """The blocking detector's threshold: ``value``, else ``$BRIDGES_SLOW_CALLBACK``, else None."""
+    if value is None:
+        value = os.environ.get(SLOW_CALLBACK_ENV) or None
+        where = SLOW_CALLBACK_ENV
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(
+            f"bridges: {where} must be a positive number of seconds (e.g. 0.1) or none, "
+            f"not {value!r}."
+        )
+    return seconds
 
 
 def current_hub() -> Hub:
@@ -96,6 +133,14 @@ class Hub:
     ``"twisted"`` and any third-party adapter registered in the
     ``bridges.adapters`` entry point group.  ``stop_timeout`` bounds each
     stage of the stop sequence.
+
+    ``accounting`` (on by default; ``BRIDGES_ACCOUNTING=0`` turns the default
+    off) counts each framework's dispatches and loop time, for
+    :meth:`stats`.  ``slow_callback`` (seconds; default: the
+    ``BRIDGES_SLOW_CALLBACK`` environment variable, else off) starts the
+    blocking detector: a dispatch that holds the loop longer is reported
+    while it blocks, naming its framework, the user's function and the stack
+    (:class:`bridges.SlowCallbackError`, see docs/observability.md).
     """
 
     def __init__(
@@ -103,9 +148,24 @@ class Hub:
         frameworks: _adapter.FrameworksArg = "auto",
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        accounting: bool | None = None,
+        slow_callback: float | None = None,
     ) -> None:
         self._classes = _adapter.resolve(frameworks)
         self.stop_timeout = stop_timeout
+        self.slow_callback = slow_callback_value(slow_callback)
+        if accounting is None:
+            accounting = os.environ.get(ACCOUNTING_ENV, "1").strip().lower() not in (
+                "0",
+                "no",
+                "off",
+                "false",
+            )
+        self._accounting_on = accounting or self.slow_callback is not None
+        self.accounting: Accounting | None = None
+        """The accounting of this run (the adapters' dispatch hook), None when it is off."""
+        self.watchdog: Watchdog | None = None
+        """The blocking detector, while it runs (``slow_callback`` set)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._get_ident: Callable[[], int] = threading.get_ident
@@ -203,6 +263,9 @@ class Hub:
         self._host = asyncio.current_task()
         _hubs[loop] = self
         self._phase = "running"
+        if self._accounting_on:
+            self.accounting = Accounting(self._describe_dispatch)
+            self.accounting.watch_loop(loop, self._thread_id)
         try:
             for cls in self._classes:
                 adapter = cls(self)
@@ -212,6 +275,7 @@ class Hub:
                 if outcome is not None:
                     await outcome
                 log.debug("bridges: attached %s", adapter.name)
+            self._start_watchdog()
         except BaseException:
             await self._stop_shielded()
             self._withdraw_own_cancel()
@@ -235,6 +299,71 @@ class Hub:
         # Either nothing was cancelled, or our own stop request arrived while main
         # was already leaving with its result or exception: keep that outcome.
         return False
+
+    def _start_watchdog(self) -> None:
+        if self.slow_callback is None or self.accounting is None:
+            return
+        boundaries = []
+        host = self._host
+        frame = getattr(host.get_coro(), "cr_frame", None) if host is not None else None
+        if frame is not None and frame.f_back is not None:
+            # What runs the loop (on uvloop, the caller of run_until_complete):
+            # the stack outside it is never a dispatch.
+            boundaries.append(frame.f_back.f_code)
+        self.watchdog = Watchdog(
+            loop=self.loop,
+            accounting=self.accounting,
+            threshold=self.slow_callback,
+            thread_ident=self._thread_id or 0,
+            frameworks={
+                adapter.requires.partition(".")[0]: adapter.name for adapter in self._attached
+            },
+            describe=self._describe_dispatch,
+            report=self._report_stall,
+            boundaries=boundaries,
+        )
+        self.watchdog.start()
+
+    def _describe_dispatch(self, framework: str, what: Any) -> str:
+        adapter = self._by_name.get(framework)
+        if adapter is not None:
+            return adapter.describe_dispatch(what)
+        return qualified_name(what)
+
+    def _report_stall(self, error: SlowCallbackError) -> None:
+        self.report(
+            error,
+            f"bridges: {error.function} ({error.framework}) held the event loop for "
+            f"{error.seconds:.3f}s, past slow_callback={self.slow_callback:g}s",
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Who has been holding the loop: per-framework counts and loop time, plain data.
+
+        ``{"frameworks": {name: {"count": int | None, "seconds": float}},
+        "slowest": [{"framework", "function", "seconds"}, ...],
+        "wall_seconds", "busy_seconds", "loop_passes", "stalls", "slow_callback"}``:
+        ``seconds`` is loop time spent in that framework's dispatches (its own,
+        without what other frameworks ran inside them); ``"asyncio"`` is the rest
+        of the loop's busy time (task steps and callbacks no other framework
+        claimed); ``slowest`` the slowest single dispatches, by the user's
+        qualified function name; ``stalls`` how many dispatches the blocking
+        detector reported.  Empty figures when accounting is off.  Readable from
+        any thread, and after the hub stopped (the figures of its run).
+        """
+        if self.accounting is None:
+            figures: dict[str, Any] = {
+                "wall_seconds": None,
+                "busy_seconds": None,
+                "loop_passes": None,
+                "frameworks": {},
+                "slowest": [],
+            }
+        else:
+            figures = self.accounting.stats()
+        figures["stalls"] = self.watchdog.stalls if self.watchdog is not None else 0
+        figures["slow_callback"] = self.slow_callback
+        return figures
 
     def request_stop(self, reason: str) -> None:
         """Stop the hub from inside: cancel the code running in it, then run the stop sequence.
@@ -309,6 +438,10 @@ class Hub:
             # cancelled task may spawn one) must not outlive the hub.
             for task in self.pending_tasks():
                 task.cancel()
+            if self.watchdog is not None:
+                self.watchdog.stop()
+            if self.accounting is not None:
+                self.accounting.unwatch_loop()
             self._release_registrations()
             self._attached.clear()
             self._by_name.clear()

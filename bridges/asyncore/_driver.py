@@ -221,7 +221,15 @@ class _Driver(Sweep, TakeOver):
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
-        entry.context.run(self._handle, entry, handler)
+        acct = self.hub.accounting
+        if acct is None:
+            entry.context.run(self._handle, entry, handler)
+        else:
+            outer = acct.begin("asyncore", (entry.obj, handler))
+            try:
+                entry.context.run(self._handle, entry, handler)
+            finally:
+                acct.end(outer)
         if self.sweep_handle is None:
             self._after_event()
 

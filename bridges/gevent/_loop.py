@@ -98,6 +98,8 @@ class AsyncioLoop(DispatchCore, FdPoller, SignalsAndChildren):
         fd_registry: Any = None,
     ) -> None:
         self._hosted = aio_loop is not None
+        self._acct: Any = getattr(fd_registry, "accounting", None)
+        """The bridges hub's accounting slot (None when off): each hub pass is bracketed."""
         if aio_loop is None:
             aio_loop = new_standalone_loop()
         self._aio = aio_loop

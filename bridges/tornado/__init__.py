@@ -114,6 +114,36 @@ class _HubIOLoop(AsyncIOLoop):
             return
         hub.request_stop("IOLoop.stop()")
 
+    # Tornado's two dispatch points into user code (``IOLoop._run_callback``
+    # for add_callback/call_later/add_future, ``_handle_events`` for fd
+    # handlers; private, checked on Tornado 6.2-6.6), bracketed by the hub's
+    # accounting slot.  Tornado's coroutines run as asyncio tasks: their steps
+    # are accounted under asyncio.
+
+    def _run_callback(self, callback: Callable[[], Any]) -> None:
+        hub = self._bridges_hub
+        acct = None if hub is None else hub.accounting
+        if acct is None:
+            super()._run_callback(callback)
+            return
+        outer = acct.begin(OWNER, callback)
+        try:
+            super()._run_callback(callback)
+        finally:
+            acct.end(outer)
+
+    def _handle_events(self, fd: int, events: int) -> None:
+        hub = self._bridges_hub
+        acct = None if hub is None else hub.accounting
+        if acct is None:
+            super()._handle_events(fd, events)
+            return
+        outer = acct.begin(OWNER, self.handlers[fd][1])
+        try:
+            super()._handle_events(fd, events)
+        finally:
+            acct.end(outer)
+
     def close(self, all_fds: bool = False) -> None:
         if self._bridges_hub is None:
             super().close(all_fds=all_fds)

@@ -123,6 +123,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._reaper: asyncio.TimerHandle | None = None
         self._reapDelay = _FIRST_REAP
         self._handleEvent = _read_or_write(self)
+        self._acct = hub.accounting
+        """The hub's accounting slot (None when off): each dispatch is bracketed by it."""
         super().__init__(hub.loop)
 
     # -- binding to a hub -----------------------------------------------------
@@ -135,6 +137,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
     def bind(self, hub: Hub) -> None:
         """Follow ``hub``'s loop: called at attach for a reactor that ran on an earlier hub."""
         self._hub = hub
+        self._acct = hub.accounting
         self._poolStopped = []
         self._logContextStack = _log_context_stack()  # this run's loop thread
         self._hubLoop = hub.loop
@@ -249,6 +252,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._hubLoop = None
         _set_loop(self, None)
         self._hub = None
+        self._acct = None
 
     # -- lifetime ---------------------------------------------------------------
 
