@@ -64,6 +64,8 @@ class Accounting:
         "_busy",
         "_claimed",
         "_claimed_count",
+        "_cpu_clock",
+        "_cpu_start",
         "_describe",
         "_floor",
         "_handles",
@@ -74,8 +76,6 @@ class Accounting:
         "_selector",
         "_slowest",
         "_started",
-        "_cpu_clock",
-        "_cpu_start",
         "_top",
         "_totals",
         "_wake",
@@ -288,4 +288,3 @@ def frame_name(frame: Any) -> str:
         if owner is not None and code.co_varnames[:1] == ("self",):
             qualname = f"{type(owner).__qualname__}.{qualname}"
     return f"{module}.{qualname}"
-

@@ -107,9 +107,7 @@ def find_blocker(
             framework = frameworks[top]
         frame = frame.f_back
     summary = traceback.StackSummary.extract((f, f.f_lineno) for f in reversed(frames))
-    return Stall(
-        framework, frame_name(user) if user is not None else None, summary.format()
-    )
+    return Stall(framework, frame_name(user) if user is not None else None, summary.format())
 
 
 class Watchdog:
@@ -163,7 +161,7 @@ class Watchdog:
                 self._check()
             except RuntimeError:  # the loop closed under us: the hub is gone
                 return
-            except Exception:  # noqa: BLE001 - the detector must never die silently
+            except Exception:
                 log.exception("bridges: the slow callback watchdog failed; it stops")
                 return
 
