@@ -505,3 +505,14 @@ def test_a_task_spawned_while_the_legacy_tasks_stop_is_cancelled_too() -> None:
         return spawned[0].cancelled()
 
     assert asyncio.run(main()) is True
+
+
+def test_every_fd_an_adapter_registers_is_owned_under_the_adapters_name() -> None:
+    async def main() -> tuple[set[str], tuple[str, ...]]:
+        hub = bridges.current_hub()
+        owners = hub.fd_owners()
+        return {*owners["readers"].values(), *owners["writers"].values()}, hub.frameworks
+
+    owners, frameworks = bridges.run(main)
+    assert owners  # Twisted's waker, gevent's and asyncore's epoll sets
+    assert owners <= set(frameworks)

@@ -25,7 +25,8 @@ from typing import Any, Callable, Optional
 from .._adapter import FrameworksArg
 from .._convert import awaitable
 from .._errors import BridgeError, NotAwaitableError
-from .._hub import Hub, describe_task
+from .._hub import Hub
+from .._introspect import describe_task
 from .._run import LoopFactoryArg, make_loop_factory, wind_down
 from .native import HINT_TASK, NativeObjects
 

@@ -27,7 +27,8 @@ with warnings.catch_warnings():
             "(pyasyncore and pyasynchat)."
         ) from None
 
-_OWNER = "bridges.asyncore"
+_OWNER = "asyncore"
+"""The owner of asyncore's fds in the hub's registry: the adapter's name, as for every framework."""
 
 # asyncore's own list (asyncore._DISCONNECTED), spelled out because it is private.
 _DISCONNECTED = frozenset(

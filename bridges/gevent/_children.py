@@ -8,8 +8,7 @@ import signal as _signal_module
 from ._compat import original_attr as _original
 from ._compat import real_signal_calls
 from ._watchers import (
-    _REAP_POLL_FIRST,
-    _REAP_POLL_MAX,
+    OWNER,
     _Child,
     _Signal,
 )
@@ -27,7 +26,7 @@ class SignalsAndChildren:
             with real_signal_calls():
                 if registry is not None:
                     registry.add_signal_handler(
-                        watcher.signum, self._signal_due, watcher.signum, owner="gevent"
+                        watcher.signum, self._signal_due, watcher.signum, owner=OWNER
                     )
                 else:
                     self._aio.add_signal_handler(watcher.signum, self._signal_due, watcher.signum)
@@ -51,7 +50,7 @@ class SignalsAndChildren:
         registry = self._fd_registry
         with real_signal_calls():
             if registry is not None:
-                registry.remove_signal_handler(signum, owner="gevent")
+                registry.remove_signal_handler(signum, owner=OWNER)
             else:
                 self._aio.remove_signal_handler(signum)
 
@@ -65,8 +64,8 @@ class SignalsAndChildren:
         self._children.setdefault(watcher.pid, []).append(watcher)
         if first:
             self._watch_sigchld()
-        elif self._reap_poll is not None:
-            self._poll_children_soon()
+        elif self._reaper.polling:
+            self._reaper.soon()
         # The child may have exited before we watched it.
         self._aio.call_soon(self._reap)
 
@@ -78,22 +77,7 @@ class SignalsAndChildren:
         except RuntimeError:
             # uvloop keeps SIGCHLD for its own subprocesses: poll instead,
             # backing off from _REAP_POLL_FIRST to _REAP_POLL_MAX seconds.
-            self._poll_children_soon()
-
-    def _poll_children_soon(self) -> None:
-        if self._reap_poll is not None:
-            self._reap_poll.cancel()
-        self._reap_poll = self._aio.call_later(
-            _REAP_POLL_FIRST, self._poll_children, _REAP_POLL_FIRST
-        )
-
-    def _poll_children(self, delay: float) -> None:
-        self._reap_poll = None
-        if not self._children:
-            return
-        self._reap()
-        delay = min(2 * delay, _REAP_POLL_MAX)
-        self._reap_poll = self._aio.call_later(delay, self._poll_children, delay)
+            self._reaper.soon()
 
     def _child_stop(self, watcher: _Child) -> None:
         watchers = self._children.get(watcher.pid)
@@ -104,9 +88,7 @@ class SignalsAndChildren:
         if not self._children:
             if self._sigchld is not None:
                 self._sigchld.stop()
-            if self._reap_poll is not None:
-                self._reap_poll.cancel()
-                self._reap_poll = None
+            self._reaper.cancel()
 
     def _reap(self) -> None:
         """SIGCHLD, or a child watcher just started: reap the watched children that exited.

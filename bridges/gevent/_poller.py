@@ -17,6 +17,7 @@ from ._watchers import (
     _READ,
     _UNBOUND,
     _WRITE,
+    OWNER,
     _FdEntry,
     _Io,
 )
@@ -133,7 +134,7 @@ class FdPoller:
         try:
             if registry is not None:
                 (registry.add_reader if read else registry.add_writer)(
-                    fd, self._io_ready, fd, event, owner="gevent"
+                    fd, self._io_ready, fd, event, owner=OWNER
                 )
             else:
                 (self._aio.add_reader if read else self._aio.add_writer)(
@@ -149,7 +150,7 @@ class FdPoller:
             return
         read = event == _READ
         if registry is not None:
-            (registry.remove_reader if read else registry.remove_writer)(fd, owner="gevent")
+            (registry.remove_reader if read else registry.remove_writer)(fd, owner=OWNER)
         else:
             (self._aio.remove_reader if read else self._aio.remove_writer)(fd)
 
@@ -229,7 +230,7 @@ class FdPoller:
     def _watch_epoll(self) -> None:
         epfd = self._epoll.fileno()
         if self._fd_registry is not None:
-            self._fd_registry.add_reader(epfd, self._epoll_ready, owner="gevent")
+            self._fd_registry.add_reader(epfd, self._epoll_ready, owner=OWNER)
         else:
             self._aio.add_reader(epfd, self._epoll_ready)
         self._epoll_watched = True
@@ -238,7 +239,7 @@ class FdPoller:
         if self._epoll_watched and not self._aio.is_closed():
             epfd = self._epoll.fileno()
             if self._fd_registry is not None:
-                self._fd_registry.remove_reader(epfd, owner="gevent")
+                self._fd_registry.remove_reader(epfd, owner=OWNER)
             else:
                 self._aio.remove_reader(epfd)
         self._epoll_watched = False

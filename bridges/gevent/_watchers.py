@@ -49,6 +49,9 @@ _REAP_POLL_MAX = 0.5
 _STARTED_PRUNE = 1024
 
 
+OWNER = "gevent"
+"""The owner of gevent's fds and signal handlers in the hub's registries (the adapter's name)."""
+
 _CORE_EVENTS = core_events_sentinel()
 
 

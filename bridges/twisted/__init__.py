@@ -16,9 +16,10 @@
     bridges.run(main, frameworks=["twisted"])
 
 What this module takes care of (each point is a trap of the stock
-integration, see DESIGN.md):
+integration, see docs/twisted.md):
 
-* the reactor (:class:`~bridges.twisted._reactor.HubReactor`) is installed
+* the reactor (:class:`bridges.twisted.HubReactor`; Scrapy users set
+  ``TWISTED_REACTOR = "bridges.twisted.HubReactor"``) is installed
   from inside the running loop and follows the hub's loop across repeated
   ``bridges.run`` calls; a reactor installed by someone else is refused with
   an error that names it and the module that imported it;

@@ -44,6 +44,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.base import DelayedCall
 
 from .._errors import BridgeError
+from .._reaper import ChildReaper
 from ._compat import (
     _abandon_event,
     _ensure_trigger,
@@ -120,8 +121,13 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._logContextStack = _log_context_stack()
         self._timed: list[tuple[float, int, DelayedCall]] = []
         self._sequence = itertools.count()
-        self._reaper: asyncio.TimerHandle | None = None
-        self._reapDelay = _FIRST_REAP
+        self._reaper = ChildReaper(
+            lambda: self._hubLoop,
+            process.reapAllProcesses,
+            lambda: bool(process.reapProcessHandlers),
+            first=_FIRST_REAP,
+            last=_LAST_REAP,
+        )
         self._handleEvent = _read_or_write(self)
         self._acct = hub.accounting
         """The hub's accounting slot (None when off): each dispatch is bracketed by it."""
@@ -246,9 +252,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
             if state is not _NO_HANDLE and state is not _WRITING:
                 state.cancel()
         self._soonWriters.clear()
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
+        self._reaper.cancel()
         self._hubLoop = None
         _set_loop(self, None)
         self._hub = None
@@ -309,20 +313,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         return transport
 
     def _reapSoon(self) -> None:
-        loop = self._hubLoop
-        if loop is None:
+        if not self._reaper.soon():
             raise not_bound("spawnProcess")
-        if self._reaper is not None:
-            self._reaper.cancel()
-        self._reapDelay = _FIRST_REAP
-        self._reaper = loop.call_later(self._reapDelay, self._reapChildren)
-
-    def _reapChildren(self) -> None:
-        self._reaper = None
-        process.reapAllProcesses()
-        if process.reapProcessHandlers and self._hubLoop is not None:
-            self._reapDelay = min(self._reapDelay * 2, _LAST_REAP)
-            self._reaper = self._hubLoop.call_later(self._reapDelay, self._reapChildren)
 
     # -- threads ----------------------------------------------------------------
 

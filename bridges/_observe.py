@@ -1,0 +1,146 @@
+"""The hub's observation: its accounting and its blocking detector (a mixin of Hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._accounting import Accounting, qualified_name
+from ._errors import SlowCallbackError, UsageError
+from ._watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from ._adapter import Adapter
+
+__all__ = ["ACCOUNTING_ENV", "SLOW_CALLBACK_ENV", "Observation", "slow_callback_value"]
+
+SLOW_CALLBACK_ENV = "BRIDGES_SLOW_CALLBACK"
+"""Environment variable: the blocking detector's threshold in seconds when the code sets none."""
+ACCOUNTING_ENV = "BRIDGES_ACCOUNTING"
+"""Environment variable: ``0`` turns accounting off when the code does not say."""
+
+
+def slow_callback_value(value: float | str | None, where: str = "slow_callback") -> float | None:
+    """The blocking detector's threshold: ``value``, else ``$BRIDGES_SLOW_CALLBACK``, else None."""
+    if value is None:
+        value = os.environ.get(SLOW_CALLBACK_ENV) or None
+        where = SLOW_CALLBACK_ENV
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(
+            f"bridges: {where} must be a positive number of seconds (e.g. 0.1) or none, "
+            f"not {value!r}."
+        )
+    return seconds
+
+
+class Observation:
+    """Accounting per framework and the blocking detector (a mixin of :class:`bridges.Hub`)."""
+
+    _attached: list[Adapter]
+    _by_name: dict[str, Adapter]
+    _host: asyncio.Task[Any] | None
+    _thread_id: int | None
+    loop: asyncio.AbstractEventLoop
+
+    def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
+        raise NotImplementedError
+
+    def _init_observation(self, accounting: bool | None, slow_callback: float | None) -> None:
+        self.slow_callback = slow_callback_value(slow_callback)
+        """The blocking detector's threshold in seconds, or None when it is off."""
+        if accounting is None:
+            accounting = os.environ.get(ACCOUNTING_ENV, "1").strip().lower() not in (
+                "0",
+                "no",
+                "off",
+                "false",
+            )
+        # The detector reads the accounting slot: it needs accounting on.
+        self._accounting_on = accounting or self.slow_callback is not None
+        self.accounting: Accounting | None = None
+        """The accounting of this run (the adapters' dispatch hook), None when it is off."""
+        self.watchdog: Watchdog | None = None
+        """The blocking detector of this run (``slow_callback`` set)."""
+
+    def _start_accounting(self) -> None:
+        if self._accounting_on:
+            self.accounting = Accounting(self._describe_dispatch)
+            self.accounting.watch_loop(self.loop, self._thread_id or 0)
+
+    def _stop_observing(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.accounting is not None:
+            self.accounting.unwatch_loop()
+
+    def _start_watchdog(self) -> None:
+        if self.slow_callback is None or self.accounting is None:
+            return
+        boundaries = []
+        host = self._host
+        frame = getattr(host.get_coro(), "cr_frame", None) if host is not None else None
+        if frame is not None and frame.f_back is not None:
+            # What runs the loop (on uvloop, the caller of run_until_complete):
+            # the stack outside it is never a dispatch.
+            boundaries.append(frame.f_back.f_code)
+        self.watchdog = Watchdog(
+            loop=self.loop,
+            accounting=self.accounting,
+            threshold=self.slow_callback,
+            thread_ident=self._thread_id or 0,
+            frameworks={
+                adapter.requires.partition(".")[0]: adapter.name for adapter in self._attached
+            },
+            describe=self._describe_dispatch,
+            report=self._report_stall,
+            boundaries=boundaries,
+        )
+        self.watchdog.start()
+
+    def _describe_dispatch(self, framework: str, what: Any) -> str:
+        adapter = self._by_name.get(framework)
+        if adapter is not None:
+            return adapter.describe_dispatch(what)
+        return qualified_name(what)
+
+    def _report_stall(self, error: SlowCallbackError) -> None:
+        self.report(
+            error,
+            f"bridges: {error.function} ({error.framework}) held the event loop for "
+            f"{error.seconds:.3f}s, past slow_callback={self.slow_callback:g}s",
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Who has been holding the loop: per-framework counts and loop time, plain data.
+
+        ``{"frameworks": {name: {"count": int | None, "seconds": float}},
+        "slowest": [{"framework", "function", "seconds"}, ...],
+        "wall_seconds", "busy_seconds", "loop_passes", "stalls", "slow_callback"}``:
+        ``seconds`` is loop time spent in that framework's dispatches (its own,
+        without what other frameworks ran inside them); ``"asyncio"`` is the rest
+        of the loop's busy time (task steps and callbacks no other framework
+        claimed); ``slowest`` the slowest single dispatches, by the user's
+        qualified function name; ``stalls`` how many dispatches the blocking
+        detector reported.  Empty figures when accounting is off.  Readable from
+        any thread, and after the hub stopped (the figures of its run).
+        """
+        if self.accounting is None:
+            figures: dict[str, Any] = {
+                "wall_seconds": None,
+                "busy_seconds": None,
+                "loop_passes": None,
+                "frameworks": {},
+                "slowest": [],
+            }
+        else:
+            figures = self.accounting.stats()
+        figures["stalls"] = self.watchdog.stalls if self.watchdog is not None else 0
+        figures["slow_callback"] = self.slow_callback
+        return figures

@@ -1,0 +1,150 @@
+"""Which tests run on the hub, and with which options (from the marker and the ini file).
+
+Besides ``async def``, each adapter whose framework is imported recognises
+its own flavors of test functions (``Adapter.test_flavor``) and the unittest
+classes it runs (``Adapter.owns_test_case``): no framework is named here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import unittest
+from typing import Any, Optional
+
+import pytest
+
+from .. import _adapter
+from .._adapter import FrameworksArg
+
+__all__ = ["async_flavor"]
+
+_MARKER_KEYS = ("frameworks", "loop_factory", "timeout")
+_OTHER_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
+
+
+class _Options:
+    __slots__ = ("frameworks", "loop_factory", "timeout")
+
+    def __init__(self, frameworks: FrameworksArg, loop_factory: Any, timeout: Optional[float]):
+        self.frameworks = frameworks
+        self.loop_factory = loop_factory
+        self.timeout = timeout
+
+
+def _mode(config: pytest.Config) -> str:
+    return str(config.getoption("bridges_mode") or config.getini("bridges_mode")).strip()
+
+
+def _timeout_value(value: Any, where: str) -> Optional[float]:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds <= 0:
+        raise pytest.UsageError(
+            f"bridges: {where} must be a positive number of seconds or none, not {value!r}."
+        )
+    return seconds
+
+
+def _frameworks_value(value: str) -> FrameworksArg:
+    words = value.replace(",", " ").split()
+    if words in (["auto"], []):
+        return "auto"
+    if words == ["none"]:
+        return None
+    return words
+
+
+# -- which tests run on the hub ---------------------------------------------
+
+
+def async_flavor(func: Any) -> Optional[str]:
+    """The async flavor of a test or fixture function, or None for a plain function.
+
+    Besides ``async def``, each adapter whose framework is imported names its
+    own flavors (Twisted's ``inlineCallbacks``, Tornado's ``gen.coroutine``).
+    """
+    func = getattr(func, "__func__", func)
+    if inspect.iscoroutinefunction(func):
+        return "async def"
+    if inspect.isasyncgenfunction(func):
+        return "async generator"
+    for cls in _adapter.loaded():
+        flavor = cls.test_flavor(func)
+        if flavor is not None:
+            return flavor
+    return None
+
+
+def _test_case_owner(cls: Any) -> Optional[type[_adapter.Adapter]]:
+    """The adapter that runs the unittest class ``cls`` on the hub (trial's), if any."""
+    if not isinstance(cls, type):
+        return None
+    for adapter in _adapter.loaded():
+        if adapter.owns_test_case(cls):
+            return adapter
+    return None
+
+
+def _options_for(item: pytest.Item, config: pytest.Config) -> Optional[_Options]:
+    if not isinstance(item, pytest.Function):
+        return None
+    if _is_other_unittest_case(item.cls):
+        return None
+    marker = item.get_closest_marker("bridges")
+    if marker is None:
+        if _mode(config) != "auto":
+            return None
+        if async_flavor(item.obj) is None and _test_case_owner(item.cls) is None:
+            return None
+        if any(item.get_closest_marker(name) for name in _OTHER_ASYNC_MARKERS):
+            return None
+        if "anyio_backend" in item.fixturenames:
+            return None
+        return _Options(
+            _frameworks_value(config.getini("bridges_frameworks")),
+            _default_loop_factory(config),
+            _timeout_value(config.getini("bridges_timeout"), "bridges_timeout"),
+        )
+    return _marker_options(marker, item, config)
+
+
+def _is_other_unittest_case(cls: Any) -> bool:
+    # unittest cases that no adapter owns run their own loop (IsolatedAsyncioTestCase,
+    # tornado's AsyncTestCase and bridges.tornado.HubAsyncTestCase): not ours.
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, unittest.TestCase)
+        and _test_case_owner(cls) is None
+    )
+
+
+def _default_loop_factory(config: pytest.Config) -> Optional[str]:
+    value = str(config.getini("bridges_loop_factory")).strip()
+    return None if value in ("", "asyncio") else value
+
+
+def _marker_options(marker: pytest.Mark, item: pytest.Item, config: pytest.Config) -> _Options:
+    unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYS))
+    if unknown or len(marker.args) > 1:
+        raise pytest.UsageError(
+            f"bridges: {item.nodeid}: @pytest.mark.bridges takes frameworks=, loop_factory= "
+            f"and timeout=, not {', '.join(unknown) or 'more than one positional argument'}."
+        )
+    frameworks: FrameworksArg
+    if marker.args:
+        frameworks = marker.args[0]
+    elif "frameworks" in marker.kwargs:
+        frameworks = marker.kwargs["frameworks"]
+    else:
+        frameworks = _frameworks_value(config.getini("bridges_frameworks"))
+    timeout = (
+        _timeout_value(marker.kwargs["timeout"], f"{item.nodeid}: bridges(timeout=...)")
+        if "timeout" in marker.kwargs
+        else _timeout_value(config.getini("bridges_timeout"), "bridges_timeout")
+    )
+    loop_factory = marker.kwargs.get("loop_factory", _default_loop_factory(config))
+    return _Options(frameworks, loop_factory, timeout)
