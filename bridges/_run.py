@@ -55,6 +55,8 @@ def run(
     loop_factory: LoopFactoryArg = None,
     debug: bool = False,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    slow_callback: float | None = None,
+    accounting: bool | None = None,
 ) -> Any:
     """Run ``main`` on a new hub, like :func:`asyncio.run`, and return its result.
 
@@ -62,6 +64,10 @@ def run(
     anything :func:`bridges.awaitable` accepts.  ``frameworks`` is ``"auto"``
     (each installed framework), ``None`` (plain asyncio) or an iterable of
     names.  ``loop_factory`` is None, ``"uvloop"`` or a callable.
+    ``slow_callback`` (seconds) names any dispatch that holds the loop longer,
+    while it blocks (default: ``$BRIDGES_SLOW_CALLBACK``, else off);
+    ``accounting`` counts loop time per framework (on unless
+    ``BRIDGES_ACCOUNTING=0``); see :meth:`bridges.Hub.stats`.
 
     How it ends: main's result is returned and its exception raised.  SIGTERM
     (or ``reactor.stop()``) cancels main, runs the stop sequence and returns
@@ -79,7 +85,12 @@ def run(
             "use `async with bridges.Hub(): ...` instead."
         )
     factory = make_loop_factory(loop_factory)
-    hub = Hub(frameworks, stop_timeout=stop_timeout)
+    hub = Hub(
+        frameworks,
+        stop_timeout=stop_timeout,
+        slow_callback=slow_callback,
+        accounting=accounting,
+    )
     loop = factory()
     try:
         asyncio.set_event_loop(loop)

@@ -18,7 +18,7 @@ from .._adapter import FrameworksArg
 
 __all__ = ["async_flavor"]
 
-_MARKER_KEYS = ("frameworks", "loop_factory", "timeout")
+_MARKER_KEYS = ("frameworks", "loop_factory", "timeout", "slow_callback")
 _OTHER_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
 
 
@@ -131,8 +131,9 @@ def _marker_options(marker: pytest.Mark, item: pytest.Item, config: pytest.Confi
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYS))
     if unknown or len(marker.args) > 1:
         raise pytest.UsageError(
-            f"bridges: {item.nodeid}: @pytest.mark.bridges takes frameworks=, loop_factory= "
-            f"and timeout=, not {', '.join(unknown) or 'more than one positional argument'}."
+            f"bridges: {item.nodeid}: @pytest.mark.bridges takes frameworks=, loop_factory=, "
+            f"timeout= and slow_callback=, not "
+            f"{', '.join(unknown) or 'more than one positional argument'}."
         )
     frameworks: FrameworksArg
     if marker.args:
