@@ -151,8 +151,9 @@ class Accounting:
         else:
             # The outer dispatch's own time excludes this one's.
             outer_totals = self._totals.get(outer[0])
-            if outer_totals is not None:
-                outer_totals[1] -= elapsed
+            if outer_totals is None:
+                outer_totals = self._totals[outer[0]] = [0, 0.0]
+            outer_totals[1] -= elapsed
 
     def _keep_slow(self, elapsed: float, framework: str, what: Any) -> None:
         try:

@@ -203,7 +203,7 @@ class Watchdog:
         self.stalls += 1
         stack = "".join(found.stack).rstrip("\n")
         message = (
-            f"bridges: {function} (a {framework} dispatch) has held the event loop for "
+            f"bridges: {function} ({framework}) has held the event loop for "
             f"{seconds:.3f}s (slow_callback={self.threshold:g}s); every framework on the hub "
             "waits until it returns. Where it was when the threshold passed (innermost last):\n"
             f"{stack}\n"

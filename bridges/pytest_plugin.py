@@ -31,7 +31,7 @@ import pytest
 
 from . import _adapter
 from ._adapter import FrameworksArg, resolve
-from ._errors import BridgeError, UsageError
+from ._errors import BridgeError, SlowCallbackError, UsageError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
 from ._observe import slow_callback_value
 from ._pytest.competitors import advice
@@ -541,6 +541,13 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 def _unhandled_message(errors: list[dict[str, Any]], name: str) -> str:
+    if all(isinstance(error.get("exception"), SlowCallbackError) for error in errors):
+        return (
+            f"bridges: {name} held its loop past bridges_slow_callback {len(errors)} time(s), "
+            "and bridges_slow = fail makes that a failure. Move the blocking work off the loop, "
+            "or raise the threshold for this test with "
+            f"@pytest.mark.bridges(slow_callback=...):\n\n{format_errors(errors)}"
+        )
     return (
         f"bridges: {len(errors)} error(s) nobody handled were reported while {name} ran, so "
         "it fails even though its own code passed. Await the task, add an errback to the "
