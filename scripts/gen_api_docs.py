@@ -31,6 +31,7 @@ MODULES = [
     ("bridges.tornado", "from bridges import tornado as btn"),
     ("bridges.gevent", "from bridges import gevent as bg"),
     ("bridges.asyncore", "from bridges import asyncore as ba"),
+    ("bridges.metrics", "from bridges.metrics import HubCollector, log_every, dump_every"),
     ("bridges.pytest_plugin", "the pytest11 plugin (installed with the package)"),
 ]
 
