@@ -250,6 +250,22 @@ class Hub(Registrations, StopStages, Observation):
         # was already leaving with its result or exception: keep that outcome.
         return False
 
+    def stats(self) -> dict[str, Any]:
+        """Who has been holding the loop: per-framework counts and loop time, plain data.
+
+        ``{"frameworks": {name: {"count": int | None, "seconds": float}},
+        "slowest": [{"framework", "function", "seconds"}, ...],
+        "wall_seconds", "busy_seconds", "loop_passes", "stalls", "slow_callback"}``:
+        ``seconds`` is loop time spent in that framework's dispatches (its own,
+        without what other frameworks ran inside them); ``"asyncio"`` is the rest
+        of the loop's busy time (task steps and callbacks no other framework
+        claimed); ``slowest`` the slowest single dispatches, by the user's
+        qualified function name; ``stalls`` how many dispatches the blocking
+        detector reported.  Empty figures when accounting is off.  Readable from
+        any thread, and after the hub stopped (the figures of its run).
+        """
+        return self._stats()
+
     def request_stop(self, reason: str) -> None:
         """Stop the hub from inside: cancel the code running in it, then run the stop sequence.
 

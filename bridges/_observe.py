@@ -117,20 +117,7 @@ class Observation:
             f"{error.seconds:.3f}s, past slow_callback={self.slow_callback:g}s",
         )
 
-    def stats(self) -> dict[str, Any]:
-        """Who has been holding the loop: per-framework counts and loop time, plain data.
-
-        ``{"frameworks": {name: {"count": int | None, "seconds": float}},
-        "slowest": [{"framework", "function", "seconds"}, ...],
-        "wall_seconds", "busy_seconds", "loop_passes", "stalls", "slow_callback"}``:
-        ``seconds`` is loop time spent in that framework's dispatches (its own,
-        without what other frameworks ran inside them); ``"asyncio"`` is the rest
-        of the loop's busy time (task steps and callbacks no other framework
-        claimed); ``slowest`` the slowest single dispatches, by the user's
-        qualified function name; ``stalls`` how many dispatches the blocking
-        detector reported.  Empty figures when accounting is off.  Readable from
-        any thread, and after the hub stopped (the figures of its run).
-        """
+    def _stats(self) -> dict[str, Any]:
         if self.accounting is None:
             figures: dict[str, Any] = {
                 "wall_seconds": None,
