@@ -13,7 +13,13 @@ from ._watchdog import Watchdog
 if TYPE_CHECKING:
     from ._adapter import Adapter
 
-__all__ = ["ACCOUNTING_ENV", "SLOW_CALLBACK_ENV", "Observation", "slow_callback_value"]
+__all__ = [
+    "ACCOUNTING_ENV",
+    "SLOW_CALLBACK_ENV",
+    "Observation",
+    "positive_seconds",
+    "slow_callback_value",
+]
 
 SLOW_CALLBACK_ENV = "BRIDGES_SLOW_CALLBACK"
 """Environment variable: the blocking detector's threshold in seconds when the code sets none."""
@@ -24,9 +30,13 @@ ACCOUNTING_ENV = "BRIDGES_ACCOUNTING"
 def slow_callback_value(value: float | str | None, where: str = "slow_callback") -> float | None:
     """The blocking detector's threshold: ``value``, else ``$BRIDGES_SLOW_CALLBACK``, else None."""
     if value is None:
-        value = os.environ.get(SLOW_CALLBACK_ENV) or None
-        where = SLOW_CALLBACK_ENV
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
+        return positive_seconds(os.environ.get(SLOW_CALLBACK_ENV) or None, SLOW_CALLBACK_ENV)
+    return positive_seconds(value, where)
+
+
+def positive_seconds(value: Any, where: str) -> float | None:
+    """``value`` as a positive number of seconds; None for None, "", "none" or "off"."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
         return None
     try:
         seconds = float(value)
@@ -34,8 +44,7 @@ def slow_callback_value(value: float | str | None, where: str = "slow_callback")
         seconds = -1.0
     if not seconds > 0:
         raise UsageError(
-            f"bridges: {where} must be a positive number of seconds (e.g. 0.1) or none, "
-            f"not {value!r}."
+            f"bridges: {where} must be a positive number of seconds or none, not {value!r}."
         )
     return seconds
 

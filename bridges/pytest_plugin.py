@@ -31,9 +31,8 @@ import pytest
 
 from . import _adapter
 from ._adapter import FrameworksArg, resolve
-from ._errors import BridgeError, SlowCallbackError, UsageError
+from ._errors import BridgeError, SlowCallbackError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
-from ._observe import slow_callback_value
 from ._pytest.competitors import advice
 from ._pytest.runner import (
     GC_MODES,
@@ -146,7 +145,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _choice("bridges_mode", MODES, _mode(config))
     _choice("bridges_leaks", LEAK_MODES, config.getini("bridges_leaks"))
     _choice("bridges_slow", LEAK_MODES, config.getini("bridges_slow"))
-    _slow_callback(config.getini("bridges_slow_callback"), "the ini option bridges_slow_callback")
+    _timeout_value(config.getini("bridges_slow_callback"), "the ini option bridges_slow_callback")
     _choice("bridges_gc", tuple(GC_MODES), config.getini("bridges_gc"))
     _timeout_value(config.getini("bridges_timeout"), "the ini option bridges_timeout")
     _stop_timeout(config)
@@ -341,19 +340,12 @@ def _bridges_runner(request: pytest.FixtureRequest) -> Iterator[TestRunner]:
         _finish(runner, item, config)
 
 
-def _slow_callback(value: Any, where: str) -> Optional[float]:
-    try:
-        return slow_callback_value(value, where)
-    except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
 def _slow_callback_for(item: pytest.Item, config: pytest.Config) -> Optional[float]:
     marker = item.get_closest_marker("bridges")
     if marker is not None and "slow_callback" in marker.kwargs:
         where = f"{item.nodeid}: bridges(slow_callback=...)"
-        return _slow_callback(marker.kwargs["slow_callback"], where)
-    return _slow_callback(config.getini("bridges_slow_callback"), "bridges_slow_callback")
+        return _timeout_value(marker.kwargs["slow_callback"], where)
+    return _timeout_value(config.getini("bridges_slow_callback"), "bridges_slow_callback")
 
 
 def _warn_slow(context: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from _asyncore_helpers import asyncore
+from _asyncore_helpers import EchoServer
 from test_observe_detector import _send
 from tornado import web
 from twisted.internet import protocol
@@ -25,24 +25,6 @@ class SlowEcho(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         time.sleep(0.03)
         self.transport.write(data)
-
-
-class EchoHandler(asyncore.dispatcher_with_send):
-    def handle_read(self) -> None:
-        data = self.recv(1024)
-        if data:
-            self.send(data)
-
-
-class EchoServer(asyncore.dispatcher):
-    def __init__(self) -> None:
-        super().__init__()
-        self.create_socket()
-        self.bind(("127.0.0.1", 0))
-        self.listen(5)
-
-    def handle_accepted(self, sock: Any, addr: Any) -> None:
-        EchoHandler(sock)
 
 
 class HelloHandler(web.RequestHandler):
@@ -69,7 +51,7 @@ def test_stats_count_and_time_each_frameworks_dispatches() -> None:
         try:
             for _ in range(3):
                 assert await _send(port.getHost().port, b"tw") == b"tw"
-                assert await _send(server.socket.getsockname()[1], b"ac") == b"ac"
+                assert await _send(server.port, b"ac") == b"ac"
                 reply = await _send(http_port, b"GET / HTTP/1.0\r\n\r\n")
                 assert reply.endswith(b"hello")
                 assert await bridges.awaitable(gevent.spawn(legacy_view)) == "ok"

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
 from typing import Any
 
 import pytest
-from _asyncore_helpers import asyncore
+from _asyncore_helpers import EchoServer, asyncore
 from tornado import web
 from twisted.internet import protocol
 
@@ -126,7 +125,9 @@ def test_a_blocking_greenlet_is_named_while_it_blocks() -> None:
 
 
 class BlockingHandler(asyncore.dispatcher_with_send):
-    caught: Caught
+    def __init__(self, sock: Any, caught: Caught) -> None:
+        super().__init__(sock)
+        self.caught = caught
 
     def handle_read(self) -> None:
         data = self.recv(1024)
@@ -135,27 +136,14 @@ class BlockingHandler(asyncore.dispatcher_with_send):
             self.send(data)
 
 
-class BlockingServer(asyncore.dispatcher):
-    def __init__(self, caught: Caught) -> None:
-        super().__init__()
-        self.caught = caught
-        self.create_socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.bind(("127.0.0.1", 0))
-        self.listen(5)
-
-    def handle_accepted(self, sock: socket.socket, addr: Any) -> None:
-        handler = BlockingHandler(sock)
-        handler.caught = self.caught
-
-
 def test_a_blocking_asyncore_handle_read_is_named_while_it_blocks() -> None:
     caught = Caught()
 
     async def main() -> bytes:
         caught.listen(bridges.current_hub())
-        server = BlockingServer(caught)
+        server = EchoServer(handler=lambda sock, map: BlockingHandler(sock, caught))
         try:
-            return await _send(server.socket.getsockname()[1], b"ping")
+            return await _send(server.port, b"ping")
         finally:
             server.close()
 

@@ -15,6 +15,8 @@ import pytest
 
 from .. import _adapter
 from .._adapter import FrameworksArg
+from .._errors import UsageError
+from .._observe import positive_seconds
 
 __all__ = ["async_flavor"]
 
@@ -36,17 +38,10 @@ def _mode(config: pytest.Config) -> str:
 
 
 def _timeout_value(value: Any, where: str) -> Optional[float]:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        return None
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0:
-        raise pytest.UsageError(
-            f"bridges: {where} must be a positive number of seconds or none, not {value!r}."
-        )
-    return seconds
+        return positive_seconds(value, where)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _frameworks_value(value: str) -> FrameworksArg:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import bridges
-from bridges._demo import Servers, answer, hop
+from bridges._demo import Servers, answer, hop, line_get
 from bridges.metrics import dump_every, shares
 
 CLIENTS = 3
@@ -67,18 +67,6 @@ def http_get(port: int, path: str) -> list[dict[str, Any]]:
     return json.loads(body)["hops"]  # type: ignore[no-any-return]
 
 
-def line_get(port: int) -> list[dict[str, Any]]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"hop\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return [json.loads(data)]
-
-
 class Load:
     """Client threads whose mix moves from the legacy endpoints to the asyncio one."""
 
@@ -87,7 +75,7 @@ class Load:
         self.legacy: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
             ("twisted", lambda: http_get(ports.twisted, "/")),
             ("gevent", lambda: http_get(ports.gevent, "/")),
-            ("asyncore", lambda: line_get(ports.asyncore)),
+            ("asyncore", lambda: line_get(ports.asyncore)["hops"]),
         ]
         self.moved = ("asyncio", lambda: http_get(asyncio_port, "/"))
         self.chain = ("tornado", lambda: http_get(ports.tornado, "/chain"))
