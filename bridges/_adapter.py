@@ -125,6 +125,7 @@ from ._accounting import qualified_name
 from ._convert import register
 from ._errors import (
     FrameworkNotInstalledError,
+    HubNotRunningError,
     NotAttachedError,
     UnknownFrameworkError,
     UsageError,
@@ -214,19 +215,15 @@ class Adapter:
     @classmethod
     def current(cls: type[A]) -> A:
         """This adapter on the running hub; :class:`bridges.NotAttachedError` if none."""
-        from ._hub import current_hub
-
         try:
-            hub = current_hub()
-        except NotAttachedError:
-            raise
-        except Exception:  # noqa: BLE001 - HubNotRunningError, reworded for this framework
+            hub = _running_hub()
+        except HubNotRunningError:
             raise cls.not_attached(
                 f"{cls.name} is used through bridges, but no bridges hub is running in this "
                 f"thread. Run the code inside bridges.run(main, frameworks=[..., {cls.name!r}]) "
                 "or `async with bridges.Hub(...)`."
             ) from None
-        adapter = hub.adapter(cls.name)
+        adapter = hub._by_name.get(cls.name)  # hub.adapter(), one call less on hot paths
         if not isinstance(adapter, cls):
             raise cls.not_attached(
                 f"{cls.name} is not attached to the running hub {hub!r}. Ask for it: "
@@ -301,6 +298,19 @@ class Adapter:
     def waiting_in(cls, task: asyncio.Task[Any]) -> list[str] | None:
         """Where ``task`` really waits, if it waits inside this framework (a greenlet)."""
         return None
+
+
+def _running_hub() -> Hub:
+    """``bridges.current_hub``, bound on first use (``_hub`` imports this module).
+
+    Adapters call :meth:`Adapter.current` on hot paths (``bg.wait``), so the
+    import is not repeated on every call.
+    """
+    global _running_hub
+    from ._hub import current_hub
+
+    _running_hub = current_hub
+    return current_hub()
 
 
 class AdapterEntry(NamedTuple):

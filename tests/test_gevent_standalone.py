@@ -106,3 +106,21 @@ def test_a_hub_of_another_thread_refuses_child_watchers_as_libev_does(tmp_path: 
         env=STANDALONE,
     )
     assert outcome == [["child watchers are only available on the default loop"], "_Child"]
+
+
+def test_importing_bridges_gevent_does_not_import_gevent() -> None:
+    # gevent imports bridges.gevent.AsyncioLoop while it is itself half imported
+    # (GEVENT_LOOP): the package must not import gevent until a name needs it.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, bridges.gevent as bg\n"
+        "before = 'gevent' in sys.modules\n"
+        "bg.spawn\n"
+        "print(before, 'gevent.hub' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]

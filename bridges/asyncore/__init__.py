@@ -41,11 +41,11 @@ plain dict (driven too, but at asyncore's O(connections) cost per pass).
 from __future__ import annotations
 
 import asyncio
-import warnings
 from types import ModuleType
 from typing import Any, Callable, Optional
 
 from .._convert import register
+from .._deprecation import renamed_getattr
 from .._errors import HubNotRunningError
 from ._compat import _map_of
 from ._driver import _Driver
@@ -193,17 +193,6 @@ for _native, _converter in _CONVERTERS.items():
 
 from ._adapter import AsyncoreAdapter  # noqa: E402 - it uses the classes above
 
-_DEPRECATED = {"BlockingLoopError": "HubOwnsLoopError"}
-
-
-def __getattr__(name: str) -> Any:
-    # Old names, kept for one release.
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(
-            f"bridges.asyncore.{name} is deprecated; use bridges.asyncore.{new}.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return globals()[new]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed_getattr(
+    __name__, {"BlockingLoopError": "HubOwnsLoopError"}, globals().__getitem__
+)

@@ -1,7 +1,7 @@
 """Every private detail of asyncore the adapter relies on.
 
 Checked on the stdlib asyncore of Python 3.9-3.11 and pyasyncore 1.0.2-1.0.4;
-tests/test_asyncore.py tests the behaviour each relies on.
+tests/test_asyncore_compat.py tests the behaviour each relies on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def _map_of(dispatcher: Any) -> Any:
 
     ``dispatcher._map`` is private to asyncore; checked on stdlib asyncore
     (Python 3.9-3.11), pyasyncore 1.0.x and waitress's wasyncore 2.x-3.0
-    (tests/test_asyncore.py::test_dispatchers_still_keep_their_map_in_the_private_map_attribute).
+    (tests/test_asyncore_compat.py).
     """
     return getattr(dispatcher, "_map", None)
 

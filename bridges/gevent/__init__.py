@@ -28,8 +28,9 @@ code on the loop class alone (docs/gevent.md, "standalone mode").
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import TYPE_CHECKING, Any
+
+from .._deprecation import renamed_getattr
 
 if TYPE_CHECKING:
     from ._api import (
@@ -61,20 +62,11 @@ _HOME = {
     "RealThreadExecutor": "_executor",
 }
 """Names that live outside ``_api``: importing these must not import gevent."""
-_DEPRECATED = {"BlockingCallError": "HubOwnsLoopError", "gevent_hub": "get_hub"}
 
 
-def __getattr__(name: str) -> Any:
+def _load(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(
-            f"bridges.gevent.{name} is deprecated; use bridges.gevent.{new}.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return __getattr__(new)
     module = importlib.import_module(f"{__name__}.{_HOME.get(name, '_api')}")
     try:
         value = getattr(module, name)
@@ -83,6 +75,11 @@ def __getattr__(name: str) -> Any:
     if name in __all__:
         globals()[name] = value
     return value
+
+
+__getattr__ = renamed_getattr(
+    __name__, {"BlockingCallError": "HubOwnsLoopError", "gevent_hub": "get_hub"}, _load, _load
+)
 
 
 def __dir__() -> list[str]:

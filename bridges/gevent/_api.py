@@ -219,10 +219,6 @@ def get_hub() -> gevent.hub.Hub:
     return _state().ghub
 
 
-def _state() -> GeventAdapter:
-    return GeventAdapter.current()
-
-
 # -- gevent -> asyncio ------------------------------------------------------
 
 
@@ -425,3 +421,6 @@ for _native, _converter in _CONVERTERS.items():
     register(_native, _converter)
 
 from ._adapter import GeventAdapter  # noqa: E402 - it uses the classes above
+
+_state = GeventAdapter.current
+"""The gevent adapter of the running hub, bound once: bg.wait and bg.spawn ask on every call."""

@@ -34,7 +34,6 @@ import concurrent.futures
 import functools
 import logging
 import threading
-import warnings
 from typing import Any, Callable, Optional
 
 import tornado.testing
@@ -43,6 +42,7 @@ from tornado.ioloop import IOLoop
 from tornado.log import app_log
 from tornado.platform.asyncio import AsyncIOLoop
 
+from .._deprecation import renamed_getattr
 from .._errors import BridgeError, HubOwnsLoopError, NotAttachedError
 from .._hub import Hub, current_hub
 from ._compat import release_handlers
@@ -223,23 +223,14 @@ class _ReportToHub(logging.Filter):
 _report_filter = _ReportToHub()
 
 
-_DEPRECATED = {
-    "IOLoopOwnedByHubError": "HubOwnsLoopError",
-    "TornadoNotAttachedError": "NotAttachedError",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Old names, kept for one release.
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(
-            f"bridges.tornado.{name} is deprecated; use bridges.tornado.{new}.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return globals()[new]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed_getattr(
+    __name__,
+    {
+        "IOLoopOwnedByHubError": "HubOwnsLoopError",
+        "TornadoNotAttachedError": "NotAttachedError",
+    },
+    globals().__getitem__,
+)
 
 
 _filter_users = 0

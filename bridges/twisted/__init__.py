@@ -37,7 +37,6 @@ integration, see docs/twisted.md):
 from __future__ import annotations
 
 import asyncio
-import warnings
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -46,6 +45,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .._convert import register, to_future
+from .._deprecation import renamed_getattr
 from .._errors import BridgeError, HubNotRunningError
 from .._hub import current_hub
 from ._errors import HubOwnsLoopError, NotAttachedError
@@ -182,22 +182,18 @@ def get_reactor() -> HubReactor:
     return TwistedAdapter.current().reactor
 
 
-_DEPRECATED = {
-    "ReactorRunError": ("HubOwnsLoopError", lambda: HubOwnsLoopError),
-    "ReactorNotBoundError": ("NotAttachedError", lambda: NotAttachedError),
-    "reactor": ("get_reactor()", lambda: get_reactor()),
-}
+def _resolve_renamed(new: str) -> Any:
+    # ``bt.reactor`` stays lazy: importing twisted.internet.reactor at import
+    # time would install Twisted's default reactor.
+    return get_reactor() if new == "get_reactor()" else globals()[new]
 
 
-def __getattr__(name: str) -> Any:
-    # Old names, kept for one release.  ``bt.reactor`` also stays lazy: importing
-    # twisted.internet.reactor at import time would install Twisted's default reactor.
-    if name in _DEPRECATED:
-        new, value = _DEPRECATED[name]
-        warnings.warn(
-            f"bridges.twisted.{name} is deprecated; use bridges.twisted.{new}.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return value()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed_getattr(
+    __name__,
+    {
+        "ReactorRunError": "HubOwnsLoopError",
+        "ReactorNotBoundError": "NotAttachedError",
+        "reactor": "get_reactor()",
+    },
+    _resolve_renamed,
+)

@@ -389,7 +389,7 @@ class TwistedFlavor(Flavor):
 
         @defer.inlineCallbacks
         def resolve_in_twisted() -> Generator[Any, Any, object]:
-            yield task.deferLater(bt.reactor, 0, lambda: None)
+            yield task.deferLater(bt.get_reactor(), 0, lambda: None)
             trace.callee_ran()
             return value
 
@@ -402,7 +402,7 @@ class TwistedFlavor(Flavor):
 
         @defer.inlineCallbacks
         def fail_in_twisted() -> Generator[Any, Any, object]:
-            yield task.deferLater(bt.reactor, 0, lambda: None)
+            yield task.deferLater(bt.get_reactor(), 0, lambda: None)
             trace.callee_ran()
             raise exc
 

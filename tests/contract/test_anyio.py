@@ -200,7 +200,7 @@ def test_anyio_from_thread_works_from_twisteds_thread_pool() -> None:
 
         async def on_the_hub() -> object:
             seen["hub"] = threading.get_ident()
-            return await bridges.awaitable(task.deferLater(bt.reactor, 0, lambda: value))
+            return await bridges.awaitable(task.deferLater(bt.get_reactor(), 0, lambda: value))
 
         def in_twisted_pool() -> object:
             seen["pool"] = threading.get_ident()
@@ -243,7 +243,7 @@ def test_anyio_from_thread_works_from_gevents_thread_pool() -> None:
             seen["pool"] = threading.get_ident()
             return anyio.from_thread.run(on_the_hub, token=token)
 
-        result = bg.gevent_hub().threadpool.spawn(in_gevent_pool)
+        result = bg.get_hub().threadpool.spawn(in_gevent_pool)
         got = await bridges.awaitable(result)
         assert got is value, f"anyio.from_thread.run from gevent's pool returned {got!r}"
         assert seen["pool"] != hub_thread, "gevent's threadpool should run in another thread"

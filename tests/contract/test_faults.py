@@ -47,7 +47,7 @@ def _twisted_callback(exc: BaseException) -> None:
     def raise_in_twisted_callback() -> None:
         raise exc
 
-    bt.reactor.callLater(0, raise_in_twisted_callback)
+    bt.get_reactor().callLater(0, raise_in_twisted_callback)
 
 
 def _tornado_callback(exc: BaseException) -> None:
@@ -65,7 +65,7 @@ def _gevent_callback(exc: BaseException) -> None:
     def raise_in_gevent_callback() -> None:
         raise exc
 
-    bg.gevent_hub().loop.run_callback(raise_in_gevent_callback)
+    bg.get_hub().loop.run_callback(raise_in_gevent_callback)
 
 
 def _asyncore_callback(exc: BaseException) -> None:

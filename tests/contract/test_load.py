@@ -118,7 +118,7 @@ def _workload(flavors: list[Flavor], count: int, figures: dict[str, Any]) -> Any
         if "twisted" in hub.frameworks:
             from bridges import twisted as bt
 
-            delayed = bt.reactor.getDelayedCalls()
+            delayed = bt.get_reactor().getDelayedCalls()
             assert not delayed, f"every call finished, yet Twisted has delayed calls: {delayed}"
         awaited = {id(expected) for _, expected, _ in calls if isinstance(expected, Exception)}
         figures["awaited_exceptions"] = awaited

@@ -30,7 +30,7 @@ def _call_soon_threadsafe() -> Submit:
 def _call_from_thread() -> Submit:
     from bridges import twisted as bt
 
-    return bt.reactor.callFromThread  # type: ignore[no-any-return]
+    return bt.get_reactor().callFromThread  # type: ignore[no-any-return]
 
 
 def _ioloop_add_callback() -> Submit:
@@ -42,7 +42,7 @@ def _ioloop_add_callback() -> Submit:
 def _gevent_threadsafe() -> Submit:
     from bridges import gevent as bg
 
-    return bg.gevent_hub().loop.run_callback_threadsafe  # type: ignore[no-any-return]
+    return bg.get_hub().loop.run_callback_threadsafe  # type: ignore[no-any-return]
 
 
 def _anyio_from_thread() -> Submit:
