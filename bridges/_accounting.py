@@ -230,14 +230,16 @@ class Accounting:
         """The totals as plain data (see :meth:`bridges.Hub.stats` for the shape)."""
         frameworks: Dict[str, Dict[str, Any]] = {
             name: {"count": int(count), "seconds": max(seconds, 0.0)}
-            for name, (count, seconds) in self._totals.items()
+            # list(): atomic under the GIL, so an exporter's thread may read while
+            # the loop's thread adds a framework
+            for name, (count, seconds) in list(self._totals.items())
         }
         busy = self._busy_seconds()
         if busy is not None:
             own = max(busy - self._claimed, 0.0)
             count = max(self._handles - self._claimed_count, 0) if self._passes else None
             frameworks[ASYNCIO] = {"count": count, "seconds": own}
-        slowest = sorted(self._slowest, reverse=True)
+        slowest = sorted(self._slowest, reverse=True)  # copies the list first: atomic
         return {
             "wall_seconds": _perf() - self._started,
             "busy_seconds": busy,
