@@ -139,6 +139,7 @@ class Watchdog:
         self._boundaries = frozenset(boundaries)
         self._stop = threading.Event()
         self._reported_seq = -1
+        self._reported_start = float("-inf")
         self._beat_sent: Optional[float] = None
         self._beat_reported = False
         self._thread = threading.Thread(
@@ -173,9 +174,16 @@ class Watchdog:
             return  # the slot changed while we read it: look again next time
         now = _perf()
         if framework is not None:
-            if seq != self._reported_seq and now - start >= self.threshold:
-                self._reported_seq = seq
-                self._stall(framework, what, now - start)
+            # An outer dispatch that began before the one reported last is the
+            # same stall seen again once the inner one returned: not reported twice.
+            held = now - start
+            if (
+                seq != self._reported_seq
+                and start > self._reported_start
+                and held >= self.threshold
+            ):
+                self._reported_seq, self._reported_start = seq, start
+                self._stall(framework, what, held)
             return
         sent = self._beat_sent
         if sent is None:
@@ -186,6 +194,7 @@ class Watchdog:
         held = now - max(sent, acct.last_end)
         if held >= self.threshold and not self._beat_reported:
             self._beat_reported = True
+            self._reported_start = now - held
             self._stall(None, None, held)
 
     def _beat(self) -> None:

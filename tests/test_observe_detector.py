@@ -285,3 +285,29 @@ def test_no_watchdog_thread_runs_without_a_threshold(monkeypatch: pytest.MonkeyP
 
     assert bridges.run(main, frameworks=None) is None
     assert not [t for t in threading.enumerate() if t.name.startswith("bridges: slow callback")]
+
+
+def test_a_stall_inside_another_frameworks_dispatch_is_reported_once() -> None:
+    caught = Caught()
+
+    def outer_callback() -> None:
+        hub = bridges.current_hub()
+        assert hub.accounting is not None
+        inner = hub.accounting.begin("twisted", outer_callback)
+        try:
+            caught.hold_the_loop()
+        finally:
+            hub.accounting.end(inner)
+        time.sleep(THRESHOLD * 3)  # the outer dispatch goes on: still the same stall
+
+    async def main() -> None:
+        from tornado.ioloop import IOLoop
+
+        caught.listen(bridges.current_hub())
+        done = asyncio.get_running_loop().create_future()
+        IOLoop.current().add_callback(lambda: (outer_callback(), done.set_result(None)))
+        await done
+
+    bridges.run(main, frameworks=["tornado"], slow_callback=THRESHOLD)
+    error = caught.only()
+    assert error.framework == "twisted"
