@@ -138,7 +138,6 @@ class Watchdog:
         self._report = report
         self._boundaries = frozenset(boundaries)
         self._stop = threading.Event()
-        self._reported_seq = -1
         self._reported_start = float("-inf")
         self._beat_sent: Optional[float] = None
         self._beat_reported = False
@@ -168,22 +167,19 @@ class Watchdog:
 
     def _check(self) -> None:
         acct = self._acct
-        seq = acct.seq
-        framework, what, start = acct.framework, acct.what, acct.start
-        if acct.seq != seq:
+        start = acct.start
+        meter, what = acct.meter, acct.what
+        if acct.start != start:
             return  # the slot changed while we read it: look again next time
         now = _perf()
-        if framework is not None:
-            # An outer dispatch that began before the one reported last is the
-            # same stall seen again once the inner one returned: not reported twice.
+        if meter is not None:
+            # ``start`` tells dispatches apart.  An outer dispatch that began
+            # before the one reported last is the same stall seen again once
+            # the inner one returned: not reported twice.
             held = now - start
-            if (
-                seq != self._reported_seq
-                and start > self._reported_start
-                and held >= self.threshold
-            ):
-                self._reported_seq, self._reported_start = seq, start
-                self._stall(framework, what, held)
+            if start > self._reported_start and held >= self.threshold:
+                self._reported_start = start
+                self._stall(meter.name, what, held)
             return
         sent = self._beat_sent
         if sent is None:

@@ -32,6 +32,13 @@ class HelloHandler(web.RequestHandler):
         self.write("hello")
 
 
+def _burn_cpu(seconds: float) -> None:
+    """Work the loop's thread for ``seconds`` of CPU (busy time is the thread's CPU time)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 def legacy_view() -> str:
     time.sleep(0.02)
     return "ok"
@@ -69,9 +76,7 @@ def test_stats_count_and_time_each_frameworks_dispatches() -> None:
     assert frameworks["gevent"]["count"] >= 3
     assert frameworks["gevent"]["seconds"] >= 3 * 0.02
     assert frameworks["asyncio"]["count"] > 0
-    claimed = sum(figures["seconds"] for figures in frameworks.values())
-    assert claimed <= stats["busy_seconds"] + 1e-6
-    assert stats["busy_seconds"] <= stats["wall_seconds"]
+    assert 0 < stats["busy_seconds"] <= stats["wall_seconds"]
     assert stats["loop_passes"] > 0
     assert stats["stalls"] == 0
     assert stats["slow_callback"] is None
@@ -102,13 +107,13 @@ def test_the_slowest_dispatches_are_named_by_the_users_function() -> None:
 def test_asyncio_gets_the_busy_time_no_framework_claimed(loop_factory: str) -> None:
     async def main() -> dict[str, Any]:
         for _ in range(3):
-            time.sleep(0.02)  # noqa: ASYNC251 - busy loop time, on purpose
+            _burn_cpu(0.02)
             await asyncio.sleep(0)
         return bridges.current_hub().stats()
 
     stats = bridges.run(main, frameworks=None, loop_factory=loop_factory)
     asyncio_figures = stats["frameworks"]["asyncio"]
-    assert asyncio_figures["seconds"] >= 0.05 if loop_factory == "asyncio" else True
+    assert asyncio_figures["seconds"] >= 0.05
     assert stats["busy_seconds"] is not None
     if loop_factory == "asyncio":
         assert asyncio_figures["count"] >= 3
@@ -146,11 +151,12 @@ def test_the_loops_selector_is_given_back_when_the_hub_stops() -> None:
 
 def test_a_nested_dispatch_is_taken_out_of_the_outer_ones_time() -> None:
     acct = Accounting(lambda framework, what: qualified_name(what))
-    outer = acct.begin("gevent", legacy_view)
-    inner = acct.begin("twisted", Echo.dataReceived)
+    gevent, twisted = acct.meter_for("gevent"), acct.meter_for("twisted")
+    outer = gevent.begin(legacy_view)
+    inner = twisted.begin(Echo.dataReceived)
     time.sleep(0.02)
-    acct.end(inner)
-    acct.end(outer)
+    twisted.end(inner)
+    gevent.end(outer)
     figures = acct.stats()["frameworks"]
     assert figures["twisted"]["seconds"] >= 0.02
     assert figures["gevent"]["seconds"] < 0.01

@@ -293,11 +293,12 @@ def test_a_stall_inside_another_frameworks_dispatch_is_reported_once() -> None:
     def outer_callback() -> None:
         hub = bridges.current_hub()
         assert hub.accounting is not None
-        inner = hub.accounting.begin("twisted", outer_callback)
+        meter = hub.accounting.meter_for("twisted")
+        inner = meter.begin(outer_callback)
         try:
             caught.hold_the_loop()
         finally:
-            hub.accounting.end(inner)
+            meter.end(inner)
         time.sleep(THRESHOLD * 3)  # the outer dispatch goes on: still the same stall
 
     async def main() -> None:

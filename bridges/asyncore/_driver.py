@@ -46,6 +46,8 @@ class _Driver(Sweep, TakeOver):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.loop = hub.loop
+        self.meter = None if hub.accounting is None else hub.accounting.meter_for(_OWNER)
+        """asyncore's meter in the hub's accounting (None when off): brackets each handler."""
         self.detached = False
         self.interrupted = False
         self.entries: dict[int, _Entry] = {}
@@ -221,15 +223,15 @@ class _Driver(Sweep, TakeOver):
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
-        acct = self.hub.accounting
-        if acct is None:
+        meter = self.meter
+        if meter is None:
             entry.context.run(self._handle, entry, handler)
         else:
-            outer = acct.begin("asyncore", (entry.obj, handler))
+            outer = meter.begin((entry.obj, handler))
             try:
                 entry.context.run(self._handle, entry, handler)
             finally:
-                acct.end(outer)
+                meter.end(outer)
         if self.sweep_handle is None:
             self._after_event()
 

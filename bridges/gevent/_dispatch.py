@@ -74,8 +74,8 @@ class DispatchCore:
         queue = self._queue
         per_pass = self._per_pass
         self._draining = True
-        acct = self._acct
-        outer = None if acct is None else acct.begin("gevent", self)
+        meter = self._meter
+        outer = None if meter is None else meter.begin(self)
         try:
             repolls = 0
             if self._poll_due and self._poll_fds() > 1:
@@ -134,7 +134,7 @@ class DispatchCore:
         finally:
             self._draining = False
             if outer is not None:
-                acct.end(outer)
+                meter.end(outer)
         if self._closing:
             self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:

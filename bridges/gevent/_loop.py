@@ -89,8 +89,9 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         fd_registry: Any = None,
     ) -> None:
         self._hosted = aio_loop is not None
-        self._acct: Any = getattr(fd_registry, "accounting", None)
-        """The bridges hub's accounting slot (None when off): each hub pass is bracketed."""
+        acct = getattr(fd_registry, "accounting", None)
+        self._meter: Any = None if acct is None else acct.meter_for("gevent")
+        """gevent's meter in the bridges hub's accounting (None when off): brackets each pass."""
         if aio_loop is None:
             aio_loop = new_standalone_loop()
         self._aio = aio_loop

@@ -120,29 +120,29 @@ class _HubIOLoop(AsyncIOLoop):
     # accounting slot.  Tornado's coroutines run as asyncio tasks: their steps
     # are accounted under asyncio.
 
+    _bridges_meter: Any = None
+
     def _run_callback(self, callback: Callable[[], Any]) -> None:
-        hub = self._bridges_hub
-        acct = None if hub is None else hub.accounting
-        if acct is None:
+        meter = self._bridges_meter
+        if meter is None:
             super()._run_callback(callback)
             return
-        outer = acct.begin(OWNER, callback)
+        outer = meter.begin(callback)
         try:
             super()._run_callback(callback)
         finally:
-            acct.end(outer)
+            meter.end(outer)
 
     def _handle_events(self, fd: int, events: int) -> None:
-        hub = self._bridges_hub
-        acct = None if hub is None else hub.accounting
-        if acct is None:
+        meter = self._bridges_meter
+        if meter is None:
             super()._handle_events(fd, events)
             return
-        outer = acct.begin(OWNER, self.handlers[fd][1])
+        outer = meter.begin(self.handlers[fd][1])
         try:
             super()._handle_events(fd, events)
         finally:
-            acct.end(outer)
+            meter.end(outer)
 
     def close(self, all_fds: bool = False) -> None:
         if self._bridges_hub is None:

@@ -95,6 +95,10 @@ def _bound_only(name: str) -> Callable[..., Any]:
     return method
 
 
+def _meter(hub: Hub) -> Any:
+    return None if hub.accounting is None else hub.accounting.meter_for(OWNER)
+
+
 def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
     """Thread factory of the reactor's pool: a stuck worker must not hang interpreter exit."""
     thread = threading.Thread(*args, **kwargs)
@@ -129,8 +133,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
             last=_LAST_REAP,
         )
         self._handleEvent = _read_or_write(self)
-        self._acct = hub.accounting
-        """The hub's accounting slot (None when off): each dispatch is bracketed by it."""
+        self._meter = _meter(hub)
+        """Twisted's meter in the hub's accounting (None when off): brackets each dispatch."""
         super().__init__(hub.loop)
 
     # -- binding to a hub -----------------------------------------------------
@@ -143,7 +147,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
     def bind(self, hub: Hub) -> None:
         """Follow ``hub``'s loop: called at attach for a reactor that ran on an earlier hub."""
         self._hub = hub
-        self._acct = hub.accounting
+        self._meter = _meter(hub)
         self._poolStopped = []
         self._logContextStack = _log_context_stack()  # this run's loop thread
         self._hubLoop = hub.loop
@@ -256,7 +260,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._hubLoop = None
         _set_loop(self, None)
         self._hub = None
-        self._acct = None
+        self._meter = None
 
     # -- lifetime ---------------------------------------------------------------
 

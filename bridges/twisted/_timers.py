@@ -94,8 +94,8 @@ class Timers:
                 self._arm(call)
                 return
         call.called = 1
-        acct = self._acct
-        outer = None if acct is None else acct.begin("twisted", call.func)
+        meter = self._meter
+        outer = None if meter is None else meter.begin(call.func)
         try:
             call.func(*call.args, **call.kw)
         except Exception:  # noqa: BLE001 - logged, like ReactorBase.runUntilCurrent does
@@ -110,7 +110,7 @@ class Timers:
             )
         finally:
             if outer is not None:
-                acct.end(outer)
+                meter.end(outer)
 
     def _runEarlier(self, time: float) -> None:
         """Run the due timed calls whose time is not after ``time``, in time order."""

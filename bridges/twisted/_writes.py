@@ -68,8 +68,8 @@ class _Dispatch:
             self._context = {ILogContext: log_context}
             self._prefix = prefix
         reactor = self._reactor
-        acct = reactor._acct
-        outer = None if acct is None else acct.begin(OWNER, self)
+        meter = reactor._meter
+        outer = None if meter is None else meter.begin(self)
         try:
             stack = reactor._logContextStack
             if stack is None:
@@ -86,7 +86,7 @@ class _Dispatch:
             legacy_log.err(system=prefix)
         finally:
             if outer is not None:
-                acct.end(outer)
+                meter.end(outer)
 
     def describe(self) -> str:
         """The user's method this dispatch runs: the protocol's, for a connection."""
