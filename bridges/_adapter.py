@@ -64,27 +64,29 @@ Attributing dispatches
 ----------------------
 
 The hub accounts loop time per framework and watches for a dispatch that
-holds the loop (docs/observability.md).  Where the adapter's own dispatch
-wrapper calls into user code (a reactor's fd event, a hub pass, a handler
-call), it brackets the call with the hub's accounting slot, which is None
-when accounting is off::
+holds the loop (docs/observability.md).  At attach, take the framework's
+meter from the hub's accounting (None when accounting is off)::
 
     acct = self.hub.accounting
-    if acct is None:
+    self.meter = None if acct is None else acct.meter_for(self.name)
+
+and where the adapter's own dispatch wrapper calls into user code (a
+reactor's fd event, a hub pass, a handler call), bracket the call::
+
+    meter = self.meter
+    if meter is None:
         call()
     else:
-        outer = acct.begin(self.name, what)
+        outer = meter.begin(what)
         try:
             call()
         finally:
-            acct.end(outer)
+            meter.end(outer)
 
 ``what`` is whatever is cheapest to hand over (the selectable, the
 callback); it is named only when the dispatch turns out slow, by
-``describe_dispatch(what)``.
-
-Code that needs the adapter of the running hub calls ``MyAdapter.current()``,
-which raises :class:`bridges.NotAttachedError` when there is none.
+``describe_dispatch(what)``.  Brackets must nest: code that leaves a
+dispatch by switching greenlets ends its bracket first.
 
 Registering
 -----------
