@@ -266,7 +266,7 @@ def test_a_dispatcher_fd_is_owned_so_another_framework_cannot_take_it_silently()
         server = EchoServer()
         await asyncio.sleep(0)  # asyncore polls a new dispatcher from the next pass on
         try:
-            with pytest.raises(bridges.FdConflictError, match=r"bridges\.asyncore"):
+            with pytest.raises(bridges.FdConflictError, match="owned by 'asyncore'"):
                 bridges.current_hub().add_reader(server.socket, lambda: None, owner="someone")
         finally:
             server.close()
