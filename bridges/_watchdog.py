@@ -25,9 +25,9 @@ watchdog thread, and through the hub's error sink as a
 
 from __future__ import annotations
 
+import _thread
 import logging
 import sys
-import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping, Optional
@@ -63,6 +63,23 @@ MACHINERY = frozenset(
 """Top-level packages whose frames are never "the user's function" (plus every framework's)."""
 _BOUNDARY_MODULES = frozenset({"bridges._run", "bridges._pytest.runner"})
 """Modules that run the loop: the stack below them is outside any dispatch."""
+
+
+def _os_threads() -> tuple[Callable[..., Any], Callable[[float], None], Callable[[], Any]]:
+    """``start_new_thread``, ``time.sleep`` and ``allocate_lock`` of the OS, not gevent's.
+
+    After ``gevent.monkey.patch_all()`` the patched ones make greenlets, which
+    run on the loop's own thread: a watchdog there could never see the loop
+    blocked (and waiting for it to start would block the loop).
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return (
+            monkey.get_original("_thread", "start_new_thread"),
+            monkey.get_original("time", "sleep"),
+            monkey.get_original("_thread", "allocate_lock"),
+        )
+    return _thread.start_new_thread, time.sleep, _thread.allocate_lock
 
 
 class Stall:
@@ -137,26 +154,38 @@ class Watchdog:
         self._describe = describe
         self._report = report
         self._boundaries = frozenset(boundaries)
-        self._stop = threading.Event()
+        start_thread, self._sleep, allocate_lock = _os_threads()
+        self._start_thread = start_thread
+        self._stopped = False
+        self._running = allocate_lock()
+        """Held by the watchdog's thread while it runs: :meth:`stop` waits on it."""
         self._reported_start = float("-inf")
         self._beat_sent: Optional[float] = None
         self._beat_reported = False
-        self._thread = threading.Thread(
-            target=self._run, name="bridges: slow callback watchdog", daemon=True
-        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._running.acquire()
+        self._start_thread(self._run, ())
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=1.0)
+        """Stop the thread and wait for it (bounded: it wakes every ``interval``)."""
+        self._stopped = True
+        if self._running.acquire(timeout=max(1.0, 2 * self.interval)):
+            self._running.release()
 
     # -- the watchdog thread ---------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        try:
+            self._watch()
+        finally:
+            self._running.release()
+
+    def _watch(self) -> None:
+        while True:
+            self._sleep(self.interval)
+            if self._stopped:
+                return
             try:
                 self._check()
             except RuntimeError:  # the loop closed under us: the hub is gone

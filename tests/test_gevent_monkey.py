@@ -212,3 +212,28 @@ def test_an_application_sigchld_handler_still_runs_after_gevent_reaped_a_child(
         """,
     )
     assert outcome is True
+
+
+def test_the_blocking_detector_names_a_busy_greenlet_after_patch_all(tmp_path: Path) -> None:
+    outcome = run_patched(
+        tmp_path,
+        """
+        import asyncio, time
+        import gevent, bridges
+
+        def crunch():
+            # CPU-bound: no gevent call, so no other greenlet (nor the loop) runs
+            until = time.perf_counter() + 0.5
+            while time.perf_counter() < until:
+                pass
+
+        async def main():
+            reports = []
+            bridges.current_hub().watchdog.listeners.append(reports.append)
+            await bridges.awaitable(gevent.spawn(crunch))
+            return [(r.framework, r.function.rsplit(".", 1)[-1]) for r in reports]
+
+        print(json.dumps(bridges.run(main, frameworks=["gevent"], slow_callback=0.1)))
+        """,
+    )
+    assert outcome == [["gevent", "crunch"]]

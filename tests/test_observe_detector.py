@@ -277,38 +277,19 @@ def test_the_environment_variable_sets_the_threshold(monkeypatch: pytest.MonkeyP
         bridges.Hub(frameworks=None)
 
 
-def test_no_watchdog_thread_runs_without_a_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_watchdog_thread_runs_only_with_a_threshold_and_only_while_the_hub_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import _thread
+
     monkeypatch.delenv("BRIDGES_SLOW_CALLBACK", raising=False)
 
     async def main() -> Any:
-        return bridges.current_hub().watchdog
+        return bridges.current_hub().watchdog, _thread._count()
 
-    assert bridges.run(main, frameworks=None) is None
-    assert not [t for t in threading.enumerate() if t.name.startswith("bridges: slow callback")]
-
-
-def test_a_stall_inside_another_frameworks_dispatch_is_reported_once() -> None:
-    caught = Caught()
-
-    def outer_callback() -> None:
-        hub = bridges.current_hub()
-        assert hub.accounting is not None
-        meter = hub.accounting.meter_for("twisted")
-        inner = meter.begin(outer_callback)
-        try:
-            caught.hold_the_loop()
-        finally:
-            meter.end(inner)
-        time.sleep(THRESHOLD * 3)  # the outer dispatch goes on: still the same stall
-
-    async def main() -> None:
-        from tornado.ioloop import IOLoop
-
-        caught.listen(bridges.current_hub())
-        done = asyncio.get_running_loop().create_future()
-        IOLoop.current().add_callback(lambda: (outer_callback(), done.set_result(None)))
-        await done
-
-    bridges.run(main, frameworks=["tornado"], slow_callback=THRESHOLD)
-    error = caught.only()
-    assert error.framework == "twisted"
+    before = _thread._count()
+    assert bridges.run(main, frameworks=None) == (None, before)
+    watchdog, during = bridges.run(main, frameworks=None, slow_callback=THRESHOLD)
+    assert watchdog is not None
+    assert during == before + 1
+    assert _thread._count() == before  # stopped (and waited for) with the hub
