@@ -225,7 +225,7 @@ class Hub(Registrations, StopStages, Observation):
                 if outcome is not None:
                     await outcome
                 log.debug("bridges: attached %s", adapter.name)
-            self._start_watchdog()
+            self._start_observing()
         except BaseException:
             await self._stop_shielded()
             self._withdraw_own_cancel()

@@ -79,9 +79,15 @@ class Observation:
         """The blocking detector of this run (``slow_callback`` set)."""
 
     def _start_accounting(self) -> None:
+        """Before the adapters attach: they take their meters from the accounting."""
         if self._accounting_on:
             self.accounting = Accounting(self._describe_dispatch)
+
+    def _start_observing(self) -> None:
+        """After the adapters attached (gevent's may have given the loop another selector)."""
+        if self.accounting is not None:
             self.accounting.watch_loop(self.loop, self._thread_id or 0)
+        self._start_watchdog()
 
     def _stop_observing(self) -> None:
         if self.watchdog is not None:

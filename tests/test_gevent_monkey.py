@@ -237,3 +237,26 @@ def test_the_blocking_detector_names_a_busy_greenlet_after_patch_all(tmp_path: P
         """,
     )
     assert outcome == [["gevent", "crunch"]]
+
+
+def test_asyncio_busy_time_is_measured_on_a_loop_made_after_patch_all(tmp_path: Path) -> None:
+    outcome = run_patched(
+        tmp_path,
+        """
+        import asyncio, time
+        import gevent, bridges
+
+        async def main():
+            until = time.perf_counter() + 0.2
+            while time.perf_counter() < until:  # asyncio's own work, on the loop
+                pass
+            await asyncio.sleep(0)
+            stats = bridges.current_hub().stats()
+            return stats["frameworks"]["asyncio"]["seconds"], stats["loop_passes"]
+
+        print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+        """,
+    )
+    seconds, passes = outcome
+    assert seconds >= 0.2
+    assert passes >= 1
