@@ -1,4 +1,4 @@
-"""python -m bridges demo | doctor | bench: try the hub, check this environment, measure it."""
+"""python -m bridges demo | doctor | bench | report: try the hub, check this environment, measure it, chart its stats."""
 
 from __future__ import annotations
 
@@ -46,7 +46,26 @@ def main(argv: list[str] | None = None) -> int:
         "the chart to docs/benchmarks.png",
     )
 
+    report = commands.add_parser(
+        "report", help="draw a stats dump (bridges.metrics.dump_every) as a PNG chart"
+    )
+    report.add_argument("dump", help="the JSON-lines file dump_every wrote")
+    report.add_argument("-o", "--output", default="loop-share.png", help="the PNG to write")
+    report.add_argument("--title", help="the chart's title")
+    report.add_argument(
+        "--window",
+        type=int,
+        default=4,
+        help="each point averages this many sampling intervals (default 4; 1: raw)",
+    )
+
     args = parser.parse_args(argv)
+    if args.command == "report":
+        from pathlib import Path
+
+        from ._report import report as draw
+
+        return draw(Path(args.dump), Path(args.output), title=args.title, window=args.window)
     if args.command == "doctor":
         from ._doctor import doctor
 

@@ -57,9 +57,36 @@ and optionally (the defaults do nothing):
     (see each method).
 ``competing_plugins``
     pytest plugins that would fight the hub over this framework.
+``describe_dispatch(what)``
+    The user's function behind one of the framework's dispatches (below).
 
-Code that needs the adapter of the running hub calls ``MyAdapter.current()``,
-which raises :class:`bridges.NotAttachedError` when there is none.
+Attributing dispatches
+----------------------
+
+The hub accounts loop time per framework and watches for a dispatch that
+holds the loop (docs/observability.md).  At attach, take the framework's
+meter from the hub's accounting (None when accounting is off)::
+
+    acct = self.hub.accounting
+    self.meter = None if acct is None else acct.meter_for(self.name)
+
+and where the adapter's own dispatch wrapper calls into user code (a
+reactor's fd event, a hub pass, a handler call), bracket the call::
+
+    meter = self.meter
+    if meter is None:
+        call()
+    else:
+        outer = meter.begin(what)
+        try:
+            call()
+        finally:
+            meter.end(outer)
+
+``what`` is whatever is cheapest to hand over (the selectable, the
+callback); it is named only when the dispatch turns out slow, by
+``describe_dispatch(what)``.  Brackets must nest: code that leaves a
+dispatch by switching greenlets ends its bracket first.
 
 Registering
 -----------
@@ -96,6 +123,7 @@ from typing import (
     Union,
 )
 
+from ._accounting import qualified_name
 from ._convert import register
 from ._errors import (
     FrameworkNotInstalledError,
@@ -217,6 +245,16 @@ class Adapter:
     def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
         """Send an error nobody handled in the framework to the hub's error sink, once."""
         self.hub.report(exc, message, **context)
+
+    def describe_dispatch(self, what: Any) -> str:
+        """The user's function behind a dispatch that ran ``what``, qualified.
+
+        ``what`` is what this adapter passed to ``hub.accounting.begin``; the
+        name appears in ``hub.stats()["slowest"]`` and in slow-callback
+        reports (``myapp.proto.Echo.dataReceived``).  Called only for slow
+        dispatches, so it may take its time.
+        """
+        return qualified_name(what)
 
     # -- the pytest plugin -------------------------------------------------
 

@@ -22,6 +22,7 @@ __all__ = [
     "NotAttachedError",
     "NotAwaitableError",
     "SignalConflictError",
+    "SlowCallbackError",
     "StopTimeoutError",
     "UnknownFrameworkError",
     "UsageError",
@@ -101,3 +102,27 @@ class StopTimeoutError(BridgeError):
     It is *reported* through the loop's exception handler, not raised: the hub
     moves on to the next stage so that shutdown never hangs.
     """
+
+
+class SlowCallbackError(BridgeError):
+    """One dispatch held the hub's loop longer than ``slow_callback`` seconds.
+
+    *Reported*, not raised: the watchdog thread logs it at once, while the
+    dispatch still blocks, and sends it through the hub's error sink (the
+    loop's exception handler), where it arrives when the loop runs again.
+    The pytest plugin turns it into a warning, or a failure with
+    ``bridges_slow = fail``.
+    """
+
+    def __init__(
+        self, message: str, *, framework: str, function: str, seconds: float, stack: list[str]
+    ) -> None:
+        super().__init__(message)
+        self.framework = framework
+        """The framework whose dispatch held the loop ("twisted", "gevent", "asyncio", ...)."""
+        self.function = function
+        """The user's function that was running, qualified (``myapp.proto.Echo.dataReceived``)."""
+        self.seconds = seconds
+        """How long it had held the loop when it was caught (at least ``slow_callback``)."""
+        self.stack = stack
+        """The loop thread's stack when it was caught, formatted lines, innermost last."""

@@ -34,10 +34,19 @@ from ._errors import (
     HubStateError,
 )
 from ._introspect import describe_task, describe_waiter
+from ._observe import SLOW_CALLBACK_ENV, Observation, slow_callback_value
 from ._registry import Registrations
 from ._stop import StopStages
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Hub", "current_hub", "describe_task", "describe_waiter"]
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "SLOW_CALLBACK_ENV",
+    "Hub",
+    "current_hub",
+    "describe_task",
+    "describe_waiter",
+    "slow_callback_value",
+]
 
 log = logging.getLogger("bridges")
 
@@ -84,7 +93,7 @@ def current_hub() -> Hub:
     return hub
 
 
-class Hub(Registrations, StopStages):
+class Hub(Registrations, StopStages, Observation):
     """One asyncio loop shared by every attached framework.
 
     ``bridges.run(main)`` creates one for you.  Inside a loop that is already
@@ -105,6 +114,14 @@ class Hub(Registrations, StopStages):
     suspends only that task.  It costs every task step two greenlet switches
     (docs/gevent.md, "Portals"); with ``portals=False`` such calls raise
     ``HubOwnsLoopError`` instead.
+
+    ``accounting`` (on by default; ``BRIDGES_ACCOUNTING=0`` turns the default
+    off) counts each framework's dispatches and loop time, for
+    :meth:`stats`.  ``slow_callback`` (seconds; default: the
+    ``BRIDGES_SLOW_CALLBACK`` environment variable, else off) starts the
+    blocking detector: a dispatch that holds the loop longer is reported
+    while it blocks, naming its framework, the user's function and the stack
+    (:class:`bridges.SlowCallbackError`, see docs/observability.md).
     """
 
     def __init__(
@@ -113,10 +130,13 @@ class Hub(Registrations, StopStages):
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         portals: bool = True,
+        accounting: bool | None = None,
+        slow_callback: float | None = None,
     ) -> None:
         self._classes = _adapter.resolve(frameworks)
         self.stop_timeout = stop_timeout
         self.portals = portals
+        self._init_observation(accounting, slow_callback)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._get_ident: Callable[[], int] = threading.get_ident
@@ -208,6 +228,7 @@ class Hub(Registrations, StopStages):
         self._host = asyncio.current_task()
         _hubs[loop] = self
         self._phase = "running"
+        self._start_accounting()
         try:
             for cls in self._classes:
                 adapter = cls(self)
@@ -217,6 +238,7 @@ class Hub(Registrations, StopStages):
                 if outcome is not None:
                     await outcome
                 log.debug("bridges: attached %s", adapter.name)
+            self._start_observing()
         except BaseException:
             await self._stop_shielded()
             self._withdraw_own_cancel()
@@ -240,6 +262,22 @@ class Hub(Registrations, StopStages):
         # Either nothing was cancelled, or our own stop request arrived while main
         # was already leaving with its result or exception: keep that outcome.
         return False
+
+    def stats(self) -> dict[str, Any]:
+        """Who has been holding the loop: per-framework counts and loop time, plain data.
+
+        ``{"frameworks": {name: {"count": int | None, "seconds": float}},
+        "slowest": [{"framework", "function", "seconds"}, ...],
+        "wall_seconds", "busy_seconds", "loop_passes", "stalls", "slow_callback"}``:
+        ``seconds`` is loop time spent in that framework's dispatches (its own,
+        without what other frameworks ran inside them); ``"asyncio"`` is the rest
+        of the loop's busy time (task steps and callbacks no other framework
+        claimed); ``slowest`` the slowest single dispatches, by the user's
+        qualified function name; ``stalls`` how many dispatches the blocking
+        detector reported.  Empty figures when accounting is off.  Readable from
+        any thread, and after the hub stopped (the figures of its run).
+        """
+        return self._stats()
 
     def request_stop(self, reason: str) -> None:
         """Stop the hub from inside: cancel the code running in it, then run the stop sequence.
@@ -304,6 +342,7 @@ class Hub(Registrations, StopStages):
             # cancelled task may spawn one) must not outlive the hub.
             for task in self.pending_tasks():
                 task.cancel()
+            self._stop_observing()
             self._release_registrations()
             self._attached.clear()
             self._by_name.clear()

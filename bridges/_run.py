@@ -57,6 +57,8 @@ def run(
     debug: bool = False,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     portals: bool = True,
+    slow_callback: float | None = None,
+    accounting: bool | None = None,
 ) -> Any:
     """Run ``main`` on a new hub, like :func:`asyncio.run`, and return its result.
 
@@ -66,6 +68,10 @@ def run(
     names.  ``loop_factory`` is None, ``"uvloop"`` or a callable.
     ``portals``: see :class:`bridges.Hub` (with gevent attached, main and
     every task may make gevent-blocking calls, which suspend only that task).
+    ``slow_callback`` (seconds) names any dispatch that holds the loop longer,
+    while it blocks (default: ``$BRIDGES_SLOW_CALLBACK``, else off);
+    ``accounting`` counts loop time per framework (on unless
+    ``BRIDGES_ACCOUNTING=0``); see :meth:`bridges.Hub.stats`.
 
     How it ends: main's result is returned and its exception raised.  SIGTERM
     (or ``reactor.stop()``) cancels main, runs the stop sequence and returns
@@ -83,7 +89,13 @@ def run(
             "use `async with bridges.Hub(): ...` instead."
         )
     factory = make_loop_factory(loop_factory)
-    hub = Hub(frameworks, stop_timeout=stop_timeout, portals=portals)
+    hub = Hub(
+        frameworks,
+        stop_timeout=stop_timeout,
+        portals=portals,
+        slow_callback=slow_callback,
+        accounting=accounting,
+    )
     loop = factory()
     try:
         asyncio.set_event_loop(loop)

@@ -31,7 +31,7 @@ import pytest
 
 from . import _adapter
 from ._adapter import FrameworksArg, resolve
-from ._errors import BridgeError
+from ._errors import BridgeError, SlowCallbackError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
 from ._pytest.competitors import advice
 from ._pytest.runner import (
@@ -50,7 +50,7 @@ from ._pytest.selection import (
     async_flavor,
 )
 
-__all__ = ["LeakWarning", "ReentrantRunError", "TestTimeoutError", "hub"]
+__all__ = ["LeakWarning", "SlowCallbackWarning", "ReentrantRunError", "TestTimeoutError", "hub"]
 
 RUNNER = "_bridges_runner"
 MODES = ("strict", "auto")
@@ -65,6 +65,10 @@ _active: Optional[TestRunner] = None
 
 class LeakWarning(pytest.PytestWarning):
     """A test left tasks, fds, delayed calls, greenlets or dispatchers alive on its hub."""
+
+
+class SlowCallbackWarning(pytest.PytestWarning):
+    """A dispatch held a test's loop past ``slow_callback`` (``bridges_slow = fail``: a failure)."""
 
 
 # -- configuration ---------------------------------------------------------
@@ -114,6 +118,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="asyncio",
     )
     parser.addini(
+        "bridges_slow_callback",
+        "blocking detector: report any dispatch that holds a test's loop longer than this many "
+        "seconds, while it blocks (none: off, the default; $BRIDGES_SLOW_CALLBACK also sets it)",
+        default="none",
+    )
+    parser.addini(
+        "bridges_slow",
+        "warn (default): a dispatch past bridges_slow_callback is a warning; fail: the test fails",
+        default="warn",
+    )
+    parser.addini(
         "bridges_gc",
         "garbage collection when a test ends, to surface errors only reported when an "
         "object is collected: young (default), full, off",
@@ -124,11 +139,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "bridges(frameworks=..., loop_factory=None, timeout=None): run the test on a "
-        "tulip-bridges hub with the given frameworks attached.",
+        "bridges(frameworks=..., loop_factory=None, timeout=None, slow_callback=None): run "
+        "the test on a tulip-bridges hub with the given frameworks attached.",
     )
     _choice("bridges_mode", MODES, _mode(config))
     _choice("bridges_leaks", LEAK_MODES, config.getini("bridges_leaks"))
+    _choice("bridges_slow", LEAK_MODES, config.getini("bridges_slow"))
+    _timeout_value(config.getini("bridges_slow_callback"), "the ini option bridges_slow_callback")
     _choice("bridges_gc", tuple(GC_MODES), config.getini("bridges_gc"))
     _timeout_value(config.getini("bridges_timeout"), "the ini option bridges_timeout")
     _stop_timeout(config)
@@ -295,6 +312,8 @@ def _bridges_runner(request: pytest.FixtureRequest) -> Iterator[TestRunner]:
             frameworks=options.frameworks,
             loop_factory=options.loop_factory,
             timeout=options.timeout,
+            slow_callback=_slow_callback_for(item, config),
+            on_slow=_warn_slow if config.getini("bridges_slow") == "warn" else None,
             stop_timeout=_stop_timeout(config),
             gc_mode=config.getini("bridges_gc"),
             name=item.name,
@@ -319,6 +338,18 @@ def _bridges_runner(request: pytest.FixtureRequest) -> Iterator[TestRunner]:
         if release is not None:
             release()
         _finish(runner, item, config)
+
+
+def _slow_callback_for(item: pytest.Item, config: pytest.Config) -> Optional[float]:
+    marker = item.get_closest_marker("bridges")
+    if marker is not None and "slow_callback" in marker.kwargs:
+        where = f"{item.nodeid}: bridges(slow_callback=...)"
+        return _timeout_value(marker.kwargs["slow_callback"], where)
+    return _timeout_value(config.getini("bridges_slow_callback"), "bridges_slow_callback")
+
+
+def _warn_slow(context: dict[str, Any]) -> None:
+    warnings.warn(SlowCallbackWarning(str(context["exception"])), stacklevel=1)
 
 
 def _check_other_markers(item: pytest.Item) -> None:
@@ -502,6 +533,13 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 def _unhandled_message(errors: list[dict[str, Any]], name: str) -> str:
+    if all(isinstance(error.get("exception"), SlowCallbackError) for error in errors):
+        return (
+            f"bridges: {name} held its loop past bridges_slow_callback {len(errors)} time(s), "
+            "and bridges_slow = fail makes that a failure. Move the blocking work off the loop, "
+            "or raise the threshold for this test with "
+            f"@pytest.mark.bridges(slow_callback=...):\n\n{format_errors(errors)}"
+        )
     return (
         f"bridges: {len(errors)} error(s) nobody handled were reported while {name} ran, so "
         "it fails even though its own code passed. Await the task, add an errback to the "

@@ -33,6 +33,7 @@ MODULES = [
     ("bridges.eventlet", "from bridges import eventlet as be"),
     ("bridges.asyncore", "from bridges import asyncore as ba"),
     ("bridges.gunicorn", "gunicorn worker classes: -k bridges.gunicorn.HubWorker"),
+    ("bridges.metrics", "from bridges.metrics import HubCollector, log_every, dump_every"),
     ("bridges.pytest_plugin", "the pytest11 plugin (installed with the package)"),
 ]
 

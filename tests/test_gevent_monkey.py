@@ -212,3 +212,51 @@ def test_an_application_sigchld_handler_still_runs_after_gevent_reaped_a_child(
         """,
     )
     assert outcome is True
+
+
+def test_the_blocking_detector_names_a_busy_greenlet_after_patch_all(tmp_path: Path) -> None:
+    outcome = run_patched(
+        tmp_path,
+        """
+        import asyncio, time
+        import gevent, bridges
+
+        def crunch():
+            # CPU-bound: no gevent call, so no other greenlet (nor the loop) runs
+            until = time.perf_counter() + 0.5
+            while time.perf_counter() < until:
+                pass
+
+        async def main():
+            reports = []
+            bridges.current_hub().watchdog.listeners.append(reports.append)
+            await bridges.awaitable(gevent.spawn(crunch))
+            return [(r.framework, r.function.rsplit(".", 1)[-1]) for r in reports]
+
+        print(json.dumps(bridges.run(main, frameworks=["gevent"], slow_callback=0.1)))
+        """,
+    )
+    assert outcome == [["gevent", "crunch"]]
+
+
+def test_asyncio_busy_time_is_measured_on_a_loop_made_after_patch_all(tmp_path: Path) -> None:
+    outcome = run_patched(
+        tmp_path,
+        """
+        import asyncio, time
+        import gevent, bridges
+
+        async def main():
+            until = time.perf_counter() + 0.2
+            while time.perf_counter() < until:  # asyncio's own work, on the loop
+                pass
+            await asyncio.sleep(0)
+            stats = bridges.current_hub().stats()
+            return stats["frameworks"]["asyncio"]["seconds"], stats["loop_passes"]
+
+        print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+        """,
+    )
+    seconds, passes = outcome
+    assert seconds >= 0.2
+    assert passes >= 1

@@ -314,7 +314,9 @@ def test_an_unknown_marker_argument_is_a_usage_error(pytester: pytest.Pytester) 
             pass
         """,
     )
-    result.stderr.fnmatch_lines(["*takes frameworks=, loop_factory= and timeout=, not framework*"])
+    result.stderr.fnmatch_lines(
+        ["*takes frameworks=, loop_factory=, timeout= and slow_callback=, not framework*"]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from .._adapter import FrameworksArg
 from .._convert import awaitable
-from .._errors import BridgeError, NotAwaitableError
+from .._errors import BridgeError, NotAwaitableError, SlowCallbackError
 from .._hub import Hub
 from .._introspect import describe_task
 from .._run import LoopFactoryArg, make_loop_factory, wind_down
@@ -67,6 +67,8 @@ class TestRunner:
         stop_timeout: float,
         gc_mode: str,
         name: str,
+        slow_callback: Optional[float] = None,
+        on_slow: Optional[Callable[[dict[str, Any]], None]] = None,
     ) -> None:
         self.name = name
         self.timeout = timeout
@@ -85,7 +87,9 @@ class TestRunner:
         """How to learn more about each kind of leak (the attached adapters add theirs)."""
         self._vars: dict[contextvars.ContextVar[Any], Any] = {}
         self._current: asyncio.Task[Any] | None = None
-        self.hub = Hub(frameworks, stop_timeout=stop_timeout)
+        self.on_slow = on_slow
+        """Takes the blocking detector's reports instead of the errors (a warning), if set."""
+        self.hub = Hub(frameworks, stop_timeout=stop_timeout, slow_callback=slow_callback)
         self.loop = make_loop_factory(loop_factory)()
         asyncio.set_event_loop(self.loop)
         self.loop.set_exception_handler(self._on_error)
@@ -138,6 +142,11 @@ class TestRunner:
         # error later in the same call chain (another log observer)
         if self.ignore is not None:
             errors = [context for context in errors if not self.ignore(context)]
+        if self.on_slow is not None:
+            slow = [e for e in errors if isinstance(e.get("exception"), SlowCallbackError)]
+            for context in slow:
+                self.on_slow(context)
+            errors = [e for e in errors if not isinstance(e.get("exception"), SlowCallbackError)]
         return errors
 
     # -- jobs ---------------------------------------------------------------

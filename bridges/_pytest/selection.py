@@ -15,10 +15,12 @@ import pytest
 
 from .. import _adapter
 from .._adapter import FrameworksArg
+from .._errors import UsageError
+from .._observe import positive_seconds
 
 __all__ = ["async_flavor"]
 
-_MARKER_KEYS = ("frameworks", "loop_factory", "timeout")
+_MARKER_KEYS = ("frameworks", "loop_factory", "timeout", "slow_callback")
 _OTHER_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
 
 
@@ -36,17 +38,10 @@ def _mode(config: pytest.Config) -> str:
 
 
 def _timeout_value(value: Any, where: str) -> Optional[float]:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        return None
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0:
-        raise pytest.UsageError(
-            f"bridges: {where} must be a positive number of seconds or none, not {value!r}."
-        )
-    return seconds
+        return positive_seconds(value, where)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _frameworks_value(value: str) -> FrameworksArg:
@@ -131,8 +126,9 @@ def _marker_options(marker: pytest.Mark, item: pytest.Item, config: pytest.Confi
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYS))
     if unknown or len(marker.args) > 1:
         raise pytest.UsageError(
-            f"bridges: {item.nodeid}: @pytest.mark.bridges takes frameworks=, loop_factory= "
-            f"and timeout=, not {', '.join(unknown) or 'more than one positional argument'}."
+            f"bridges: {item.nodeid}: @pytest.mark.bridges takes frameworks=, loop_factory=, "
+            f"timeout= and slow_callback=, not "
+            f"{', '.join(unknown) or 'more than one positional argument'}."
         )
     frameworks: FrameworksArg
     if marker.args:

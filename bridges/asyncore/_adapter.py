@@ -35,6 +35,17 @@ class AsyncoreAdapter(Adapter):
 
         return dict(_CONVERTERS)
 
+    def describe_dispatch(self, what: Any) -> str:
+        """A dispatcher's event names the handler asyncore calls for it (``Echo.handle_read``)."""
+        from .._accounting import qualified_name
+
+        obj, event = what
+        if event == "handle_read_event":
+            method = "handle_accept" if getattr(obj, "accepting", False) else "handle_read"
+        else:
+            method = "handle_write"
+        return f"{qualified_name(type(obj))}.{method}"
+
     def attach(self) -> None:
         """Take over ``asyncore.socket_map`` and ``asyncore.loop`` (and install()ed modules')."""
         from ._driver import _Driver

@@ -66,6 +66,8 @@ class _Driver(Sweep, TakeOver):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.loop = hub.loop
+        self.meter = None if hub.accounting is None else hub.accounting.meter_for(_OWNER)
+        """asyncore's meter in the hub's accounting (None when off): brackets each handler."""
         self.detached = False
         self.interrupted = False
         self.entries: dict[int, _Entry] = {}
@@ -263,7 +265,15 @@ class _Driver(Sweep, TakeOver):
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
-        entry.context.run(self._handle, entry, handler)
+        meter = self.meter
+        if meter is None:
+            entry.context.run(self._handle, entry, handler)
+        else:
+            outer = meter.begin((entry.obj, handler))
+            try:
+                entry.context.run(self._handle, entry, handler)
+            finally:
+                meter.end(outer)
         if entry.wakes:
             self._sweep()
         elif self.sweep_handle is None:

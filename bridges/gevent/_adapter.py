@@ -46,6 +46,10 @@ class GeventAdapter(Adapter):
         super().__init__(hub)
         self._watch: Any = None
 
+    def describe_dispatch(self, what: Any) -> str:
+        """A hub pass runs many greenlets: the blocking detector names the one that blocks."""
+        return "gevent hub pass (greenlets and gevent callbacks)"
+
     def attach(self) -> None:
         """Install a fresh gevent hub for this thread, bound to the hub's loop."""
         from gevent._hub_local import set_hub

@@ -74,6 +74,8 @@ class DispatchCore:
         queue = self._queue
         per_pass = self._per_pass
         self._draining = True
+        meter = self._meter
+        outer = None if meter is None else meter.begin(self)
         try:
             repolls = 0
             if self._poll_due and self._poll_fds() > 1:
@@ -131,6 +133,8 @@ class DispatchCore:
                 self._run_watchers(per_pass["idle"])
         finally:
             self._draining = False
+            if outer is not None:
+                meter.end(outer)
         if self._closing:
             self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:

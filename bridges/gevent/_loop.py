@@ -91,6 +91,9 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         fd_registry: Any = None,
     ) -> None:
         self._hosted = aio_loop is not None
+        acct = getattr(fd_registry, "accounting", None)
+        self._meter: Any = None if acct is None else acct.meter_for("gevent")
+        """gevent's meter in the bridges hub's accounting (None when off): brackets each pass."""
         if aio_loop is None:
             aio_loop = new_standalone_loop()
         self._aio = aio_loop

@@ -120,6 +120,36 @@ class _HubIOLoop(AsyncIOLoop):
         # already stopping (or stopped) ignores the request.
         hub.request_stop("IOLoop.stop()")
 
+    # Tornado's two dispatch points into user code (``IOLoop._run_callback``
+    # for add_callback/call_later/add_future, ``_handle_events`` for fd
+    # handlers; private, checked on Tornado 6.2-6.6), bracketed by the hub's
+    # accounting slot.  Tornado's coroutines run as asyncio tasks: their steps
+    # are accounted under asyncio.
+
+    _bridges_meter: Any = None
+
+    def _run_callback(self, callback: Callable[[], Any]) -> None:
+        meter = self._bridges_meter
+        if meter is None:
+            super()._run_callback(callback)
+            return
+        outer = meter.begin(callback)
+        try:
+            super()._run_callback(callback)
+        finally:
+            meter.end(outer)
+
+    def _handle_events(self, fd: int, events: int) -> None:
+        meter = self._bridges_meter
+        if meter is None:
+            super()._handle_events(fd, events)
+            return
+        outer = meter.begin(self.handlers[fd][1])
+        try:
+            super()._handle_events(fd, events)
+        finally:
+            meter.end(outer)
+
     def close(self, all_fds: bool = False) -> None:
         if self._bridges_hub is None:
             super().close(all_fds=all_fds)

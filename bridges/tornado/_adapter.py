@@ -44,6 +44,8 @@ class TornadoAdapter(Adapter):
         else:
             ioloop = _HubIOLoop(asyncio_loop=hub.loop, make_current=False)
             ioloop._bridges_hub = hub
+            if hub.accounting is not None:
+                ioloop._bridges_meter = hub.accounting.meter_for(self.name)
             self.ioloop, self.created = ioloop, True
         self.selector = _HubSelector(hub)
         self.selector.original = swap_selector(self.ioloop, self.selector)
@@ -72,6 +74,7 @@ class TornadoAdapter(Adapter):
             if self.created:
                 release_handlers(ioloop, all_fds=False)
                 swap_selector(ioloop, self.selector.original)
+                ioloop._bridges_meter = None  # type: ignore[attr-defined]
                 unbind_ioloop(ioloop)
                 return
             events = self._events_in_registry()

@@ -4,6 +4,11 @@ Each function touches one detail.  Checked on Tornado 6.2, 6.3.3, 6.4.2, 6.5.2
 and 6.6.1; tests/test_tornado_compat.py tests the *behaviour* each relies on,
 and fails if one of them changes.
 
+The hub's IOLoop (``bridges.tornado._HubIOLoop``) also overrides two private
+methods of ``BaseAsyncIOLoop``, its dispatch points into user code, to
+account their loop time: ``_run_callback`` and ``_handle_events``
+(tests/test_observe_accounting.py fails if Tornado stops calling them).
+
 The patches (``gen.Runner``'s cancellation fixes, ``convert_yielded``'s
 take-over) are applied when the first hub with Tornado attaches and removed
 when the last one detaches: importing ``bridges.tornado`` changes nothing in

@@ -44,6 +44,13 @@ class TwistedAdapter(Adapter):
 
         return {Deferred: _deferred_to_future}
 
+    def describe_dispatch(self, what: Any) -> str:
+        """An fd event names the protocol's method; a timed call, the function it calls."""
+        describe = getattr(what, "describe", None)
+        if describe is not None and type(what).__name__ == "_Dispatch":
+            return describe()  # type: ignore[no-any-return]
+        return super().describe_dispatch(what)
+
     # -- attach / detach ---------------------------------------------------
 
     def attach(self) -> Awaitable[None] | None:

@@ -95,6 +95,10 @@ def _bound_only(name: str) -> Callable[..., Any]:
     return method
 
 
+def _meter(hub: Hub) -> Any:
+    return None if hub.accounting is None else hub.accounting.meter_for(OWNER)
+
+
 def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
     """Thread factory of the reactor's pool: a stuck worker must not hang interpreter exit."""
     thread = threading.Thread(*args, **kwargs)
@@ -144,6 +148,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._handleEvent = _read_or_write(self)
         self._unbound = threading.Event()
         """Set while no hub runs the reactor: what ``run()`` from another thread waits for."""
+        self._meter = _meter(hub)
+        """Twisted's meter in the hub's accounting (None when off): brackets each dispatch."""
         super().__init__(hub.loop)
 
     # -- binding to a hub -----------------------------------------------------
@@ -157,6 +163,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         """Follow ``hub``'s loop: called at attach for a reactor that ran on an earlier hub."""
         self._hub = hub
         self._unbound.clear()
+        self._meter = _meter(hub)
         self._poolStopped = []
         self._logContextStack = _log_context_stack()  # this run's loop thread
         self._hubLoop = hub.loop
@@ -270,6 +277,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         _set_loop(self, None)
         self._hub = None
         self._unbound.set()
+        self._meter = None
 
     # -- lifetime ---------------------------------------------------------------
 

@@ -94,6 +94,8 @@ class Timers:
                 self._arm(call)
                 return
         call.called = 1
+        meter = self._meter
+        outer = None if meter is None else meter.begin(call.func)
         try:
             call.func(*call.args, **call.kw)
         except Exception:  # noqa: BLE001 - logged, like ReactorBase.runUntilCurrent does
@@ -106,6 +108,9 @@ class Timers:
                     else ""
                 ),
             )
+        finally:
+            if outer is not None:
+                meter.end(outer)
 
     def _runEarlier(self, time: float) -> None:
         """Run the due timed calls whose time is not after ``time``, in time order."""

@@ -14,6 +14,7 @@ from twisted.python import context as twisted_context
 from twisted.python import log as legacy_log
 from twisted.python.log import ILogContext
 
+from .._accounting import qualified_name
 from ._compat import _fd_tables, _is_continuously_polled, _polling, _remove_all
 from ._errors import not_bound
 
@@ -67,6 +68,8 @@ class _Dispatch:
             self._context = {ILogContext: log_context}
             self._prefix = prefix
         reactor = self._reactor
+        meter = reactor._meter
+        outer = None if meter is None else meter.begin(self)
         try:
             stack = reactor._logContextStack
             if stack is None:
@@ -81,6 +84,18 @@ class _Dispatch:
             raise
         except BaseException:  # noqa: BLE001 - as callWithLogger does
             legacy_log.err(system=prefix)
+        finally:
+            if outer is not None:
+                meter.end(outer)
+
+    def describe(self) -> str:
+        """The user's method this dispatch runs: the protocol's, for a connection."""
+        selectable = self._selectable
+        protocol = getattr(selectable, "protocol", None)
+        if self._read and protocol is not None:
+            return f"{qualified_name(type(protocol))}.dataReceived"
+        method = "doRead" if self._read else "doWrite"
+        return f"{qualified_name(type(selectable))}.{method}"
 
     def _run(self, selectable: Any) -> None:
         if not self._read:

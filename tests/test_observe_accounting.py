@@ -1,0 +1,171 @@
+"""Accounting per framework: counts, loop time and the slowest dispatches in ``hub.stats()``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from _asyncore_helpers import EchoServer
+from test_observe_detector import _send
+from tornado import web
+from twisted.internet import protocol
+
+import bridges
+from bridges._accounting import Accounting, qualified_name
+
+
+class Echo(protocol.Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class SlowEcho(protocol.Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        time.sleep(0.03)
+        self.transport.write(data)
+
+
+class HelloHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.write("hello")
+
+
+def _burn_cpu(seconds: float) -> None:
+    """Work the loop's thread for ``seconds`` of CPU (busy time is the thread's CPU time)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def legacy_view() -> str:
+    time.sleep(0.02)
+    return "ok"
+
+
+def test_stats_count_and_time_each_frameworks_dispatches() -> None:
+    import gevent
+
+    async def main() -> dict[str, Any]:
+        from twisted.internet import reactor
+
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(Echo), interface="127.0.0.1")
+        server = EchoServer()
+        app = web.Application([("/", HelloHandler)])
+        http = app.listen(0, address="127.0.0.1")
+        http_port = next(iter(http._sockets.values())).getsockname()[1]
+        try:
+            for _ in range(3):
+                assert await _send(port.getHost().port, b"tw") == b"tw"
+                assert await _send(server.port, b"ac") == b"ac"
+                reply = await _send(http_port, b"GET / HTTP/1.0\r\n\r\n")
+                assert reply.endswith(b"hello")
+                assert await bridges.awaitable(gevent.spawn(legacy_view)) == "ok"
+        finally:
+            http.stop()
+            server.close()
+            await bridges.awaitable(port.stopListening())
+        return bridges.current_hub().stats()
+
+    stats = bridges.run(main, frameworks=["asyncore", "gevent", "tornado", "twisted"])
+    frameworks = stats["frameworks"]
+    assert set(frameworks) == {"asyncio", "asyncore", "gevent", "tornado", "twisted"}
+    for name in ("asyncore", "twisted", "tornado"):
+        assert frameworks[name]["count"] >= 3, (name, frameworks[name])
+    assert frameworks["gevent"]["count"] >= 3
+    assert frameworks["gevent"]["seconds"] >= 3 * 0.02
+    assert frameworks["asyncio"]["count"] > 0
+    assert 0 < stats["busy_seconds"] <= stats["wall_seconds"]
+    assert stats["loop_passes"] > 0
+    assert stats["stalls"] == 0
+    assert stats["slow_callback"] is None
+
+
+def test_the_slowest_dispatches_are_named_by_the_users_function() -> None:
+    async def main() -> dict[str, Any]:
+        from twisted.internet import reactor, task
+
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(SlowEcho), interface="127.0.0.1")
+        try:
+            assert await _send(port.getHost().port, b"x") == b"x"
+            await bridges.awaitable(task.deferLater(reactor, 0, legacy_view))
+        finally:
+            await bridges.awaitable(port.stopListening())
+        return bridges.current_hub().stats()
+
+    slowest = bridges.run(main, frameworks=["twisted"])["slowest"]
+    names = [(entry["framework"], entry["function"]) for entry in slowest[:2]]
+    assert ("twisted", f"{__name__}.SlowEcho.dataReceived") in names
+    assert slowest[0]["seconds"] >= 0.02
+    assert [entry["seconds"] for entry in slowest] == sorted(
+        (entry["seconds"] for entry in slowest), reverse=True
+    )
+
+
+@pytest.mark.parametrize("loop_factory", ["asyncio", "uvloop"])
+def test_asyncio_gets_the_busy_time_no_framework_claimed(loop_factory: str) -> None:
+    async def main() -> dict[str, Any]:
+        for _ in range(3):
+            _burn_cpu(0.02)
+            await asyncio.sleep(0)
+        return bridges.current_hub().stats()
+
+    stats = bridges.run(main, frameworks=None, loop_factory=loop_factory)
+    asyncio_figures = stats["frameworks"]["asyncio"]
+    assert asyncio_figures["seconds"] >= 0.05
+    assert stats["busy_seconds"] is not None
+    if loop_factory == "asyncio":
+        assert asyncio_figures["count"] >= 3
+    else:  # uvloop's passes are C: busy time is the loop thread's CPU time, no count
+        assert asyncio_figures["count"] is None
+
+
+def test_stats_are_empty_when_accounting_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BRIDGES_SLOW_CALLBACK", raising=False)
+    monkeypatch.setenv("BRIDGES_ACCOUNTING", "0")
+
+    async def main() -> Any:
+        hub = bridges.current_hub()
+        return hub.accounting, hub.stats()
+
+    accounting, stats = bridges.run(main, frameworks=["twisted"])
+    assert accounting is None
+    assert stats["frameworks"] == {}
+    assert stats["slowest"] == []
+
+
+def test_the_loops_selector_is_given_back_when_the_hub_stops() -> None:
+    async def main() -> Any:
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        assert "select" in vars(selector)
+        return selector
+
+    async def outer() -> Any:
+        async with bridges.Hub(frameworks=None):
+            selector = await main()
+        return vars(selector).get("select")
+
+    assert asyncio.run(outer()) is None
+
+
+def test_a_nested_dispatch_is_taken_out_of_the_outer_ones_time() -> None:
+    acct = Accounting(lambda framework, what: qualified_name(what))
+    gevent, twisted = acct.meter_for("gevent"), acct.meter_for("twisted")
+    outer = gevent.begin(legacy_view)
+    inner = twisted.begin(Echo.dataReceived)
+    time.sleep(0.02)
+    twisted.end(inner)
+    gevent.end(outer)
+    figures = acct.stats()["frameworks"]
+    assert figures["twisted"]["seconds"] >= 0.02
+    assert figures["gevent"]["seconds"] < 0.01
+    assert acct.framework is None
+
+
+def test_qualified_names_unwrap_methods_and_partials() -> None:
+    import functools
+
+    assert qualified_name(Echo().dataReceived) == f"{__name__}.Echo.dataReceived"
+    assert qualified_name(functools.partial(legacy_view)) == f"{__name__}.legacy_view"
+    assert qualified_name(Echo()) == f"{__name__}.Echo"
