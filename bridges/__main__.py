@@ -1,4 +1,4 @@
-"""python -m bridges demo | doctor | bench | report: try the hub, check this environment, measure it, chart its stats."""
+"""python -m bridges demo | doctor | bench | report: try, check, measure, chart the hub."""
 
 from __future__ import annotations
 
