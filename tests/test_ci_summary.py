@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(output: str, retcode: int) -> dict[str, Any]:
+    """An env's entry in tox's --result-json, as tox writes it for an env it ran."""
     return {
+        "result": {"success": retcode == 0, "exit_code": retcode, "duration": 60.0},
         "test": [
             {"run_id": "commands_pre[0]", "output": "staged", "retcode": 0, "elapsed": 1.0},
             {"run_id": "commands[0]", "output": output, "retcode": retcode, "elapsed": 59.0},
-        ]
+        ],
     }
 
 
@@ -62,6 +64,14 @@ def test_an_env_allowed_to_fail_is_reported_and_does_not_fail_it(tmp_path: Path)
     code, out = summarise(tmp_path, {"warnings": _env(GREEN, 0), "pre": _env(RED, 1)}, "pre")
     assert code == 0, out
     assert "failed (allowed)" in out
+
+
+def test_envs_tox_did_not_run_are_left_out(tmp_path: Path) -> None:
+    envs = {"warnings": _env(GREEN, 0), "py39": {"python": {}}, ".pkg": _env("built", 0)}
+    code, out = summarise(tmp_path, envs)
+    assert code == 0, out
+    assert "py39" not in out
+    assert ".pkg" not in out
 
 
 def test_an_env_whose_pytest_never_finished_fails_it(tmp_path: Path) -> None:
