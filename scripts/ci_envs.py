@@ -19,9 +19,9 @@ import os
 import subprocess
 import sys
 
-ALWAYS = ["warnings", "all-lowest", "conformance", "pre"]
+ALWAYS = ["warnings", "all-lowest", "conformance", "ecosystem", "pre"]
 """Newest everything on 3.13 with deprecations as errors; every lower bound on 3.9; the peers'
-suites; the frameworks' pre-releases (allowed to fail)."""
+suites; third-party software on the hub; the frameworks' pre-releases (allowed to fail)."""
 
 PYTHONS = ["py39", "py310", "py311", "py312"]
 
@@ -33,6 +33,8 @@ AXES = {
     "twisted": ["twisted2310", "twisted2411", "twisted2505"],
     "gevent": ["gevent2391", "gevent2411", "gevent2509"],
     "anyio": ["anyio411"],
+    "eventlet": ["eventlet0361", "eventlet0413"],
+    "gunicorn": ["gunicorn25"],
 }
 """Each framework axis as tox.ini factors; the newest versions run in every other env."""
 

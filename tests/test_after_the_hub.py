@@ -82,11 +82,16 @@ def test_after_a_hub_gevent_runs_natively_on_its_own_hub_again() -> None:
 
         return bg.get_hub() is not native
 
-    assert bridges.run(main, frameworks=["gevent"]) is True
-    assert gevent.get_hub() is native
-    assert type(native.loop).__module__.startswith("gevent")
-    assert gevent.spawn(lambda: "native").get(timeout=5) == "native"
-    gevent.sleep(0)
+    try:
+        assert bridges.run(main, frameworks=["gevent"]) is True
+        assert gevent.get_hub() is native
+        assert type(native.loop).__module__.startswith("gevent")
+        assert gevent.spawn(lambda: "native").get(timeout=5) == "native"
+        gevent.sleep(0)
+    finally:
+        # A native hub that has run work would be this thread's "previous" hub
+        # for every later test's hub, which refuses one with pending work.
+        native.destroy(destroy_loop=True)
 
 
 def test_after_a_hub_without_a_native_gevent_hub_gevent_makes_a_native_one() -> None:

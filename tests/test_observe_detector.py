@@ -285,7 +285,13 @@ def test_the_watchdog_thread_runs_only_with_a_threshold_and_only_while_the_hub_r
     monkeypatch.delenv("BRIDGES_SLOW_CALLBACK", raising=False)
 
     async def main() -> Any:
-        return bridges.current_hub().watchdog, _thread._count()
+        watchdog = bridges.current_hub().watchdog
+        # _thread counts a thread once it runs, which may be after start returned.
+        for _ in range(500):
+            if watchdog is None or _thread._count() > before:
+                break
+            await asyncio.sleep(0.01)
+        return watchdog, _thread._count()
 
     before = _thread._count()
     assert bridges.run(main, frameworks=None) == (None, before)

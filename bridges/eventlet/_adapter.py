@@ -41,6 +41,7 @@ class EventletAdapter(Adapter):
         from ._hub import LoopHub
 
         _patching.refuse_mixed_patching(self.hub)
+        _turn_portals_off(self.hub.loop)
         _patching.use_original_selector(self.hub.loop)
         self.ehub = LoopHub(self.hub.loop, self.hub, self._report)
         self.previous = _compat.current_hub()
@@ -118,3 +119,19 @@ def _tpool_killall() -> None:
     from eventlet import tpool
 
     tpool.killall()
+
+
+def _turn_portals_off(loop: asyncio.AbstractEventLoop) -> None:
+    """No portals on a hub that runs eventlet too (gevent turned them on first).
+
+    A portal routes a green wake-up into its task's next step through gevent's
+    hub-switch guard; eventlet's hub does not take part yet, so an eventlet
+    switch made inside a portal-task's greenlet (``GreenThread.kill()``, a
+    green socket) would resume the loop's greenlet instead of the task.  With
+    both frameworks attached, green blocking calls from asyncio code raise
+    ``HubOwnsLoopError`` at once, as they do with ``portals=False``.
+    """
+    from .. import _portal
+
+    if _portal.enabled(loop):
+        _portal.disable(loop)

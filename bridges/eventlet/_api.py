@@ -23,6 +23,10 @@ greenthread to suspend, so an eventlet blocking call there raises
 
 from __future__ import annotations
 
+from . import _quiet  # noqa: F401  (first: eventlet without its notice)
+
+# isort: split
+
 import asyncio
 import inspect
 from typing import Any, Awaitable, Callable, TypeVar

@@ -13,6 +13,10 @@ Checked on eventlet 0.36.1 - 0.41.3.
 
 from __future__ import annotations
 
+from . import _quiet  # noqa: F401  (first: eventlet without its notice)
+
+# isort: split
+
 import sys
 from types import TracebackType
 from typing import Any, Callable

@@ -22,6 +22,10 @@ raises :class:`HubOwnsLoopError` at once instead of stalling every task.
 
 from __future__ import annotations
 
+from . import _quiet  # noqa: F401  (first: eventlet without its notice)
+
+# isort: split
+
 import asyncio
 import contextlib
 import contextvars

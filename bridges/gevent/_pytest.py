@@ -89,8 +89,13 @@ class GreenletWatch:
         return [
             glet
             for glet in list(self._seen)
-            # gevent's own hub greenlet is never a leak
-            if glet and glet is not current and not isinstance(glet, gevent.hub.Hub)
+            # gevent's own hub greenlet is never a leak, nor a thread's main
+            # greenlet (the one without a parent), which live() may be called
+            # outside of when a portal-task checks for leaks
+            if glet
+            and glet is not current
+            and glet.parent is not None
+            and not isinstance(glet, gevent.hub.Hub)
         ]
 
     def close(self) -> None:
