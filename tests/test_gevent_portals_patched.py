@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,12 @@ def test_time_sleep_and_patched_sockets_in_a_task_keep_the_task(
     assert outcome == ["ping", True, "mine"]
 
 
+@pytest.mark.xfail(
+    sys.version_info >= (3, 12),
+    reason="Python 3.12+ waits for the child from asyncio's own watcher, whose patched "
+    "waitpid blocks in the loop's greenlet (open: docs/gevent.md, Limits)",
+    strict=False,
+)
 def test_asyncio_create_subprocess_exec_works_after_patch_all(tmp_path: Path) -> None:
     outcome = run_patched(
         tmp_path,

@@ -94,6 +94,7 @@ def test_dump_every_writes_cumulative_samples_until_the_hub_stops(tmp_path: Path
 
 
 def test_the_report_draws_a_dump_as_a_png(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("matplotlib", reason="the report's chart needs the bench extra")
     dump = tmp_path / "stats.jsonl"
 
     async def main() -> None:
