@@ -299,6 +299,27 @@ class TestRunner:
             self._native = None
 
 
+def outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Call a plain test in a green thread, its exception carried as a value.
+
+    Raised inside the greenlet, the green framework would also report it as
+    an error nobody handled, and the test would fail twice for one assertion.
+    :func:`settle` re-raises it, unchanged, on the awaiting side.
+    """
+    try:
+        return True, func(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - re-raised, unchanged, by settle()
+        return False, exc
+
+
+async def settle(outcome: tuple[bool, Any]) -> Any:
+    """The result :func:`outcome_of` carried (awaited if awaitable), or its exception raised."""
+    succeeded, value = outcome
+    if not succeeded:
+        raise value
+    return await resolved(value)
+
+
 async def resolved(result: Any) -> Any:
     """What a test or fixture returned, awaited if it is awaitable.
 

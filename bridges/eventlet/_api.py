@@ -261,19 +261,7 @@ async def in_greenthread(func: Callable[..., Any], kwargs: dict[str, Any]) -> An
     The pytest plugin runs plain tests this way when eventlet is attached, so
     that they may block on eventlet and call ``be.wait``.
     """
-    from .._pytest.runner import resolved
+    from .._pytest.runner import outcome_of, settle
 
-    gt = eventlet.spawn(_outcome_of, func, kwargs)
-    succeeded, value = await awaitable(gt)
-    if not succeeded:
-        raise value
-    return await resolved(value)
-
-
-def _outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    # The test's exception is carried as a value: raised inside the greenthread,
-    # the hub would also report it as an error nobody handled.
-    try:
-        return True, func(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - re-raised, unchanged, by in_greenthread
-        return False, exc
+    gt = eventlet.spawn(outcome_of, func, kwargs)
+    return await settle(await awaitable(gt))

@@ -18,14 +18,14 @@ from gevent.greenlet import Greenlet
 
 from .._convert import awaitable
 from .._introspect import frame_place
-from .._pytest.runner import resolved
+from .._pytest.runner import outcome_of, settle
 
 __all__ = ["GreenletWatch", "greenlet_places", "in_greenlet"]
 
 
 async def in_greenlet(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """Run ``func(**kwargs)`` in a new greenlet and await its outcome (then what it returned)."""
-    glet = Greenlet(_outcome_of, func, kwargs)
+    glet = Greenlet(outcome_of, func, kwargs)
     # the test sees the contextvars its fixtures set, as an async test does
     glet.gr_context = contextvars.copy_context()
     glet.start()
@@ -33,20 +33,7 @@ async def in_greenlet(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if task is not None:
         # so that a timeout can say where the greenlet waits
         _greenlets[task] = glet
-    succeeded, value = await awaitable(glet)
-    if not succeeded:
-        raise value
-    return await resolved(value)
-
-
-def _outcome_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    # The test's exception is carried to the awaiting side as a value: raised
-    # inside the greenlet, gevent would also report it as an error nobody
-    # handled, and the test would fail twice for one assertion.
-    try:
-        return True, func(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - re-raised, unchanged, by in_greenlet
-        return False, exc
+    return await settle(await awaitable(glet))
 
 
 _greenlets: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
@@ -59,7 +46,7 @@ def greenlet_places(task: asyncio.Task[Any]) -> list[str] | None:
         return None
     places = []
     frame = glet.gr_frame
-    while frame is not None and frame.f_code.co_name != "_outcome_of":
+    while frame is not None and frame.f_code is not outcome_of.__code__:
         places.append(frame_place(frame))
         frame = frame.f_back
     return places[::-1]
