@@ -34,7 +34,7 @@ AXES = {
     "gevent": ["gevent2391", "gevent2411", "gevent2509"],
     "anyio": ["anyio411"],
     "eventlet": ["eventlet0361", "eventlet0413"],
-    "gunicorn": ["gunicorn25"],
+    "gunicorn": ["gunicorn27"],
 }
 """Each framework axis as tox.ini factors; the newest versions run in every other env."""
 

@@ -7,7 +7,10 @@ writes these worker attributes: ``cfg``, ``log``, ``asgi``, ``loop``,
 ``connection_lost``), ``nr`` and ``max_requests`` (it sets ``alive = False``
 once ``nr`` reaches ``max_requests``), ``alive`` and ``state`` (the lifespan
 state copied into each scope).  ``gunicorn.asgi.lifespan.LifespanManager``
-takes ``(app, logger, state)``.  Checked on gunicorn 25.0-27.0;
+takes ``(app, logger, state)``.  Checked on gunicorn 25.0-27.0; before 27.0
+the protocol does not decrement ``nr_conns`` when a connection closes, so
+``--worker-connections`` slots are never given back and a worker stops
+answering after that many connections: 27.0 is the oldest supported.
 ``tests/test_gunicorn_compat.py`` fails if the contract changes.
 """
 
@@ -19,7 +22,7 @@ import gunicorn
 
 __all__ = ["asgi_protocol", "check_version", "lifespan_manager", "ssl_context"]
 
-OLDEST = (25, 0)
+OLDEST = (27, 0)
 
 
 def _version() -> tuple[int, ...]:
@@ -27,12 +30,13 @@ def _version() -> tuple[int, ...]:
 
 
 def check_version() -> None:
-    """Refuse, with the fix, a gunicorn too old to have its ASGI protocol."""
+    """Refuse, with the fix, a gunicorn whose ASGI protocol the worker cannot use."""
     from .._errors import FrameworkNotInstalledError
 
     if _version() < OLDEST:
         raise FrameworkNotInstalledError(
-            f"bridges.gunicorn needs gunicorn >= {OLDEST[0]}.{OLDEST[1]} (its ASGI protocol), "
+            f"bridges.gunicorn needs gunicorn >= {OLDEST[0]}.{OLDEST[1]} (its ASGI protocol as "
+            "the worker uses it), "
             f"but gunicorn {gunicorn.__version__} is installed. Upgrade it: "
             "pip install 'tulip-bridges[gunicorn]'."
         )
