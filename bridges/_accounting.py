@@ -5,70 +5,96 @@ of them, and a team migrating wants to see how much of the work still runs
 through Twisted or gevent.  The hub keeps one :class:`Accounting` object per
 run, with one :class:`Meter` per framework.  Each adapter's existing dispatch
 wrapper (the one place where a framework's callback crosses into user code)
-brackets the call with its meter::
+counts the dispatch and, when the meter says it is due, times it::
 
-    meter = self.meter                    # hub.accounting.meter("twisted"), or None
-    if meter is None:
+    meter = self.meter                    # hub.accounting.meter_for("twisted"), or None
+    outer = None
+    if meter is not None:
+        meter.count = count = meter.count + 1
+        if count >= meter.due:
+            outer = meter.enter(what)
+    try:
         run()
-    else:
-        outer = meter.begin(what)
-        try:
-            run()
-        finally:
-            meter.end(outer)
+    finally:
+        if outer is not None:
+            meter.exit(outer)
 
-``begin`` puts the meter, what is dispatched and ``perf_counter()`` in the
-*slot* (the accounting's ``meter``/``what``/``start``); ``end`` adds the time
-to the meter and, only when the call was slower than the slowest ones kept
-so far, names it (through the adapter's
-:meth:`~bridges.Adapter.describe_dispatch`) for the slowest list.  Naming is
-lazy because it is the expensive part; the two clock reads are what a
-dispatch costs.  The slot is also what the blocking detector
-(``bridges._watchdog``) reads from its thread.
+(``outer = meter.begin(what)`` / ``meter.end(outer)`` do the same in two
+calls, for code where a few hundred nanoseconds do not matter.)
+
+Counts are exact; loop time is *sampled*.  Reading the clock is the
+expensive part of timing a dispatch: about 0.5 µs where the clock is a
+system call (virtual machines), and two reads per dispatch cost 5-10% of a
+Twisted echo.  So each framework's first :data:`EXACT` dispatches are timed,
+then one in :data:`EVERY`, and a timed dispatch's time is added once for
+each dispatch it stands for.  The sum is an estimate of the loop time that
+is exact in short runs; the slowest list holds the slowest *timed*
+dispatches, so one slow call among thousands of fast ones may be missed by
+it, never by the blocking detector (``bridges._watchdog``), which watches
+the loop from its own thread.  A timed dispatch is in the *slot* (the
+accounting's ``meter``/``what``/``start``) while it runs, where the detector
+reads it; the others it finds by their stack.  The slowest entries are named
+lazily (through the adapter's :meth:`~bridges.Adapter.describe_dispatch`),
+only when one enters the list.
 
 asyncio's own work (task steps and callbacks) has no wrapper to hook without
-a cost on every handle (a Python-level hook per handle measured 10% on a
-``call_soon`` chain), so it is accounted per loop pass: on the stdlib loop the
-selector's ``select`` is timed (two more clock reads per pass), which gives
-the loop's busy time, and asyncio is what the busy time holds beyond the
-other frameworks' dispatches; its count is the handles the loop ran
-(callbacks queued before the pass plus the fd events it found) minus the
-dispatches other frameworks claimed.  uvloop's pass is C: there the loop
-thread's CPU time stands in for busy time, and asyncio has no count.
+a cost on every handle, and even a wrapper around the selector's ``select``
+costs a few percent of a ping-pong server.  So the loop's busy time is the
+loop thread's CPU time (read when the figures are), and asyncio's loop time
+is what it holds beyond the other frameworks' dispatches; it has no count.
+``accounting="exact"`` (``BRIDGES_ACCOUNTING=exact``) times every dispatch,
+and on the stdlib loop wraps ``select`` to time every pass (the busy time is
+then the loop's wall time between passes) and to count the handles each
+runs (callbacks queued before the pass plus the fd events it found), which
+gives asyncio a count: for a test or a profiling run, where the cost does
+not matter.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["ASYNCIO", "Accounting", "Meter", "qualified_name"]
+__all__ = ["ASYNCIO", "EVERY", "EXACT", "Accounting", "Meter", "qualified_name"]
 
 ASYNCIO = "asyncio"
 """The name asyncio's own work is accounted under."""
 DEFAULT_SLOWEST = 10
 """How many of the slowest dispatches :meth:`Accounting.stats` keeps."""
+EXACT = 64
+"""Each framework's first dispatches are all timed."""
+EVERY = 16
+"""After those, one dispatch in this many is timed, and stands for them all."""
+_ALWAYS = 1 << 62
+"""``Accounting.exact`` when every dispatch is timed."""
 
 _perf = time.perf_counter
 
+_Outer = Tuple[Optional["Meter"], Any, float]
+"""The slot (meter, what, start) as it was before a timed dispatch entered it."""
+
 
 class Meter:
-    """One framework's dispatches: count and loop time, and the bracket around each."""
+    """One framework's dispatches: the count, the loop time, and which one is timed next."""
 
-    __slots__ = ("acct", "count", "name", "seconds")
+    __slots__ = ("acct", "count", "due", "name", "seconds")
 
     def __init__(self, acct: Accounting, name: str) -> None:
         self.acct = acct
         self.name = name
         self.count = 0
+        """Dispatches begun (the adapter adds one per dispatch)."""
+        self.due = 1
+        """The ``count`` of the next dispatch to time."""
         self.seconds = 0.0
+        """The estimated loop time of this framework's own dispatches."""
 
-    def begin(self, what: Any, _perf: Callable[[], float] = _perf) -> tuple[Any, Any, float]:
-        """A dispatch running ``what`` starts; pass the result to :meth:`end`."""
+    def enter(self, what: Any, _perf: Callable[[], float] = _perf) -> _Outer:
+        """The counted dispatch running ``what`` is timed: it enters the slot."""
         acct = self.acct
         outer = (acct.meter, acct.what, acct.start)
         acct.meter = self
@@ -76,30 +102,28 @@ class Meter:
         acct.start = _perf()
         return outer
 
-    def end(self, outer: tuple[Any, Any, float], _perf: Callable[[], float] = _perf) -> None:
-        """The dispatch begun by :meth:`begin` (which returned ``outer``) has returned."""
+    def exit(self, outer: _Outer) -> None:
+        """The timed dispatch :meth:`enter` returned ``outer`` for has returned."""
         acct = self.acct
-        acct.last_end = now = _perf()
-        elapsed = now - acct.start
-        self.count += 1
-        self.seconds += elapsed
-        if elapsed > acct.floor:
-            acct.keep_slow(elapsed, self.name, acct.what)
-        outer_meter = acct.meter = outer[0]
-        acct.what = outer[1]
-        acct.start = outer[2]
-        if outer_meter is None:
-            acct.claimed += elapsed
-            acct.claimed_count += 1
-        else:
-            outer_meter.seconds -= elapsed  # its own time excludes this dispatch's
+        acct.add_timed(self, outer)
+        acct.meter, acct.what, acct.start = outer
+
+    def begin(self, what: Any) -> Optional[_Outer]:
+        """Count a dispatch running ``what``, and time it if due; pass the result to :meth:`end`."""
+        self.count = count = self.count + 1
+        return self.enter(what) if count >= self.due else None
+
+    def end(self, outer: Optional[_Outer]) -> None:
+        """The dispatch :meth:`begin` returned ``outer`` for has returned."""
+        if outer is not None:
+            self.exit(outer)
 
 
 class Accounting:
-    """The slot of the dispatch running now, and the meters of one hub's run.
+    """The slot of the timed dispatch running now, and the meters of one hub's run.
 
     Only the loop's thread writes; :meth:`stats` may be read from any thread
-    (an exporter's), and the watchdog thread reads the slot.
+    (an exporter's), and the watchdog thread reads the slot and the counts.
     """
 
     __slots__ = (
@@ -113,15 +137,15 @@ class Accounting:
         "_selector",
         "_slowest",
         "_started",
-        "_timed",
+        "_timed_passes",
         "_top",
         "_wake",
         "busy",
         "claimed",
-        "claimed_count",
+        "exact",
         "floor",
-        "last_end",
         "meter",
+        "nested",
         "start",
         "what",
     )
@@ -131,27 +155,30 @@ class Accounting:
         describe: Callable[[str, Any], str],
         *,
         slowest: int = DEFAULT_SLOWEST,
+        exact: bool = False,
     ) -> None:
         self.meter: Optional[Meter] = None
-        """The meter of the dispatch running now (innermost), or None."""
+        """The meter of the timed dispatch running now (innermost), or None."""
         self.what: Any = None
         """What that dispatch runs (the adapter knows how to name it)."""
         self.start = 0.0
-        """``perf_counter()`` when that dispatch began (it also tells dispatches apart)."""
-        self.last_end = 0.0
-        """``perf_counter()`` when the last dispatch ended."""
+        """``perf_counter()`` when that dispatch began."""
+        self.exact = _ALWAYS if exact else EXACT
+        """Each meter times all of its first ``exact`` dispatches, then one in :data:`EVERY`."""
         self.floor = 0.0
-        """A dispatch slower than this enters the slowest list."""
+        """A timed dispatch slower than this enters the slowest list."""
         self.claimed = 0.0
-        self.claimed_count = 0
+        """The estimated loop time of the dispatches that ran outside any other."""
+        self.nested = 0
+        """The estimated number of dispatches that ran inside another one."""
         self.busy = 0.0
         self._describe = describe
         self._meters: Dict[str, Meter] = {}
         self._top = slowest
-        self._slowest: List[tuple[float, float, str, str]] = []
+        self._slowest: List[tuple[float, str, str]] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._selector: Any = None
-        self._timed = False
+        self._timed_passes = False
         self._wake = 0.0
         self._passes = 0
         self._handles = 0
@@ -161,7 +188,7 @@ class Accounting:
 
     @property
     def framework(self) -> Optional[str]:
-        """The framework whose dispatch runs now, or None."""
+        """The framework whose timed dispatch runs now, or None."""
         meter = self.meter
         return None if meter is None else meter.name
 
@@ -172,13 +199,35 @@ class Accounting:
             meter = self._meters[framework] = Meter(self, framework)
         return meter
 
+    def dispatches(self) -> int:
+        """How many dispatches every framework began, so far (from any thread)."""
+        return sum(meter.count for meter in list(self._meters.values()))
+
+    def add_timed(self, meter: Meter, outer: _Outer) -> None:
+        """``meter``'s timed dispatch (in the slot) has returned: add its time."""
+        elapsed = _perf() - self.start
+        count = meter.count
+        weight = 1 if count <= self.exact else EVERY  # the dispatches it stands for
+        meter.due = count + (1 if count < self.exact else EVERY)
+        meter.seconds += elapsed * weight
+        if elapsed > self.floor:
+            self.keep_slow(elapsed, meter.name, self.what)
+        outer_meter = outer[0]
+        if outer_meter is None:
+            self.claimed += elapsed * weight
+        else:
+            # inside another timed dispatch: its own time excludes this one's
+            self.nested += weight
+            outer_weight = 1 if outer_meter.count <= self.exact else EVERY
+            outer_meter.seconds -= elapsed * outer_weight
+
     def keep_slow(self, elapsed: float, framework: str, what: Any) -> None:
         """Put a dispatch that took ``elapsed`` seconds in the slowest list, named."""
         try:
             name = self._describe(framework, what)
         except Exception:  # noqa: BLE001 - naming must never break a dispatch
             name = repr(what)
-        entry = (elapsed, self.last_end, framework, name)
+        entry = (elapsed, framework, name)
         if len(self._slowest) < self._top:
             heapq.heappush(self._slowest, entry)
         else:
@@ -186,10 +235,10 @@ class Accounting:
         if len(self._slowest) >= self._top:
             self.floor = self._slowest[0][0]
 
-    # -- asyncio's own work, per loop pass -------------------------------------
+    # -- the loop's busy time ----------------------------------------------------
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_ident: int) -> None:
-        """Measure ``loop``'s busy time; count the handles of its passes where it can.
+        """Measure ``loop``'s busy time (and, exact on the stdlib loop, count its handles).
 
         Called on the loop's thread (``thread_ident``, the OS thread id).
         """
@@ -197,14 +246,20 @@ class Accounting:
         self._started = self._wake = _perf()
         selector = getattr(loop, "_selector", None)
         ready = getattr(loop, "_ready", None)
-        if selector is None or ready is None or "select" in getattr(selector, "__dict__", {}):
-            # uvloop (or a selector already watched by another hub's run): the
-            # loop thread's CPU time stands in for its busy time.
-            getcpuclockid = getattr(time, "pthread_getcpuclockid", None)
-            if getcpuclockid is not None:
-                self._cpu_clock = getcpuclockid(thread_ident)
-                self._cpu_start = time.clock_gettime(self._cpu_clock)
+        if (
+            self.exact == _ALWAYS
+            and selector is not None
+            and ready is not None
+            and "select" not in getattr(selector, "__dict__", {})
+        ):
+            self._time_passes(selector, ready)
             return
+        getcpuclockid = getattr(time, "pthread_getcpuclockid", None)
+        if getcpuclockid is not None:
+            self._cpu_clock = getcpuclockid(thread_ident)
+            self._cpu_start = time.clock_gettime(self._cpu_clock)
+
+    def _time_passes(self, selector: Any, ready: Any) -> None:
         select = selector.select
 
         def timed_select(timeout: Optional[float] = None) -> Any:
@@ -217,7 +272,7 @@ class Accounting:
             return events
 
         selector.select = timed_select
-        self._timed = True
+        self._timed_passes = True
         self._selector = selector
 
     def unwatch_loop(self) -> None:
@@ -229,7 +284,7 @@ class Accounting:
         if selector is not None:
             selector.__dict__.pop("select", None)
         self._cpu_clock = None
-        self._timed = False
+        self._timed_passes = False
         self._loop = None
 
     def _busy_seconds(self) -> Optional[float]:
@@ -238,7 +293,7 @@ class Accounting:
                 return time.clock_gettime(self._cpu_clock) - self._cpu_start
             except OSError:  # the loop's thread has ended
                 return self.busy
-        if self._timed:
+        if self._timed_passes:
             return self.busy + (_perf() - self._wake)
         return self.busy if self._loop is None and self.busy else None
 
@@ -253,20 +308,23 @@ class Accounting:
             for name, meter in list(self._meters.items())
             if meter.count
         }
+        wall = _perf() - self._started
         busy = self._busy_seconds()
         if busy is not None:
             own = max(busy - self.claimed, 0.0)
-            count = max(self._handles - self.claimed_count, 0) if self._passes else None
+            count = None
+            if self._passes:
+                count = max(self._handles - (self.dispatches() - self.nested), 0)
             frameworks[ASYNCIO] = {"count": count, "seconds": own}
         slowest = sorted(self._slowest, reverse=True)  # copies the list first: atomic
         return {
-            "wall_seconds": _perf() - self._started,
+            "wall_seconds": wall,
             "busy_seconds": busy,
             "loop_passes": self._passes or None,
             "frameworks": frameworks,
             "slowest": [
                 {"framework": framework, "function": name, "seconds": seconds}
-                for seconds, _, framework, name in slowest
+                for seconds, framework, name in slowest
             ],
         }
 

@@ -34,7 +34,7 @@ from ._errors import (
     HubStateError,
 )
 from ._introspect import describe_task, describe_waiter
-from ._observe import SLOW_CALLBACK_ENV, Observation, slow_callback_value
+from ._observe import SLOW_CALLBACK_ENV, AccountingArg, Observation, slow_callback_value
 from ._registry import Registrations
 from ._stop import StopStages
 
@@ -116,9 +116,11 @@ class Hub(Registrations, StopStages, Observation):
     ``HubOwnsLoopError`` instead.
 
     ``accounting`` (on by default; ``BRIDGES_ACCOUNTING=0`` turns the default
-    off) counts each framework's dispatches and loop time, for
-    :meth:`stats`.  ``slow_callback`` (seconds; default: the
-    ``BRIDGES_SLOW_CALLBACK`` environment variable, else off) starts the
+    off) counts each framework's dispatches and estimates their loop time
+    from a sample of them, for :meth:`stats`; ``accounting="exact"`` (or
+    ``BRIDGES_ACCOUNTING=exact``) times every dispatch, at a cost.
+    ``slow_callback`` (seconds; default: the ``BRIDGES_SLOW_CALLBACK``
+    environment variable, else off) starts the
     blocking detector: a dispatch that holds the loop longer is reported
     while it blocks, naming its framework, the user's function and the stack
     (:class:`bridges.SlowCallbackError`, see docs/observability.md).
@@ -130,7 +132,7 @@ class Hub(Registrations, StopStages, Observation):
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         portals: bool = True,
-        accounting: bool | None = None,
+        accounting: AccountingArg = None,
         slow_callback: float | None = None,
     ) -> None:
         self._classes = _adapter.resolve(frameworks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from ._accounting import Accounting, qualified_name
 from ._errors import SlowCallbackError, UsageError
@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCOUNTING_ENV",
+    "AccountingArg",
     "SLOW_CALLBACK_ENV",
     "Observation",
+    "accounting_mode",
     "positive_seconds",
     "slow_callback_value",
 ]
@@ -24,7 +26,10 @@ __all__ = [
 SLOW_CALLBACK_ENV = "BRIDGES_SLOW_CALLBACK"
 """Environment variable: the blocking detector's threshold in seconds when the code sets none."""
 ACCOUNTING_ENV = "BRIDGES_ACCOUNTING"
-"""Environment variable: ``0`` turns accounting off when the code does not say."""
+"""Environment variable: ``0`` turns accounting off when the code does not say, ``exact``
+times every dispatch."""
+AccountingArg = Union[bool, str, None]
+"""``accounting=``: True (sampled timing, the default), False, ``"exact"`` or None (the env)."""
 
 
 def slow_callback_value(value: float | str | None, where: str = "slow_callback") -> float | None:
@@ -32,6 +37,25 @@ def slow_callback_value(value: float | str | None, where: str = "slow_callback")
     if value is None:
         return positive_seconds(os.environ.get(SLOW_CALLBACK_ENV) or None, SLOW_CALLBACK_ENV)
     return positive_seconds(value, where)
+
+
+def accounting_mode(value: AccountingArg) -> str | None:
+    """``"sampled"``, ``"exact"`` or None (off): ``value``, else ``$BRIDGES_ACCOUNTING``."""
+    where = "accounting"
+    if value is None:
+        value, where = os.environ.get(ACCOUNTING_ENV, "1"), ACCOUNTING_ENV
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("0", "no", "off", "false"):
+            return None
+        if word in ("", "1", "yes", "on", "true"):
+            return "sampled"
+        if word == "exact":
+            return "exact"
+        raise UsageError(
+            f"bridges: {where} must be on, off or exact (or a bool in code), not {value!r}."
+        )
+    return "sampled" if value else None
 
 
 def positive_seconds(value: Any, where: str) -> float | None:
@@ -61,18 +85,13 @@ class Observation:
     def report(self, exc: BaseException | None, message: str, **context: Any) -> None:
         raise NotImplementedError
 
-    def _init_observation(self, accounting: bool | None, slow_callback: float | None) -> None:
+    def _init_observation(self, accounting: AccountingArg, slow_callback: float | None) -> None:
         self.slow_callback = slow_callback_value(slow_callback)
         """The blocking detector's threshold in seconds, or None when it is off."""
-        if accounting is None:
-            accounting = os.environ.get(ACCOUNTING_ENV, "1").strip().lower() not in (
-                "0",
-                "no",
-                "off",
-                "false",
-            )
-        # The detector reads the accounting slot: it needs accounting on.
-        self._accounting_on = accounting or self.slow_callback is not None
+        mode = accounting_mode(accounting)
+        if mode is None and self.slow_callback is not None:
+            mode = "sampled"  # the detector reads the accounting's slot: it needs accounting on
+        self._accounting_mode = mode
         self.accounting: Accounting | None = None
         """The accounting of this run (the adapters' dispatch hook), None when it is off."""
         self.watchdog: Watchdog | None = None
@@ -80,8 +99,10 @@ class Observation:
 
     def _start_accounting(self) -> None:
         """Before the adapters attach: they take their meters from the accounting."""
-        if self._accounting_on:
-            self.accounting = Accounting(self._describe_dispatch)
+        if self._accounting_mode is not None:
+            self.accounting = Accounting(
+                self._describe_dispatch, exact=self._accounting_mode == "exact"
+            )
 
     def _start_observing(self) -> None:
         """After the adapters attached (gevent's may have given the loop another selector)."""

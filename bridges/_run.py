@@ -15,6 +15,7 @@ from ._adapter import FrameworksArg
 from ._convert import awaitable, has_converter
 from ._errors import BridgeError, HubStateError, LoopFactoryError, UsageError
 from ._hub import DEFAULT_STOP_TIMEOUT, Hub
+from ._observe import AccountingArg
 
 __all__ = ["make_loop_factory", "run", "wind_down"]
 
@@ -58,7 +59,7 @@ def run(
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     portals: bool = True,
     slow_callback: float | None = None,
-    accounting: bool | None = None,
+    accounting: AccountingArg = None,
 ) -> Any:
     """Run ``main`` on a new hub, like :func:`asyncio.run`, and return its result.
 
@@ -71,7 +72,8 @@ def run(
     ``slow_callback`` (seconds) names any dispatch that holds the loop longer,
     while it blocks (default: ``$BRIDGES_SLOW_CALLBACK``, else off);
     ``accounting`` counts loop time per framework (on unless
-    ``BRIDGES_ACCOUNTING=0``); see :meth:`bridges.Hub.stats`.
+    ``BRIDGES_ACCOUNTING=0``; ``"exact"`` times every dispatch); see
+    :meth:`bridges.Hub.stats`.
 
     How it ends: main's result is returned and its exception raised.  SIGTERM
     (or ``reactor.stop()``) cancels main, runs the stop sequence and returns

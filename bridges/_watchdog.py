@@ -5,15 +5,18 @@ the callback returned, and names the hub's own dispatch callback; a call
 that never returns is never reported at all.  The watchdog runs in a thread
 of its own and looks at the loop from outside:
 
-* a framework's dispatch is in the slot of :class:`~bridges._accounting.Accounting`
-  (set by the adapter's dispatch wrapper): when the same dispatch is still
-  there ``slow_callback`` seconds after it began, it holds the loop;
+* a framework's timed dispatch is in the slot of
+  :class:`~bridges._accounting.Accounting` (set by the adapter's dispatch
+  wrapper): when it is still there ``slow_callback`` seconds after it began,
+  it holds the loop;
 * asyncio's own callbacks and task steps have no slot (hooking every handle
   costs too much): the watchdog posts a heartbeat with
   ``call_soon_threadsafe``, and a heartbeat still waiting ``slow_callback``
-  seconds later (and after the last framework dispatch ended) means the loop
-  is held.  This one cannot tell one long callback from a long run of short
-  ones; the stack says which it was.
+  seconds later, with no dispatch begun meanwhile, means the loop is held.
+  Most framework dispatches are not timed (accounting samples them) and are
+  caught this way too: the accounting's dispatch count tells the watchdog
+  that none began since it last looked.  This way cannot tell one long
+  asyncio callback from a long run of short ones; the stack says which.
 
 Then it samples the loop thread's stack (``sys._current_frames()``, which for
 gevent is the stack of the greenlet running now), finds the user's function
@@ -159,9 +162,14 @@ class Watchdog:
         self._stopped = False
         self._running = allocate_lock()
         """Held by the watchdog's thread while it runs: :meth:`stop` waits on it."""
-        self._reported_start = float("-inf")
+        self._dispatches = -1
+        """The accounting's dispatch count at the last look."""
+        self._changed = 0.0
+        """When a look last saw a dispatch begin or the last one end."""
+        self._slot_busy = False
+        self._reported = -1.0
+        """``_changed`` when the last stall was reported: one report per stall."""
         self._beat_sent: Optional[float] = None
-        self._beat_reported = False
 
     def start(self) -> None:
         self._running.acquire()
@@ -196,30 +204,35 @@ class Watchdog:
 
     def _check(self) -> None:
         acct = self._acct
-        start = acct.start
-        meter, what = acct.meter, acct.what
-        if acct.start != start:
+        meter, what, start = acct.meter, acct.what, acct.start
+        dispatches = acct.dispatches()
+        if acct.meter is not meter or acct.start != start:
             return  # the slot changed while we read it: look again next time
         now = _perf()
+        if dispatches != self._dispatches or (meter is None and self._slot_busy):
+            # A dispatch began (or a timed one ended) since the last look.  Most
+            # dispatches are not timed (bridges._accounting): this look is the
+            # earliest the watchdog knows the loop to be in its present state,
+            # so what it measures from here is a lower bound, never a false alarm.
+            self._dispatches = dispatches
+            self._changed = now
+        self._slot_busy = meter is not None
+        if self._changed == self._reported:
+            return  # nothing happened since the last report: the same stall
         if meter is not None:
-            # ``start`` tells dispatches apart.  An outer dispatch that began
-            # before the one reported last is the same stall seen again once
-            # the inner one returned: not reported twice.
-            held = now - start
-            if start > self._reported_start and held >= self.threshold:
-                self._reported_start = start
+            held = now - start  # a timed dispatch: it knows when it began
+            if held >= self.threshold:
+                self._reported = self._changed
                 self._stall(meter.name, what, held)
             return
         sent = self._beat_sent
         if sent is None:
             self._beat_sent = now
-            self._beat_reported = False
             self.loop.call_soon_threadsafe(self._beat)
             return
-        held = now - max(sent, acct.last_end)
-        if held >= self.threshold and not self._beat_reported:
-            self._beat_reported = True
-            self._reported_start = now - held
+        held = now - max(sent, self._changed)
+        if held >= self.threshold:
+            self._reported = self._changed
             self._stall(None, None, held)
 
     def _beat(self) -> None:

@@ -13,7 +13,7 @@ from tornado import web
 from twisted.internet import protocol
 
 import bridges
-from bridges._accounting import Accounting, qualified_name
+from bridges._accounting import EVERY, EXACT, Accounting, qualified_name
 
 
 class Echo(protocol.Protocol):
@@ -44,7 +44,8 @@ def legacy_view() -> str:
     return "ok"
 
 
-def test_stats_count_and_time_each_frameworks_dispatches() -> None:
+@pytest.mark.parametrize("accounting", [True, "exact"])
+def test_stats_count_and_time_each_frameworks_dispatches(accounting: Any) -> None:
     import gevent
 
     async def main() -> dict[str, Any]:
@@ -68,16 +69,22 @@ def test_stats_count_and_time_each_frameworks_dispatches() -> None:
             await bridges.awaitable(port.stopListening())
         return bridges.current_hub().stats()
 
-    stats = bridges.run(main, frameworks=["asyncore", "gevent", "tornado", "twisted"])
+    stats = bridges.run(
+        main, frameworks=["asyncore", "gevent", "tornado", "twisted"], accounting=accounting
+    )
     frameworks = stats["frameworks"]
     assert set(frameworks) == {"asyncio", "asyncore", "gevent", "tornado", "twisted"}
     for name in ("asyncore", "twisted", "tornado"):
         assert frameworks[name]["count"] >= 3, (name, frameworks[name])
     assert frameworks["gevent"]["count"] >= 3
     assert frameworks["gevent"]["seconds"] >= 3 * 0.02
-    assert frameworks["asyncio"]["count"] > 0
     assert 0 < stats["busy_seconds"] <= stats["wall_seconds"]
-    assert stats["loop_passes"] > 0
+    if accounting == "exact":  # select is timed and counted: asyncio's handles have a count
+        assert frameworks["asyncio"]["count"] > 0
+        assert stats["loop_passes"] > 0
+    else:
+        assert frameworks["asyncio"]["count"] is None
+        assert stats["loop_passes"] is None
     assert stats["stalls"] == 0
     assert stats["slow_callback"] is None
 
@@ -103,21 +110,24 @@ def test_the_slowest_dispatches_are_named_by_the_users_function() -> None:
     )
 
 
+@pytest.mark.parametrize("accounting", [True, "exact"])
 @pytest.mark.parametrize("loop_factory", ["asyncio", "uvloop"])
-def test_asyncio_gets_the_busy_time_no_framework_claimed(loop_factory: str) -> None:
+def test_asyncio_gets_the_busy_time_no_framework_claimed(
+    loop_factory: str, accounting: Any
+) -> None:
     async def main() -> dict[str, Any]:
         for _ in range(3):
             _burn_cpu(0.02)
             await asyncio.sleep(0)
         return bridges.current_hub().stats()
 
-    stats = bridges.run(main, frameworks=None, loop_factory=loop_factory)
+    stats = bridges.run(main, frameworks=None, loop_factory=loop_factory, accounting=accounting)
     asyncio_figures = stats["frameworks"]["asyncio"]
     assert asyncio_figures["seconds"] >= 0.05
     assert stats["busy_seconds"] is not None
-    if loop_factory == "asyncio":
+    if loop_factory == "asyncio" and accounting == "exact":
         assert asyncio_figures["count"] >= 3
-    else:  # uvloop's passes are C: busy time is the loop thread's CPU time, no count
+    else:  # busy time is the loop thread's CPU time (uvloop's passes are C): no count
         assert asyncio_figures["count"] is None
 
 
@@ -135,18 +145,17 @@ def test_stats_are_empty_when_accounting_is_off(monkeypatch: pytest.MonkeyPatch)
     assert stats["slowest"] == []
 
 
-def test_the_loops_selector_is_given_back_when_the_hub_stops() -> None:
-    async def main() -> Any:
-        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
-        assert "select" in vars(selector)
-        return selector
-
+@pytest.mark.parametrize("accounting", [True, "exact"])
+def test_the_loops_selector_is_wrapped_only_for_exact_accounting_and_given_back(
+    accounting: Any,
+) -> None:
     async def outer() -> Any:
-        async with bridges.Hub(frameworks=None):
-            selector = await main()
-        return vars(selector).get("select")
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        async with bridges.Hub(frameworks=None, accounting=accounting):
+            wrapped = "select" in vars(selector)
+        return wrapped, "select" in vars(selector)
 
-    assert asyncio.run(outer()) is None
+    assert asyncio.run(outer()) == (accounting == "exact", False)
 
 
 def test_a_nested_dispatch_is_taken_out_of_the_outer_ones_time() -> None:
@@ -169,3 +178,68 @@ def test_qualified_names_unwrap_methods_and_partials() -> None:
     assert qualified_name(Echo().dataReceived) == f"{__name__}.Echo.dataReceived"
     assert qualified_name(functools.partial(legacy_view)) == f"{__name__}.legacy_view"
     assert qualified_name(Echo()) == f"{__name__}.Echo"
+
+
+def _dispatch(meter: Any, seconds: float) -> None:
+    outer = meter.begin(legacy_view)
+    _burn_cpu(seconds)
+    meter.end(outer)
+
+
+def test_past_the_first_dispatches_counts_stay_exact_and_time_is_estimated_from_a_sample() -> None:
+    acct = Accounting(lambda framework, what: qualified_name(what))
+    meter = acct.meter_for("twisted")
+    dispatches = EXACT + 40 * EVERY
+    began = time.thread_time()
+    for _ in range(dispatches):
+        _dispatch(meter, 0.0002)
+    spent = time.thread_time() - began
+    figures = acct.stats()["frameworks"]["twisted"]
+    assert figures["count"] == dispatches
+    # One dispatch in EVERY stands for the others: the estimate is near what they took.
+    assert 0.5 * spent <= figures["seconds"] <= 1.5 * spent, (figures, spent)
+
+
+def test_the_slowest_list_holds_timed_dispatches_only_unless_accounting_is_exact() -> None:
+    untimed = EXACT + 1  # neither among the first EXACT nor a multiple of EVERY
+    assert untimed % EVERY
+    kept = {}
+    for exact in (False, True):
+        acct = Accounting(lambda framework, what: qualified_name(what), exact=exact)
+        meter = acct.meter_for("twisted")
+        for number in range(1, untimed + 1):
+            _dispatch(meter, 0.02 if number == untimed else 0.0)
+        kept[exact] = [entry["seconds"] for entry in acct.stats()["slowest"]]
+    assert max(kept[True]) >= 0.02
+    assert max(kept[False]) < 0.02
+
+
+def test_accounting_exact_times_every_dispatch_from_code_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRIDGES_SLOW_CALLBACK", raising=False)
+
+    async def exact() -> bool:
+        acct = bridges.current_hub().accounting
+        assert acct is not None
+        return acct.exact > 10**9
+
+    assert bridges.run(exact, frameworks=None, accounting="exact") is True
+    assert bridges.run(exact, frameworks=None) is False
+    monkeypatch.setenv("BRIDGES_ACCOUNTING", "exact")
+    assert bridges.run(exact, frameworks=None) is True
+
+
+@pytest.mark.parametrize(("where", "value"), [("code", "precise"), ("environment", "sometimes")])
+def test_an_unknown_accounting_mode_is_refused_with_the_choices(
+    monkeypatch: pytest.MonkeyPatch, where: str, value: str
+) -> None:
+    if where == "code":
+        hub = lambda: bridges.Hub(frameworks=None, accounting=value)  # noqa: E731
+        named = "accounting"
+    else:
+        monkeypatch.setenv("BRIDGES_ACCOUNTING", value)
+        hub = lambda: bridges.Hub(frameworks=None)  # noqa: E731
+        named = "BRIDGES_ACCOUNTING"
+    with pytest.raises(bridges.UsageError, match=f"{named} must be on, off or exact"):
+        hub()

@@ -100,6 +100,47 @@ def test_a_blocking_twisted_dataReceived_is_named_while_it_blocks() -> None:
     _assert_names(caught.only(), "twisted", "BlockingEcho.dataReceived")
 
 
+class BlockOnStop(protocol.Protocol):
+    """Echoes, and holds the loop when it receives ``stop``."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if data.endswith(b"stop"):
+            self.factory.caught.hold_the_loop()
+        self.transport.write(data)
+
+
+def test_a_blocking_dispatch_past_the_timed_ones_is_caught_all_the_same() -> None:
+    from bridges._accounting import EVERY, EXACT
+
+    caught = Caught()
+
+    async def main() -> int:
+        from twisted.internet import reactor
+
+        hub = bridges.current_hub()
+        caught.listen(hub)
+        factory = protocol.Factory.forProtocol(BlockOnStop)
+        factory.caught = caught
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+        try:
+            meter = hub.accounting.meter_for("twisted")
+            # Echo until the next dispatch is one the accounting does not time.
+            while meter.count < EXACT or (meter.count + 1) % EVERY == 0:
+                writer.write(b"x")
+                assert await asyncio.wait_for(reader.readexactly(1), PATIENCE) == b"x"
+            writer.write(b"stop")
+            assert await asyncio.wait_for(reader.readexactly(4), PATIENCE) == b"stop"
+            return meter.count
+        finally:
+            writer.close()
+            await bridges.awaitable(port.stopListening())
+
+    count = bridges.run(main, frameworks=["twisted"], slow_callback=THRESHOLD)
+    assert count > EXACT
+    _assert_names(caught.only(), "twisted", "BlockOnStop.dataReceived")
+
+
 # -- gevent ----------------------------------------------------------------
 
 
