@@ -1,4 +1,4 @@
-"""treq, klein and crochet on the hub, against local servers."""
+"""treq, klein, crochet and autobahn on the hub, against local servers."""
 
 from __future__ import annotations
 
@@ -40,3 +40,13 @@ def test_crochet_setup_before_the_hub_is_named_in_the_foreign_reactor_error() ->
     pytest.importorskip("crochet")
     result = run_app("foreign_reactor", "crochet")
     assert "crochet.setup() installed it" in result["error"]
+
+
+def test_autobahn_websockets_on_the_hub_reply_from_asyncio_and_txaio_keeps_one_flavour() -> None:
+    pytest.importorskip("autobahn")
+    result = run_app("autobahn_websocket")
+    assert result["replies"] == ["HELLO 0", "HELLO 1", "HELLO 2"]
+    assert result["clean"] is True
+    # txaio's rule, not ours: one framework per process (docs/pitfalls.md).
+    assert result["other_flavour"] == "Explicitly using 'twisted' already"
+    assert "Traceback" not in result["stderr"]
