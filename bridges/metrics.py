@@ -43,10 +43,13 @@ class HubCollector:
 
     Metrics (each with a ``framework`` label where it applies):
 
-    * ``bridges_loop_seconds_total``: loop time spent in each framework's dispatches;
+    * ``bridges_loop_seconds_total``: loop time spent in each framework's dispatches
+      (estimated from a sample of them, unless accounting is exact);
     * ``bridges_dispatches_total``: how many dispatches each framework made
-      (not for asyncio on uvloop, which has no Python-level pass to count);
-    * ``bridges_loop_busy_seconds_total``: the loop's busy time (not waiting for events);
+      (asyncio's only with exact accounting on the stdlib loop);
+    * ``bridges_loop_busy_seconds_total``: the loop's busy time (the loop
+      thread's CPU time; with exact accounting on the stdlib loop, its time
+      outside ``select``);
     * ``bridges_slow_callbacks_total``: dispatches the blocking detector reported;
     * ``bridges_slowest_dispatch_seconds``: the slowest dispatches so far,
       labelled by framework and the user's function.
