@@ -418,6 +418,10 @@ def _from_greenlet(glet: Greenlet) -> asyncio.Future[Any]:
         hub = glet.parent
         if type(hub) is _BridgeHub:
             hub.loop.run_pending_from_asyncio()
+            if glet.dead:
+                future = asyncio.get_running_loop().create_future()
+                _settle_from_greenlet(future, glet)
+                return future
     return _link_future(glet, _settle_from_greenlet, _kill_greenlet)
 
 

@@ -69,30 +69,25 @@ class DispatchCore:
         self._queue.append(callback)
         self._enter_now()
 
-    def run_pending_from_asyncio(self) -> bool:
+    def run_pending_from_asyncio(self) -> None:
         """From asyncio code: run the hub's queued callbacks now, not on the next iteration.
 
-        Only on the asyncio side (the hub parked), and only when there is
-        something to run; from a greenlet the pass is already under way.
-        Native gevent's blocking calls switch to the hub at once, which runs
-        its pending callbacks before anything polls; awaiting gevent work
-        from a coroutine does the same, up to ``_INLINE_PASSES`` times in a
-        row: then the asyncio loop gets its turn (its next call of
-        :meth:`_enter` refills the budget), so that a coroutine that keeps
-        awaiting green work cannot starve the other tasks.  Returns whether
-        a pass ran.
+        Only on the asyncio side (the hub parked, which only a hosted loop
+        does), and only when there is something to run; from a greenlet the
+        pass is already under way.  Native gevent's blocking calls switch to
+        the hub at once, which runs its pending callbacks before anything
+        polls; awaiting gevent work from a coroutine does the same, up to
+        ``_INLINE_PASSES`` times in a row: then the asyncio loop gets its turn
+        (its next call of :meth:`_enter` refills the budget), so that a
+        coroutine that keeps awaiting green work cannot starve the other tasks.
         """
-        if (
-            self.parked
-            and self._queue
-            and self._inline_budget
-            and not self._destroyed
-            and self._hosted
-        ):
-            self._inline_budget -= 1
-            self._enter_now()
-            return True
-        return False
+        if self.parked and self._queue and self._inline_budget and not self._destroyed:
+            hub = self._hub_glet
+            if hub is not None:
+                # _enter_now, inline: parked, so this is not the hub greenlet.
+                self._inline_budget -= 1
+                self._entered_from = getcurrent()
+                _switch(hub)
 
     def bind_hub(self, hub: _greenlet) -> None:
         """Hosted mode: the gevent hub greenlet that asyncio callbacks switch into."""
