@@ -411,9 +411,6 @@ async def _wsgi_clients(port: int) -> int:
 CLIENTS = {"echo": _echo_clients, "pingpong": _ping_pong_client, "wsgi": _wsgi_clients}
 
 
-CLIENTS = {"echo": _echo_clients, "pingpong": _ping_pong_client, "wsgi": _wsgi_clients}
-
-
 def measure_server(mode: str, kind: str) -> float:
     """Server CPU µs per round trip (echo) or per request (wsgi)."""
     env = dict(os.environ)
@@ -458,6 +455,15 @@ SERVER_CASES = {
 }
 
 
+SERVER_TARGETS = {
+    # Issue 20: the echo server at least as cheap as gevent's own libev hub
+    # on the stdlib loop, and 10% cheaper on uvloop.
+    "echo": {"asyncio": 1.0, "uvloop": 1.1},
+    "wsgi": {"asyncio": 0.9, "uvloop": 0.9},
+}
+"""The least server-CPU speed ratio (native / hub) each targeted server row must reach."""
+
+
 def bench_servers(kind: str) -> list[Row]:
     what = SERVER_CASES[kind]
     # The target is set for servers under load; one connection's ping-pong
@@ -471,6 +477,7 @@ def bench_servers(kind: str) -> list[Row]:
     for mode in modes:
         # The per-fd layer is measured for comparison, not offered as the default.
         has_target = targeted and mode != "asyncio-per-fd"
+        least = SERVER_TARGETS[kind][mode] if has_target else None
         row = compare(
             benchmark="gevent",
             case=f"{what}, server CPU [{mode}]",
@@ -480,8 +487,8 @@ def bench_servers(kind: str) -> list[Row]:
             baseline=lambda: measure_server("native", kind),
             ours=lambda mode=mode: measure_server(mode, kind),
             repetitions=SERVER_REPS,
-            target=">= 0.9x native" if has_target else "",
-            target_ratio=0.9 if has_target else None,
+            target=f">= {least:g}x native" if least is not None else "",
+            target_ratio=least,
         )
         print(
             f"  hub on {mode:<14} {row.ours:7.1f} µs vs native libev {row.baseline:7.1f} µs  "

@@ -167,6 +167,76 @@ def test_awaiting_an_async_result_given_an_exception_raises_that_exception() -> 
     assert run(main) is error
 
 
+def _serve_requests(requests: Any) -> None:
+    """A greenlet that answers each AsyncResult put on ``requests`` at once."""
+    i = 0
+    while True:
+        requests.get().set(i)
+        i += 1
+
+
+def test_awaiting_an_async_result_runs_the_greenlet_it_woke_before_suspending() -> None:
+    # Native gevent's get() switches to the hub, which runs the pending
+    # callbacks first: the reply is there before anything polls.
+    import gevent.queue
+
+    async def main() -> list[Any]:
+        requests: Any = gevent.queue.Queue()
+        server = gevent.spawn(_serve_requests, requests)
+        got = []
+        for _ in range(3):
+            result = gevent.event.AsyncResult()
+            requests.put(result)
+            ticks: list[int] = []
+            asyncio.get_running_loop().call_soon(ticks.append, 1)
+            got.append(await bridges.awaitable(result))
+            got.append(list(ticks))
+        server.kill()
+        return got
+
+    assert run(main) == [0, [], 1, [], 2, []]
+
+
+def test_awaiting_an_event_runs_the_greenlet_that_sets_it_before_suspending() -> None:
+    async def main() -> list[int]:
+        event = gevent.event.Event()
+        gevent.spawn(event.set)
+        ticks: list[int] = []
+        asyncio.get_running_loop().call_soon(ticks.append, 1)
+        await bridges.awaitable(event)
+        return list(ticks)
+
+    assert run(main) == []
+
+
+def test_a_coroutine_awaiting_green_replies_in_a_loop_still_lets_other_tasks_run() -> None:
+    # The pending green work runs inline only so many times in a row; then
+    # the loop gets its turn, as it does between gevent's callback batches.
+    import gevent.queue
+
+    async def ticker(ticks: list[int]) -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0)
+
+    async def main() -> int:
+        requests: Any = gevent.queue.Queue()
+        server = gevent.spawn(_serve_requests, requests)
+        ticks: list[int] = []
+        task = asyncio.ensure_future(ticker(ticks))
+        await asyncio.sleep(0)
+        ticks.clear()
+        for _ in range(1000):
+            result = gevent.event.AsyncResult()
+            requests.put(result)
+            await bridges.awaitable(result)
+        task.cancel()
+        server.kill()
+        return len(ticks)
+
+    assert run(main) >= 10
+
+
 def test_awaiting_an_event_returns_when_a_greenlet_sets_it() -> None:
     async def main() -> Any:
         event = gevent.event.Event()

@@ -148,3 +148,26 @@ def test_executor_future_class_is_what_the_gevent_executor_returns_and_it_carrie
     import gevent
 
     assert bridges.run(main, frameworks=["gevent"]) == [True, "from a thread"]
+
+
+def test_hub_if_exists_getter_finds_the_threads_hub_without_making_one() -> None:
+    """hub_if_exists_getter's getter returns this thread's gevent hub, and makes none."""
+    import gevent
+
+    from bridges.gevent._api import _BridgeHub
+
+    get = _compat.hub_if_exists_getter()
+
+    async def main() -> Any:
+        return get()
+
+    assert isinstance(bridges.run(main, frameworks=["gevent"]), _BridgeHub)
+    existing = get()
+    assert get() is existing  # asking made none
+    hub = gevent.get_hub()
+    try:
+        assert existing in (None, hub)
+        assert get() is hub
+    finally:
+        if existing is None:
+            hub.destroy(destroy_loop=True)

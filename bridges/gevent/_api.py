@@ -7,6 +7,7 @@ import contextvars
 import gc
 import inspect
 import weakref
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 import gevent
@@ -21,8 +22,8 @@ from .. import _errors
 from .._convert import awaitable, register, to_future
 from .._errors import BridgeError, NotAttachedError
 from .._hub import Hub
-from .._portal import PortalGreenlet, await_inline, current_portal, park
-from ._compat import executor_future_class
+from .._portal import PortalGreenlet, await_inline, park
+from ._compat import executor_future_class, hub_if_exists_getter
 from ._loop import AsyncioLoop, ForkNotSupportedError
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
 
 T = TypeVar("T")
 _NAME = "gevent"
+_hub_if_exists = hub_if_exists_getter()
+"""This thread's gevent hub or None (compiled): the hot paths' way to find the bridged hub."""
 
 
 class HubOwnsLoopError(_errors.HubOwnsLoopError, BlockingSwitchOutError):
@@ -264,24 +267,27 @@ def wait(aw: Awaitable[T] | Any) -> T:
     a copy of the greenlet's context; killing the greenlet (or a
     ``gevent.Timeout``) cancels ``aw``.
     """
-    portal = current_portal()
-    if portal is not None:
-        return await_inline(portal, aw if inspect.iscoroutine(aw) else awaitable(aw))  # type: ignore[no-any-return]
-    try:
-        state = _in_greenlet("bridges.gevent.wait()")
-    except BaseException:
-        if inspect.iscoroutine(aw):
-            aw.close()  # refused: don't leave a "never awaited" warning behind
-        raise
-    future = to_future(aw)
+    current = getcurrent()
+    if type(current) is PortalGreenlet:
+        return await_inline(current.portal, aw if inspect.iscoroutine(aw) else awaitable(aw))  # type: ignore[no-any-return]
+    ghub = _hub_if_exists()
+    if type(ghub) is _BridgeHub and current is not ghub and not ghub.loop.parked:
+        gloop = ghub.loop  # a greenlet of the running hub: _in_greenlet's checks, inline
+    else:
+        try:
+            state = _in_greenlet("bridges.gevent.wait()")
+        except BaseException:
+            if inspect.iscoroutine(aw):
+                aw.close()  # refused: don't leave a "never awaited" warning behind
+            raise
+        ghub, gloop = state.ghub, state.gloop
+    future = aw if isinstance(aw, asyncio.Future) else to_future(aw)
     if future.done():
         return future.result()  # type: ignore[no-any-return]
-    waiter = gevent.hub.Waiter(state.ghub)
-    gloop = state.gloop
-
-    def wake(fut: asyncio.Future[Any]) -> None:
-        gloop.run_soon_from_asyncio(waiter.switch, fut)
-
+    waiter = gevent.hub.Waiter(ghub)
+    # The done callback, without a Python frame of its own: it runs the
+    # waiter's switch in the hub greenlet, at once.
+    wake = partial(gloop.run_soon_from_asyncio, waiter.switch)
     future.add_done_callback(wake)
     try:
         waiter.get()
@@ -405,14 +411,31 @@ def _from_greenlet(glet: Greenlet) -> asyncio.Future[Any]:
     work (the greenlet's start among it) runs now, in this loop iteration.
     A greenlet that does not block is then already finished, and the
     awaiting coroutine goes on without a loop iteration for the start and
-    another for its own wake-up (benchmarks/bench_gevent.py ``spawn``).
+    another for its own wake-up, and without a link (benchmarks/bench_gevent.py
+    ``spawn``).
     """
-    future = _link_future(glet, _settle_from_greenlet, _kill_greenlet)
-    if glet.gr_frame is None and not future.done():
+    if glet.gr_frame is None and not glet.dead:
         hub = glet.parent
-        if isinstance(hub, _BridgeHub) and hub.loop is not None:
+        if type(hub) is _BridgeHub:
             hub.loop.run_pending_from_asyncio()
-    return future
+            if glet.dead:
+                future = asyncio.get_running_loop().create_future()
+                _settle_from_greenlet(future, glet)
+                return future
+    return _link_future(glet, _settle_from_greenlet, _kill_greenlet)
+
+
+def _run_pending() -> None:
+    """From asyncio code about to wait for gevent: run the hub's pending work first.
+
+    What native gevent's ``get()``/``wait()`` do by switching to the hub: a
+    greenlet that the pending work wakes and that sets the awaited object at
+    once (a request/reply over a queue) does so before the coroutine
+    suspends, and the coroutine goes on without two loop iterations.
+    """
+    hub = _hub_if_exists()
+    if type(hub) is _BridgeHub:
+        hub.loop.run_pending_from_asyncio()
 
 
 def _settle_from_async_result(
@@ -425,6 +448,8 @@ def _settle_from_async_result(
 
 
 def _from_async_result(result: gevent.event.AsyncResult) -> asyncio.Future[Any]:
+    if not result.ready():
+        _run_pending()
     return _link_future(result, _settle_from_async_result)
 
 
@@ -433,6 +458,8 @@ def _settle_from_event(future: asyncio.Future[Any], _event: gevent.event.Event) 
 
 
 def _from_event(event: gevent.event.Event) -> asyncio.Future[Any]:
+    if not event.ready():
+        _run_pending()
     return _link_future(event, _settle_from_event)
 
 

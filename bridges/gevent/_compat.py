@@ -28,6 +28,7 @@ __all__ = [
     "core_events_sentinel",
     "executor_future_class",
     "existing_threadpool",
+    "hub_if_exists_getter",
     "new_standalone_loop",
     "original_attr",
     "renew_after_fork",
@@ -59,6 +60,18 @@ def existing_threadpool(ghub: gevent.hub.Hub) -> Any:
         )
         return None
     return pool
+
+
+def hub_if_exists_getter() -> Any:
+    """gevent's getter of this thread's hub that never creates one (``gevent._hub_local``).
+
+    Compiled: the hot path that awaits gevent objects asks it on every await
+    (``bridges.gevent._api._run_pending``).  Private; checked on gevent
+    23.9-26.9.
+    """
+    from gevent._hub_local import get_hub_if_exists
+
+    return get_hub_if_exists
 
 
 def original_attr(module: str, name: str) -> Any:

@@ -10,10 +10,12 @@ from greenlet import greenlet as _greenlet
 
 from ._watchers import (
     _CALLBACK_CHECK_COUNT,
+    _INLINE_PASSES,
     _REPOLLS,
     _Async,
     _Callback,
     _Io,
+    _new_object,
     _switch,
     _Timer,
     _Watcher,
@@ -32,8 +34,20 @@ class DispatchCore:
         self._aio.call_soon(self._enter)
 
     def _enter(self) -> None:
-        """asyncio callback: let the hub greenlet run what is due."""
+        """asyncio callback: let the hub greenlet run what is due.
+
+        The asyncio side has had its turn, so the inline-pass budget (see
+        :meth:`run_pending_from_asyncio`) is refilled.  A hosted pass with
+        nothing to do is skipped: the work this handle was scheduled for
+        usually ran already, inline, in the step that awaited it.
+        """
         self._pass_scheduled = False
+        self._inline_budget = _INLINE_PASSES
+        if self._hosted and not (self._queue or self._poll_due or self._closing):
+            per_pass = self._per_pass
+            if not (per_pass["prepare"] or per_pass["check"] or per_pass["idle"]):
+                self.iteration += 1
+                return
         self._enter_now()
 
     def _enter_now(self) -> None:
@@ -47,17 +61,33 @@ class DispatchCore:
 
     def run_soon_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
         """From an asyncio callback: run ``func(*args)`` in the hub greenlet right now."""
-        self._queue.append(_Callback(func, args))
+        # _Callback(func, args) without the __init__ frame, as run_callback does.
+        callback = _new_object(_Callback)
+        callback.callback = func
+        callback.args = args
+        callback.pending = True
+        self._queue.append(callback)
         self._enter_now()
 
     def run_pending_from_asyncio(self) -> None:
         """From asyncio code: run the hub's queued callbacks now, not on the next iteration.
 
-        Only on the asyncio side (the hub parked), and only when there is
-        something to run; from a greenlet the pass is already under way.
+        Only on the asyncio side (the hub parked, which only a hosted loop
+        does), and only when there is something to run; from a greenlet the
+        pass is already under way.  Native gevent's blocking calls switch to
+        the hub at once, which runs its pending callbacks before anything
+        polls; awaiting gevent work from a coroutine does the same, up to
+        ``_INLINE_PASSES`` times in a row: then the asyncio loop gets its turn
+        (its next call of :meth:`_enter` refills the budget), so that a
+        coroutine that keeps awaiting green work cannot starve the other tasks.
         """
-        if self.parked and self._queue and not self._destroyed and self._hosted:
-            self._enter_now()
+        if self.parked and self._queue and self._inline_budget and not self._destroyed:
+            hub = self._hub_glet
+            if hub is not None:
+                # _enter_now, inline: parked, so this is not the hub greenlet.
+                self._inline_budget -= 1
+                self._entered_from = getcurrent()
+                _switch(hub)
 
     def bind_hub(self, hub: _greenlet) -> None:
         """Hosted mode: the gevent hub greenlet that asyncio callbacks switch into."""

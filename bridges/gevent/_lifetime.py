@@ -37,16 +37,17 @@ class Lifetime:
             self._run_standalone(nowait or once)
             return
         guard = self._switch_guard
-        namespace = guard[0] if guard is not None else {}
+        namespace, refuse = guard if guard is not None else ({}, None)
         namespace.pop("switch", None)
+        run_pass = self._pass
         while True:
-            self._pass()
+            run_pass()
             # Park: hand control back to the asyncio side until it enters again.
             back = self._entered_from
             self._entered_from = None
             self.parked = True
-            if guard is not None:
-                namespace["switch"] = guard[1]
+            if refuse is not None:
+                namespace["switch"] = refuse
             _switch(back)
             self.parked = False
             namespace.pop("switch", None)

@@ -44,6 +44,7 @@ from ._dispatch import DispatchCore
 from ._lifetime import ForkNotSupportedError, Lifetime
 from ._poller import FdPoller, new_epoll
 from ._watchers import (
+    _INLINE_PASSES,
     _READ,
     _REAP_POLL_FIRST,
     _REAP_POLL_MAX,
@@ -129,6 +130,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         """True while the hub greenlet has handed control back to the asyncio side."""
         self._switch_guard: tuple[dict[str, Any], Callable[[], Any]] | None = None
         self._pass_scheduled = False
+        self._inline_budget = _INLINE_PASSES
+        """How many more hub passes asyncio code may run inline before the loop's next turn."""
         self._draining = False
         self._unwinding: BaseException | None = None
         self._destroyed = False

@@ -46,6 +46,8 @@ _EPOLL_MASK_OF_EVENTS = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
 _BOUND_PRUNE = 8
 _CALLBACK_CHECK_COUNT = 50
 _REPOLLS = 4
+_INLINE_PASSES = 50
+"""How many hub passes in a row asyncio code may run inline (run_pending_from_asyncio)."""
 _REAP_POLL_FIRST = 0.005
 _REAP_POLL_MAX = 0.5
 _STARTED_PRUNE = 1024
