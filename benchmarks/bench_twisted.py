@@ -35,7 +35,6 @@ import glob
 import os
 import selectors
 import socket
-import statistics
 import subprocess
 import sys
 import time

@@ -49,8 +49,8 @@ from .._convert import register, to_future
 from .._deprecation import renamed_getattr
 from .._errors import BridgeError, HubNotRunningError
 from .._hub import current_hub
-from ._errors import HubOwnsLoopError, NotAttachedError
 from ._compat import _callbacks_of
+from ._errors import HubOwnsLoopError, NotAttachedError
 from ._installer import deferred_before_run, install
 from ._reactor import HubReactor
 

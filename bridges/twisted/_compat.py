@@ -165,8 +165,8 @@ def _callback_list_getter() -> Callable[[Any], list[Any]]:
     Deferred has not fired is what ``addCallbacks`` does, without its Python
     frame and argument checks; ``_deferred_to_future`` does that on every await.
     """
-    name = "_callbacks" if isinstance(getattr(Deferred(), "_callbacks", None), list) else "callbacks"
-    return operator.attrgetter(name)
+    private = isinstance(getattr(Deferred(), "_callbacks", None), list)
+    return operator.attrgetter("_callbacks" if private else "callbacks")
 
 
 _callbacks_of = _callback_list_getter()

@@ -53,7 +53,7 @@ class _Dispatch:
         self._method = reactor._handleEvent if method is None else method
         self._prefix: object = None
         self._context: dict[Any, Any] = {}
-        self._logstr = type(selectable).logPrefix is _CONNECTION_LOG_PREFIX
+        self._logstr = getattr(type(selectable), "logPrefix", None) is _CONNECTION_LOG_PREFIX
         """Whether ``logPrefix()`` is Twisted's own for connections, ``return self.logstr``:
         then the attribute is read instead of calling it (one call less per event)."""
 
