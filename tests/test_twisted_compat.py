@@ -204,3 +204,24 @@ def test_set_loop_points_the_stock_reactor_at_another_loop(
     finally:
         _compat._set_loop(stock, loop)
         other.close()
+
+
+def test_callbacks_of_holds_the_pairs_a_deferred_runs_in_order_when_it_fires() -> None:
+    """_callbacks_of: a pair appended to it runs after those added before, on either path."""
+    seen: list[tuple[str, object]] = []
+    succeeded: defer.Deferred[int] = defer.Deferred()
+    failed: defer.Deferred[int] = defer.Deferred()
+    for d in (succeeded, failed):
+        d.addBoth(lambda outcome: seen.append(("added", outcome)) or outcome)
+        _compat._callbacks_of(d).append(
+            (
+                (lambda result: seen.append(("result", result)), (), {}),
+                (lambda failure: seen.append(("failure", failure.value)), (), {}),
+            )
+        )
+    error = ValueError("boom")
+    succeeded.callback(1)
+    failed.errback(error)
+    assert [entry[0] for entry in seen] == ["added", "result", "added", "failure"]
+    assert seen[1] == ("result", 1)
+    assert seen[3] == ("failure", error)

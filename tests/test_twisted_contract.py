@@ -56,6 +56,36 @@ def test_result_of_an_already_fired_deferred_is_the_same_object() -> None:
     assert run_twisted(main)
 
 
+def test_callbacks_added_to_an_awaited_deferred_still_get_its_result() -> None:
+    payload = object()
+
+    async def main() -> list[object]:
+        d: Deferred[object] = Deferred()
+        waiting = asyncio.ensure_future(bridges.awaitable(d))
+        await asyncio.sleep(0)
+        later: list[object] = []
+        d.addCallback(later.append)
+        d.callback(payload)
+        assert await waiting is payload
+        return later
+
+    assert run_twisted(main) == [payload]
+
+
+def test_a_fired_deferred_paused_on_another_is_awaited_until_that_one_fires() -> None:
+    payload = object()
+
+    async def main() -> bool:
+        inner: Deferred[object] = Deferred()
+        outer: Deferred[object] = Deferred()
+        outer.addCallback(lambda _: inner)  # outer is called, then paused on inner
+        outer.callback(None)
+        reactor().callLater(0.01, inner.callback, payload)
+        return await bridges.awaitable(outer) is payload
+
+    assert run_twisted(main)
+
+
 def test_trap_a_pending_deferred_is_awaitable_instead_of_task_got_bad_yield() -> None:
     async def main() -> str:
         d: Deferred[str] = Deferred()

@@ -37,6 +37,7 @@ integration, see docs/twisted.md):
 from __future__ import annotations
 
 import asyncio
+from asyncio import get_running_loop
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ from .._convert import register, to_future
 from .._deprecation import renamed_getattr
 from .._errors import BridgeError, HubNotRunningError
 from .._hub import current_hub
+from ._compat import _callbacks_of
 from ._errors import HubOwnsLoopError, NotAttachedError
 from ._installer import deferred_before_run, install
 from ._reactor import HubReactor
@@ -86,9 +88,15 @@ def _deferred_to_future(d: Deferred[T]) -> asyncio.Future[T]:
     * the awaiting task cancelled: ``d.cancel()`` (its canceller runs), and the
       task sees its own CancelledError;
     * ``d`` cancelled by Twisted code: the awaiting task gets CancelledError.
+
+    This runs on every await of a Deferred, so it does the least it can: one
+    future, whose ``set_result`` wakes the task on the next loop pass (as a
+    plain future fired by ``call_soon`` does), and one pair of callbacks put
+    straight onto the Deferred's list when it has not fired yet (what
+    ``addCallbacks`` does, minus its frame and checks).
     """
     try:
-        loop = asyncio.get_running_loop()
+        loop = get_running_loop()
     except RuntimeError:
         raise HubNotRunningError(
             "bridges.awaitable(deferred) needs the hub's running loop: await it from code "
@@ -121,10 +129,22 @@ def _deferred_to_future(d: Deferred[T]) -> asyncio.Future[T]:
         fut.set_exception(exc)
         return
 
-    d.addCallbacks(on_result, on_failure)
-    if not fut.done():
-        fut.add_done_callback(cancel_deferred)
+    if d.called:
+        # Fired, perhaps paused on another Deferred or running its callbacks:
+        # addCallbacks runs ours now if it can.
+        d.addCallbacks(on_result, on_failure)
+        if fut.done():
+            return fut
+    else:
+        _callbacks_of(d).append(((on_result, (), _NO_KWARGS), (on_failure, (), _NO_KWARGS)))
+    fut.add_done_callback(cancel_deferred)
     return fut
+
+
+_NO_KWARGS: dict[str, Any] = {}
+"""The keyword arguments of the callbacks above: an exact (never mutated) dict, which
+``callback(result, *args, **kwargs)`` passes on as it is; Twisted's own default, a
+mappingproxy, is copied into a new dict on every call."""
 
 
 register(Deferred, _deferred_to_future)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 from typing import Any, Callable
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.base import ReactorBase
+from twisted.internet.defer import Deferred
 from twisted.python import context as twisted_context
 
 
@@ -152,3 +154,19 @@ def _take_threadpool_triggers(reactor: ReactorBase) -> None:
                 reactor.removeSystemEventTrigger(trigger)
     reactor._threadpoolStartupID = None
     reactor.threadpoolShutdownID = None
+
+
+def _callback_list_getter() -> Callable[[Any], list[Any]]:
+    """A C-level getter of a Deferred's list of pending ``(callback, errback)`` pairs.
+
+    ``Deferred._callbacks`` (Twisted 24.x - 26.10; ``callbacks`` in 23.10),
+    each item ``((callback, args, kwargs), (errback, args, kwargs))``, popped
+    and run in order by ``_runCallbacks``.  Appending a pair to it while the
+    Deferred has not fired is what ``addCallbacks`` does, without its Python
+    frame and argument checks; ``_deferred_to_future`` does that on every await.
+    """
+    private = isinstance(getattr(Deferred(), "_callbacks", None), list)
+    return operator.attrgetter("_callbacks" if private else "callbacks")
+
+
+_callbacks_of = _callback_list_getter()

@@ -151,6 +151,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._meter = _meter(hub)
         """Twisted's meter in the hub's accounting (None when off): brackets each dispatch."""
         super().__init__(hub.loop)
+        self._writerFds = _fd_tables(self)[1]
+        """The stock reactor's ``{writer: fd}`` table (never replaced, only cleared)."""
 
     # -- binding to a hub -----------------------------------------------------
 

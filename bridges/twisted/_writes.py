@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 OWNER = "twisted"
 """The owner name of the reactor's fds and signal handlers in the hub's registries."""
 _TWISTED_WRITE_SOME_DATA = (tcp.Connection.writeSomeData, unix.Server.writeSomeData)
+_CONNECTION_LOG_PREFIX = tcp.Connection.logPrefix
 
 
 class _Dispatch:
@@ -37,7 +38,7 @@ class _Dispatch:
     its protocol is attached), so log events still carry the right system.
     """
 
-    __slots__ = ("_context", "_method", "_prefix", "_reactor", "_read", "_selectable")
+    __slots__ = ("_context", "_logstr", "_method", "_prefix", "_reactor", "_read", "_selectable")
 
     def __init__(
         self,
@@ -52,11 +53,14 @@ class _Dispatch:
         self._method = reactor._handleEvent if method is None else method
         self._prefix: object = None
         self._context: dict[Any, Any] = {}
+        self._logstr = getattr(type(selectable), "logPrefix", None) is _CONNECTION_LOG_PREFIX
+        """Whether ``logPrefix()`` is Twisted's own for connections, ``return self.logstr``:
+        then the attribute is read instead of calling it (one call less per event)."""
 
     def __call__(self) -> None:
         selectable = self._selectable
         try:
-            prefix = selectable.logPrefix()
+            prefix = selectable.logstr if self._logstr else selectable.logPrefix()
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - as callWithLogger does
@@ -149,6 +153,8 @@ def _writes_safely_when_not_writable(writer: Any) -> bool:
 class FdsWithSoonWrite:
     """Readers and writers of the hub's reactor (a mixin of HubReactor)."""
 
+    _writerFds: dict[Any, int]
+
     def addReader(self, reader: Any) -> None:
         readers, _ = _fd_tables(self)
         if reader in readers or _is_continuously_polled(self, reader):
@@ -163,8 +169,23 @@ class FdsWithSoonWrite:
         readers[reader] = fd
 
     def addWriter(self, writer: Any) -> None:
+        soon = self._soonWriters
+        if writer in soon:
+            return
+        if (
+            writer is self._reading
+            and _SAFE_WRITERS.get(type(writer))
+            and self.soonWrite
+            and "doWrite" not in writer.__dict__
+            and writer not in self._writerFds
+        ):
+            # The hot path: a connection writing from its own dataReceived (an fd
+            # that epoll watches, so never continuously polled).  The read's
+            # dispatch writes it when the read returns (see _Dispatch._run).
+            soon[writer] = _NO_HANDLE
+            return
         _, writers = _fd_tables(self)
-        if writer in writers or writer in self._soonWriters:
+        if writer in writers:
             return
         if _is_continuously_polled(self, writer):
             return
