@@ -10,8 +10,8 @@ counts the dispatch and, when the meter says it is due, times it::
     meter = self.meter                    # hub.accounting.meter_for("twisted"), or None
     outer = None
     if meter is not None:
-        meter.count = count = meter.count + 1
-        if count >= meter.due:
+        meter.count = dispatches = meter.count + 1
+        if dispatches >= meter.due:
             outer = meter.enter(what)
     try:
         run()

@@ -77,8 +77,8 @@ when the meter says it is due (most are not: bridges._accounting says why)::
     meter = self.meter
     outer = None
     if meter is not None:
-        meter.count = count = meter.count + 1
-        if count >= meter.due:
+        meter.count = dispatches = meter.count + 1
+        if dispatches >= meter.due:
             outer = meter.enter(what)
     try:
         call()

@@ -105,7 +105,11 @@ class DispatchCore:
         per_pass = self._per_pass
         self._draining = True
         meter = self._meter
-        outer = None if meter is None else meter.begin(self)
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(self)
         try:
             repolls = 0
             if self._poll_due and self._poll_fds() > 1:
@@ -164,7 +168,7 @@ class DispatchCore:
         finally:
             self._draining = False
             if outer is not None:
-                meter.end(outer)
+                meter.exit(outer)
         if self._closing:
             self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:

@@ -95,7 +95,11 @@ class Timers:
                 return
         call.called = 1
         meter = self._meter
-        outer = None if meter is None else meter.begin(call.func)
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(call.func)
         try:
             call.func(*call.args, **call.kw)
         except Exception:  # noqa: BLE001 - logged, like ReactorBase.runUntilCurrent does
@@ -110,7 +114,7 @@ class Timers:
             )
         finally:
             if outer is not None:
-                meter.end(outer)
+                meter.exit(outer)
 
     def _runEarlier(self, time: float) -> None:
         """Run the due timed calls whose time is not after ``time``, in time order."""

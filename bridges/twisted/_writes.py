@@ -73,7 +73,11 @@ class _Dispatch:
             self._prefix = prefix
         reactor = self._reactor
         meter = reactor._meter
-        outer = None if meter is None else meter.begin(self)
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(self)
         try:
             stack = reactor._logContextStack
             if stack is None:
@@ -90,7 +94,7 @@ class _Dispatch:
             legacy_log.err(system=prefix)
         finally:
             if outer is not None:
-                meter.end(outer)
+                meter.exit(outer)
 
     def describe(self) -> str:
         """The user's method this dispatch runs: the protocol's, for a connection."""
