@@ -94,7 +94,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "bridges_frameworks",
         'frameworks attached for tests on the hub: "auto" (default: every installed framework '
-        'imported by the end of collection), '
+        "imported by the end of collection), "
         '"none", or names separated by spaces or commas',
         default="auto",
     )
