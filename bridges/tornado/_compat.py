@@ -226,7 +226,9 @@ def convert_yielded(yielded: Any) -> Any:
     cls = type(yielded)
     if cls in _TORNADOS_OWN:
         return _tornado_default(yielded)
-    if cls in _BRIDGED or _convert.has_converter(cls):
+    if cls in _BRIDGED:
+        return _convert.to_future(yielded)
+    if _convert.has_converter(cls):
         _BRIDGED.add(cls)
         return _convert.to_future(yielded)
     try:
