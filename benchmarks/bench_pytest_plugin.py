@@ -6,8 +6,9 @@ Each repetition runs three pytest sessions in subprocesses, interleaved
 * ``asyncio``: the tests marked ``@pytest.mark.asyncio`` (pytest-asyncio, a
   new loop per test: its default);
 * ``bridges``: the same tests marked ``@pytest.mark.bridges``, with the
-  plugin's default ``frameworks = auto`` (a new loop and hub per test, every
-  installed framework attached: what a user who sets nothing gets);
+  plugin's default ``frameworks = auto`` (a new loop and hub per test, with
+  the installed frameworks the run imported attached -- none here, as the
+  suite imports none: what a user who sets nothing gets);
 * ``sync``: 500 plain sync tests, to show what pytest itself costs per test.
 
 It prints each session's wall time, the per-repetition ratio bridges/asyncio

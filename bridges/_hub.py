@@ -255,6 +255,10 @@ class Hub(Registrations, StopStages, Observation):
     ) -> bool:
         interruption = await self._stop_shielded()
         own_cancel = self._withdraw_own_cancel()
+        # A stopped hub is kept alive by reference cycles until a full
+        # collection; without its host task, asyncio.all_tasks() on later
+        # loops does not walk every finished host task still waiting for it.
+        self._host = None
         if isinstance(exc, asyncio.CancelledError):
             return own_cancel  # our stop request: swallow it, so run() returns None
         if interruption is not None and not own_cancel:

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, Callable, Collection, TypeVar, Union
+from typing import Any, Callable, Collection, Coroutine, TypeVar, Union
 
 from ._adapter import FrameworksArg
 from ._convert import awaitable, has_converter
@@ -213,6 +213,21 @@ async def wind_down(
         (loop.shutdown_default_executor, "the default executor's threads"),
     ):
         try:
-            await asyncio.wait_for(step(), timeout)
+            await _bounded(step(), timeout)
         except asyncio.TimeoutError:
             report({"message": f"bridges: gave up waiting for {what} after {timeout:g}s at exit"})
+
+
+async def _bounded(step: Coroutine[Any, Any, None], timeout: float) -> None:
+    """``asyncio.wait_for(step, timeout)``, run in the calling task where Python allows.
+
+    Before 3.12, ``wait_for`` wraps the step in a task of its own: two tasks
+    and their loop passes for each test of the pytest plugin, for steps that
+    usually have nothing to do.  ``asyncio.timeout`` (3.11+) bounds the await
+    in place, raising the same ``TimeoutError``.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            await step
+    else:
+        await asyncio.wait_for(step, timeout)

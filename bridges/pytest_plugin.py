@@ -48,6 +48,7 @@ from ._pytest.selection import (
     _test_case_owner,
     _timeout_value,
     async_flavor,
+    imported_frameworks,
 )
 
 __all__ = ["LeakWarning", "SlowCallbackWarning", "ReentrantRunError", "TestTimeoutError", "hub"]
@@ -92,7 +93,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "bridges_frameworks",
-        'frameworks attached for tests on the hub: "auto" (default, every installed one), '
+        'frameworks attached for tests on the hub: "auto" (default: every installed framework '
+        "imported by the end of collection), "
         '"none", or names separated by spaces or commas',
         default="auto",
     )
@@ -239,10 +241,17 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    auto: Optional[tuple[str, ...]] = None
     for index, item in enumerate(items):
         options = _options_for(item, config)
         if options is None:
             continue
+        if options.frameworks == "auto":
+            # Every module of the run is imported by now: "auto" is decided
+            # once, the same for every test whatever order they run in.
+            if auto is None:
+                auto = imported_frameworks()
+            options.frameworks = auto
         item = _reclaim(item)
         items[index] = item
         item.stash[_options_key] = options

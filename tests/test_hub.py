@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import sys
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -25,6 +27,29 @@ def test_hub_works_as_async_with_inside_a_running_loop() -> None:
         return inside, hub.running
 
     assert asyncio.run(main()) == (True, False)
+
+
+def test_a_stopped_hub_does_not_keep_the_task_that_entered_it_alive() -> None:
+    # A stopped hub may wait in reference cycles for a full collection; the
+    # finished task that entered it must not wait with it, or every later
+    # asyncio.all_tasks() walks it (the pytest plugin calls it for each test).
+    async def enter(hub: bridges.Hub) -> None:
+        async with hub:
+            pass
+
+    async def main() -> tuple[bridges.Hub, weakref.ref[asyncio.Task[None]]]:
+        hub = bridges.Hub(frameworks=None)
+        host = asyncio.get_running_loop().create_task(enter(hub))
+        await host
+        return hub, weakref.ref(host)
+
+    gc.disable()
+    try:
+        hub, host = asyncio.run(main())
+        assert not hub.running
+        assert host() is None
+    finally:
+        gc.enable()
 
 
 def test_current_hub_outside_a_hub_says_where_to_call_it_from() -> None:

@@ -84,6 +84,66 @@ def test_auto_mode_runs_gen_coroutine_tests_without_a_marker(pytester: pytest.Py
     result.assert_outcomes(passed=1)
 
 
+# -- frameworks = auto: what the run imported ---------------------------------------
+
+
+@needs_tornado
+def test_auto_attaches_the_frameworks_the_test_modules_imported(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_inner(
+        pytester,
+        """
+        import pytest
+        import tornado.ioloop
+        import bridges
+
+        @pytest.mark.bridges
+        async def test_default():
+            assert bridges.current_hub().frameworks == ("tornado",)
+        """,
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_auto_attaches_no_framework_to_a_run_that_imports_none(pytester: pytest.Pytester) -> None:
+    result = run_inner(
+        pytester,
+        """
+        import pytest
+        import bridges
+
+        @pytest.mark.bridges
+        async def test_default():
+            assert bridges.current_hub().frameworks == ()
+        """,
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_auto_is_decided_at_collection_not_by_the_tests_that_ran_before(
+    pytester: pytest.Pytester,
+) -> None:
+    # The first test's hub imports gevent when it attaches it; the second
+    # test's "auto" still attaches only what collection imported.
+    result = run_inner(
+        pytester,
+        """
+        import pytest
+        import bridges
+
+        @pytest.mark.bridges(frameworks=["gevent"])
+        async def test_first():
+            assert bridges.current_hub().frameworks == ("gevent",)
+
+        @pytest.mark.bridges(frameworks="auto")
+        async def test_second():
+            assert bridges.current_hub().frameworks == ()
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 # -- gevent ------------------------------------------------------------------------
 
 GEVENT_HEADER = """

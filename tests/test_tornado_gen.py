@@ -102,6 +102,32 @@ def test_a_type_registered_with_bridges_later_can_be_yielded_by_a_gen_coroutine(
     assert run_tornado(legacy) == ("registered late", ["a", "b"])
 
 
+class Voucher:
+    """A user's primitive yielded before and after registrations of its converter."""
+
+
+def test_each_yield_uses_the_converter_registered_at_that_time() -> None:
+    async def first(_voucher: Voucher) -> str:
+        return "first"
+
+    async def second(_voucher: Voucher) -> str:
+        return "second"
+
+    @gen.coroutine
+    def legacy() -> Any:
+        try:
+            yield Voucher()
+        except gen.BadYieldError:
+            refused = True
+        bridges.register(Voucher, first)
+        before = yield Voucher()
+        bridges.register(Voucher, second)
+        after = yield Voucher()
+        return refused, before, after
+
+    assert run_tornado(legacy) == (True, "first", "second")
+
+
 def test_yielding_an_unknown_object_still_raises_tornados_bad_yield_error() -> None:
     @gen.coroutine
     def legacy() -> Any:

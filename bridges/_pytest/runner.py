@@ -98,10 +98,8 @@ class TestRunner:
         self._host = self.loop.create_task(self._host_main(), name=f"bridges host of {name}")
         self._host.add_done_callback(self._on_host_done)
         try:
-            self.loop.run_until_complete(
-                asyncio.wait({self._started, self._host}, return_when=asyncio.FIRST_COMPLETED)
-            )
-            if not self._started.done():
+            self._run_until_done(self._started)
+            if not self._started.result():
                 self._host.result()  # raises why the hub could not start
         except BaseException:
             self._close_loop()
@@ -117,13 +115,15 @@ class TestRunner:
             self._baseline_fds = self.hub.fd_owners()
             self._native = NativeObjects(self.hub)
             self.leak_hints = self._native.hints()
-            self._started.set_result(None)
+            self._started.set_result(True)
             await self._release
 
     def _on_host_done(self, host: asyncio.Task[Any]) -> None:
         # A stop request (reactor.stop()) ended the hub while a job ran: the job
         # is the code "running in the hub", so it is cancelled too, as main is
         # under bridges.run().
+        if not self._started.done():
+            self._started.set_result(False)  # the hub could not start: the host says why
         current = self._current
         if self.hub.stop_reason is not None and current is not None and not current.done():
             current.cancel(f"bridges: hub stop requested by {self.hub.stop_reason}")
@@ -173,7 +173,7 @@ class TestRunner:
         self._current = task
         try:
             if self.timeout is None:
-                self.loop.run_until_complete(asyncio.wait({task}))
+                self._run_until_done(task)
             else:
                 self.loop.run_until_complete(self._supervise(task, what, self.timeout))
         finally:
@@ -181,6 +181,26 @@ class TestRunner:
         if task.cancelled() and self.hub.stop_reason is not None:
             return None  # stopped from inside (reactor.stop()), as bridges.run returns None
         return task.result()
+
+    def _run_until_done(self, future: asyncio.Future[Any]) -> None:
+        """Run the loop until ``future`` is done, without raising its exception.
+
+        ``loop.run_until_complete`` would raise it (with one more frame of
+        asyncio's in its traceback), and wrapping the future in
+        ``asyncio.wait`` costs a task and a loop pass per job.
+        """
+        loop = self.loop
+
+        def stop(_: asyncio.Future[Any]) -> None:
+            loop.stop()
+
+        future.add_done_callback(stop)
+        try:
+            loop.run_forever()
+        finally:
+            future.remove_done_callback(stop)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
 
     async def _job(self, job: Job, context: contextvars.Context) -> Any:
         # The task runs in a copy of ``context``; what the job sets in its

@@ -18,7 +18,7 @@ from .._adapter import FrameworksArg
 from .._errors import UsageError
 from .._observe import positive_seconds
 
-__all__ = ["async_flavor"]
+__all__ = ["async_flavor", "imported_frameworks"]
 
 _MARKER_KEYS = ("frameworks", "loop_factory", "timeout", "slow_callback")
 _OTHER_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
@@ -42,6 +42,18 @@ def _timeout_value(value: Any, where: str) -> Optional[float]:
         return positive_seconds(value, where)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def imported_frameworks() -> tuple[str, ...]:
+    """What ``frameworks = "auto"`` attaches to a test's hub: the installed frameworks imported.
+
+    Attaching a framework to each test's hub costs more than the hub itself
+    (Twisted's reactor, gevent's hub and its heap scan at detach), so a test
+    suite pays only for the frameworks it uses: those that the test modules,
+    conftests and plugins imported by the end of collection.  A framework no
+    module imported cannot be what a test's code runs on.
+    """
+    return tuple(cls.name for cls in sorted(_adapter.loaded(), key=lambda cls: cls.order))
 
 
 def _frameworks_value(value: str) -> FrameworksArg:

@@ -207,6 +207,12 @@ _TORNADOS_OWN = frozenset(
 registry look-ups on the hot path.  Exact types only; subclasses take the full path."""
 
 
+_BRIDGED: set[type] = set()
+"""Types known to have a converter in the hub's registry: a registration is never taken
+back (a later one for the same type only replaces it), so a type is looked up once,
+not on every ``yield``.  Types without one are asked each time (one may be registered)."""
+
+
 def convert_yielded(yielded: Any) -> Any:
     """``tornado.gen.convert_yielded`` on the hub: the hub's registry first, then Tornado's.
 
@@ -220,7 +226,10 @@ def convert_yielded(yielded: Any) -> Any:
     cls = type(yielded)
     if cls in _TORNADOS_OWN:
         return _tornado_default(yielded)
+    if cls in _BRIDGED:
+        return _convert.to_future(yielded)
     if _convert.has_converter(cls):
+        _BRIDGED.add(cls)
         return _convert.to_future(yielded)
     try:
         return _displaced.dispatch(cls)(yielded)
