@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, Union
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ._accounting import Accounting, qualified_name
 from ._errors import SlowCallbackError, UsageError
@@ -73,6 +74,24 @@ def positive_seconds(value: Any, where: str) -> float | None:
     return seconds
 
 
+def _describer(hub: Observation) -> Callable[[str, Any], str]:
+    """``hub._describe_dispatch``, holding the hub weakly.
+
+    The accounting outlives the hub's run (``stats()`` is readable after it
+    stopped): a bound method would make a cycle that keeps every stopped hub
+    and its closed loop alive until a full garbage collection.
+    """
+    hub_ref = weakref.ref(hub)
+
+    def describe(framework: str, what: Any) -> str:
+        owner = hub_ref()
+        if owner is None:
+            return qualified_name(what)
+        return owner._describe_dispatch(framework, what)
+
+    return describe
+
+
 class Observation:
     """Accounting per framework and the blocking detector (a mixin of :class:`bridges.Hub`)."""
 
@@ -100,9 +119,7 @@ class Observation:
     def _start_accounting(self) -> None:
         """Before the adapters attach: they take their meters from the accounting."""
         if self._accounting_mode is not None:
-            self.accounting = Accounting(
-                self._describe_dispatch, exact=self._accounting_mode == "exact"
-            )
+            self.accounting = Accounting(_describer(self), exact=self._accounting_mode == "exact")
 
     def _start_observing(self) -> None:
         """After the adapters attached (gevent's may have given the loop another selector)."""

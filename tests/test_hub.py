@@ -52,6 +52,25 @@ def test_a_stopped_hub_does_not_keep_the_task_that_entered_it_alive() -> None:
         gc.enable()
 
 
+@pytest.mark.parametrize("accounting", [False, True, "exact"])
+def test_a_stopped_hub_is_freed_without_waiting_for_the_garbage_collector(
+    accounting: object,
+) -> None:
+    # Its accounting stays readable after the run; it must not keep the hub
+    # (and its closed loop) alive in a reference cycle.
+    async def main() -> weakref.ref[bridges.Hub]:
+        hub = bridges.Hub(frameworks=None, accounting=accounting)
+        async with hub:
+            pass
+        return weakref.ref(hub)
+
+    gc.disable()
+    try:
+        assert asyncio.run(main())() is None
+    finally:
+        gc.enable()
+
+
 def test_current_hub_outside_a_hub_says_where_to_call_it_from() -> None:
     with pytest.raises(bridges.HubNotRunningError, match=r"inside bridges\.run"):
         bridges.current_hub()
