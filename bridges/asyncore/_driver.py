@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import select
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import _state
 from ._errors import AsyncoreBridgeError, AsyncoreTypeError, WrongThreadError
@@ -245,14 +245,30 @@ class _Driver(Sweep, TakeOver):
                 pass
 
     def _refresh(self, entry: _Entry) -> None:
-        obj = entry.obj
-        try:
-            r = bool(obj.readable())
-            w = bool(obj.writable()) and not obj.accepting
-            if r is not entry.r or w is not entry.w:
-                self._set_interest(entry, r, w)
-        except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
-            self._failed(entry, exc)
+        self._refresh_all((entry,))
+
+    def _refresh_all(self, entries: Iterable[_Entry]) -> None:
+        """Ask each live dispatcher ``readable()``/``writable()`` again and follow its answers.
+
+        One frame for a whole sweep, not one per dispatcher (``_on_event``
+        spells the same out for the dispatcher that had the event).
+        """
+        interrupted = self.interrupted
+        for entry in entries:
+            if entry.dead:
+                continue
+            obj = entry.obj
+            try:
+                r = bool(obj.readable())
+                w = bool(obj.writable()) and not obj.accepting
+                if r is not entry.r or w is not entry.w:
+                    if w is entry.w and (entry.reading or not r) and not interrupted:
+                        entry.r = r  # the registrations stay as they are (see _set_interest)
+                    else:
+                        self._set_interest(entry, r, w)
+            except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
+                self._failed(entry, exc)
+                interrupted = self.interrupted
 
     # -- events --
 
@@ -282,12 +298,15 @@ class _Driver(Sweep, TakeOver):
                     self._refresh(entry)
             else:
                 if not entry.dead:
-                    # _refresh(entry), spelled out: one frame less on every event.
+                    # _refresh_all((entry,)), spelled out: one frame less on every event.
                     try:
                         r = bool(obj.readable())
                         w = bool(obj.writable()) and not obj.accepting
                         if r is not entry.r or w is not entry.w:
-                            self._set_interest(entry, r, w)
+                            if w is entry.w and (entry.reading or not r) and not self.interrupted:
+                                entry.r = r  # the registrations stay as they are
+                            else:
+                                self._set_interest(entry, r, w)
                     except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
                         self._failed(entry, exc)
         finally:
