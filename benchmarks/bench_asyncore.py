@@ -32,14 +32,13 @@ import asyncio
 import contextlib
 import os
 import resource
-import select
 import socket
 import subprocess
 import sys
 import time
 from typing import Any, Callable, Iterator, Sequence
 
-from _harness import Row, emit, parse_args, process_cpu_ns, summarise
+from _harness import Row, emit, keep_in_flight, parse_args, process_cpu_ns, summarise
 
 PAYLOAD = 64
 IDLE_COUNTS = (0, 100, 1000)
@@ -223,39 +222,13 @@ class Server:
 
     def echo_busy(self, per_connection: int) -> None:
         """Every busy connection keeps one 64-byte message in flight, ``per_connection`` times."""
-        poller = select.epoll()
-        by_fd = {sock.fileno(): sock for sock in self.busy}
-        left = dict.fromkeys(by_fd, per_connection)
-        got = dict.fromkeys(by_fd, b"")
-        try:
-            for fd, sock in by_fd.items():
-                sock.setblocking(False)
-                sock.send(_payload(fd, per_connection))
-                poller.register(fd, select.EPOLLIN)
-            while left:
-                events = poller.poll(10)
-                if not events:
-                    raise AssertionError(f"{self.mode} server echoed nothing for 10 s")
-                for fd, _ in events:
-                    chunk = by_fd[fd].recv(PAYLOAD)
-                    if not chunk:
-                        raise AssertionError(f"{self.mode} server closed a connection")
-                    got[fd] += chunk
-                    if len(got[fd]) < PAYLOAD:
-                        continue
-                    if got[fd] != _payload(fd, left[fd]):
-                        raise AssertionError(f"{self.mode} server echoed {got[fd]!r}")
-                    got[fd] = b""
-                    left[fd] -= 1
-                    if left[fd]:
-                        by_fd[fd].send(_payload(fd, left[fd]))
-                    else:
-                        del left[fd]
-                        poller.unregister(fd)
-        finally:
-            poller.close()
-            for sock in self.busy:
-                sock.setblocking(True)
+        keep_in_flight(
+            self.busy, per_connection, _payload, PAYLOAD, self._check_echo, f"{self.mode} server"
+        )
+
+    def _check_echo(self, fd: int, left: int, echo: bytes) -> None:
+        if echo != _payload(fd, left):
+            raise AssertionError(f"{self.mode} server echoed {echo!r}, not {_payload(fd, left)!r}")
 
     def cpu_ns(self) -> int:
         return process_cpu_ns(self.proc.pid)
