@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import glob
 import json
+import select
+import socket
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -21,6 +23,7 @@ __all__ = [
     "add_report_options",
     "compare",
     "emit",
+    "keep_in_flight",
     "parse_args",
     "process_cpu_ns",
     "summarise",
@@ -159,3 +162,55 @@ def process_cpu_ns(pid: int) -> int:
         with contextlib.suppress(OSError), open(path) as stat:
             total += int(stat.read().split()[0])
     return total
+
+
+def keep_in_flight(
+    socks: Sequence[socket.socket],
+    rounds: int,
+    request: Callable[[int, int], bytes],
+    reply_size: int,
+    check: Callable[[int, int, bytes], None],
+    server: str,
+) -> None:
+    """Every socket keeps one request in flight until it made ``rounds`` of them.
+
+    Each sends ``request(fd, left)`` (``left``: the rounds still to make,
+    this one included), reads exactly ``reply_size`` bytes back and hands
+    them to ``check(fd, left, reply)``; then sends the next at once.  A reply
+    longer than ``reply_size``, a closed connection or 10 s of silence from
+    ``server`` fail the run.
+    """
+    poller = select.epoll()
+    by_fd = {sock.fileno(): sock for sock in socks}
+    left = dict.fromkeys(by_fd, rounds)
+    got = dict.fromkeys(by_fd, b"")
+    try:
+        for fd, sock in by_fd.items():
+            sock.setblocking(False)
+            sock.send(request(fd, rounds))
+            poller.register(fd, select.EPOLLIN)
+        while left:
+            events = poller.poll(10)
+            if not events:
+                raise AssertionError(f"{server} answered nothing for 10 s")
+            for fd, _ in events:
+                chunk = by_fd[fd].recv(65536)
+                if not chunk:
+                    raise AssertionError(f"{server} closed a connection")
+                got[fd] += chunk
+                if len(got[fd]) < reply_size:
+                    continue
+                if len(got[fd]) > reply_size:
+                    raise AssertionError(f"{server} sent more than one reply")
+                check(fd, left[fd], got[fd])
+                got[fd] = b""
+                left[fd] -= 1
+                if left[fd]:
+                    by_fd[fd].send(request(fd, left[fd]))
+                else:
+                    del left[fd]
+                    poller.unregister(fd)
+    finally:
+        poller.close()
+        for sock in socks:
+            sock.setblocking(True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from _harness import Row, emit, parse_args, process_cpu_ns, summarise
+from _harness import Row, emit, keep_in_flight, parse_args, process_cpu_ns, summarise
 
 BODY = b"x" * 64
 MODES = ("native", "hub-dict", "hub-map")
@@ -141,40 +140,18 @@ class Server:
 
     def concurrent(self, clients: list[socket.socket], per_client: int) -> None:
         """Every client keeps one request in flight until it made ``per_client``."""
-        poller = select.epoll()
-        left = {sock.fileno(): per_client for sock in clients}
-        pending = {sock.fileno(): self.response_size for sock in clients}
-        by_fd = {sock.fileno(): sock for sock in clients}
-        try:
-            for sock in clients:
-                sock.setblocking(False)
-                sock.send(REQUEST)
-                poller.register(sock, select.EPOLLIN)
-            while left:
-                events = poller.poll(10)
-                if not events:
-                    raise AssertionError(f"{self.mode} server answered nothing for 10 s")
-                for fd, _ in events:
-                    sock = by_fd[fd]
-                    data = sock.recv(65536)
-                    if not data:
-                        raise AssertionError(f"{self.mode} server closed a connection")
-                    pending[fd] -= len(data)
-                    if pending[fd] > 0:
-                        continue
-                    if pending[fd] < 0:
-                        raise AssertionError(f"{self.mode} server sent more than one response")
-                    left[fd] -= 1
-                    pending[fd] = self.response_size
-                    if left[fd]:
-                        sock.send(REQUEST)
-                    else:
-                        del left[fd]
-                        poller.unregister(fd)
-        finally:
-            poller.close()
-            for sock in clients:
-                sock.setblocking(True)
+        keep_in_flight(
+            clients,
+            per_client,
+            lambda fd, left: REQUEST,
+            self.response_size,
+            self._check_response,
+            f"{self.mode} server",
+        )
+
+    def _check_response(self, fd: int, left: int, response: bytes) -> None:
+        if not response.startswith(b"HTTP/1.1 200 ") or not response.endswith(BODY):
+            raise AssertionError(f"{self.mode} server answered {response!r}")
 
     def close(self) -> None:
         self.one.close()

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
+from .._accounting import qualified_name
 from .._adapter import Adapter, LeakFinder
 from ._errors import NotAttachedError
 
@@ -37,8 +38,6 @@ class AsyncoreAdapter(Adapter):
 
     def describe_dispatch(self, what: Any) -> str:
         """A dispatcher's event names the handler asyncore calls for it (``Echo.handle_read``)."""
-        from .._accounting import qualified_name
-
         obj, event = what
         if event == "handle_read_event":
             method = "handle_accept" if getattr(obj, "accepting", False) else "handle_read"

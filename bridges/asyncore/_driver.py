@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import select
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import _state
 from ._errors import AsyncoreBridgeError, AsyncoreTypeError, WrongThreadError
@@ -31,10 +31,12 @@ class _Entry:
         "map",
         "obj",
         "r",
+        "read_event",
         "reading",
         "w",
         "wakes",
         "watched",
+        "write_event",
         "x",
     )
 
@@ -58,6 +60,10 @@ class _Entry:
         self.w = False
         self.x = False
         self.dead = False
+        # What each event dispatches, made once: the loop's callback argument,
+        # and what the accounting meter names (no tuple built per event).
+        self.read_event = (obj, "handle_read_event")
+        self.write_event = (obj, "handle_write_event")
 
 
 class _Driver(Sweep, TakeOver):
@@ -208,13 +214,17 @@ class _Driver(Sweep, TakeOver):
         entry.r = r
         if r is not entry.reading and (r or not lazy):
             if r:
-                hub.add_reader(fd, self._on_read, entry, owner=_OWNER)
+                hub.add_reader(
+                    fd, entry.context.run, self._on_event, entry, entry.read_event, owner=_OWNER
+                )
             else:
                 hub.remove_reader(fd, owner=_OWNER)
             entry.reading = r
         if w is not entry.w:
             if w:
-                hub.add_writer(fd, self._on_write, entry, owner=_OWNER)
+                hub.add_writer(
+                    fd, entry.context.run, self._on_event, entry, entry.write_event, owner=_OWNER
+                )
             else:
                 hub.remove_writer(fd, owner=_OWNER)
             entry.w = w
@@ -235,57 +245,91 @@ class _Driver(Sweep, TakeOver):
                 pass
 
     def _refresh(self, entry: _Entry) -> None:
-        obj = entry.obj
-        try:
-            r = bool(obj.readable())
-            w = bool(obj.writable()) and not obj.accepting
-            if r is not entry.r or w is not entry.w:
-                self._set_interest(entry, r, w)
-        except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
-            self._failed(entry, exc)
+        self._refresh_all((entry,))
+
+    def _refresh_all(self, entries: Iterable[_Entry]) -> None:
+        """Ask each live dispatcher ``readable()``/``writable()`` again and follow its answers.
+
+        One frame for a whole sweep, not one per dispatcher (``_on_event``
+        spells the same out for the dispatcher that had the event).
+        """
+        interrupted = self.interrupted
+        for entry in entries:
+            if entry.dead:
+                continue
+            obj = entry.obj
+            try:
+                r = bool(obj.readable())
+                w = bool(obj.writable()) and not obj.accepting
+                if r is not entry.r or w is not entry.w:
+                    if w is entry.w and (entry.reading or not r) and not interrupted:
+                        entry.r = r  # the registrations stay as they are (see _set_interest)
+                    else:
+                        self._set_interest(entry, r, w)
+            except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
+                self._failed(entry, exc)
+                interrupted = self.interrupted
 
     # -- events --
 
-    def _on_read(self, entry: _Entry) -> None:
-        if not entry.r:
-            # Registered lazily while not readable: ask again (its mind may have
-            # changed since), and unregister now if it still does not want to read.
-            self._refresh(entry)
-            if entry.dead:
-                return
-            if not entry.r:
-                self._set_interest(entry, False, entry.w, lazy=False)
-                return
-        self._on_event(entry, "handle_read_event")
+    def _on_event(self, entry: _Entry, event: tuple[Any, str]) -> None:
+        """One dispatcher event: the loop runs it in the dispatcher's context.
 
-    def _on_write(self, entry: _Entry) -> None:
-        self._on_event(entry, "handle_write_event")
-
-    def _on_event(self, entry: _Entry, handler: str) -> None:
+        The loop's reader or writer callback is ``entry.context.run`` with this
+        method and ``event`` (``entry.read_event`` or ``entry.write_event``)
+        as its arguments: an ordinary event then costs the loop's handle, this
+        one frame and the handler's own calls.
+        """
+        if event is entry.read_event and not entry.r and self._read_unwanted(entry):
+            return
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
+        obj = entry.obj
         meter = self.meter
-        if meter is None:
-            entry.context.run(self._handle, entry, handler)
-        else:
-            outer = meter.begin((entry.obj, handler))
+        if meter is not None:
+            outer = meter.begin(event)
+        try:
             try:
-                entry.context.run(self._handle, entry, handler)
-            finally:
+                getattr(obj, event[1])()
+            except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
+                self._failed(entry, exc)
+                if not entry.dead:
+                    self._refresh(entry)
+            else:
+                if not entry.dead:
+                    # _refresh_all((entry,)), spelled out: one frame less on every event.
+                    try:
+                        r = bool(obj.readable())
+                        w = bool(obj.writable()) and not obj.accepting
+                        if r is not entry.r or w is not entry.w:
+                            if w is entry.w and (entry.reading or not r) and not self.interrupted:
+                                entry.r = r  # the registrations stay as they are
+                            else:
+                                self._set_interest(entry, r, w)
+                    except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
+                        self._failed(entry, exc)
+        finally:
+            if meter is not None:
                 meter.end(outer)
         if entry.wakes:
             self._sweep()
         elif self.sweep_handle is None:
             self._after_event()
 
-    def _handle(self, entry: _Entry, handler: str) -> None:
-        try:
-            getattr(entry.obj, handler)()
-        except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
-            self._failed(entry, exc)
-        if not entry.dead:
-            self._refresh(entry)
+    def _read_unwanted(self, entry: _Entry) -> bool:
+        """A read event on a lazily kept registration (``_set_interest``): does it still not read?
+
+        Asks again (its mind may have changed since), and unregisters now if
+        it still does not want to read.
+        """
+        self._refresh(entry)
+        if entry.dead:
+            return True
+        if not entry.r:
+            self._set_interest(entry, False, entry.w, lazy=False)
+            return True
+        return False
 
     def _on_expt_ready(self) -> None:
         # Handle exceptional conditions after the read and write handlers of

@@ -53,10 +53,7 @@ class Sweep:
         started = time.thread_time()
         if self.watched:
             self._sync_changed_maps()
-        refresh = self._refresh
-        for entry in list(self.entries.values()):
-            if not entry.dead:
-                refresh(entry)
+        self._refresh_all(list(self.entries.values()))
         cost = time.thread_time() - started
         self.next_sweep_at = self.loop.time() + cost * (1.0 / SWEEP_SHARE - 1.0)
 
