@@ -287,8 +287,11 @@ class _Driver(Sweep, TakeOver):
             return
         obj = entry.obj
         meter = self.meter
-        if meter is not None:
-            outer = meter.begin(event)
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(event)
         try:
             try:
                 getattr(obj, event[1])()
@@ -310,8 +313,8 @@ class _Driver(Sweep, TakeOver):
                     except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
                         self._failed(entry, exc)
         finally:
-            if meter is not None:
-                meter.end(outer)
+            if outer is not None:
+                meter.exit(outer)
         if entry.wakes:
             self._sweep()
         elif self.sweep_handle is None:
