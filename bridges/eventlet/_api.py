@@ -29,6 +29,7 @@ from . import _quiet  # noqa: F401  (first: eventlet without its notice)
 
 import asyncio
 import inspect
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 import eventlet
@@ -73,9 +74,11 @@ def get_hub() -> LoopHub:
 
 
 def _in_greenthread(what: str) -> LoopHub:
-    ehub = get_hub()
+    ehub = _compat.current_hub()
     current = getcurrent()
-    if current is ehub.greenlet or ehub.in_asyncio_code():
+    if type(ehub) is not LoopHub or not ehub.active:
+        ehub = get_hub()  # raises NotAttachedError, saying what to do
+    if current is ehub.greenlet or current is ehub.asyncio_side:
         where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"
         raise HubOwnsLoopError(
             f"{what} blocks the calling greenthread, but it was called from {where}, which "
@@ -99,14 +102,13 @@ def wait(aw: Awaitable[T] | Any) -> T:
         if inspect.iscoroutine(aw):
             aw.close()  # refused: don't leave a "never awaited" warning behind
         raise
-    future = to_future(aw)
+    # An asyncio future is its own future (what to_future() returns for it,
+    # without the converter lookup): the common case, on the round trip's path.
+    future = aw if type(aw) in _PLAIN_FUTURES else to_future(aw)
     if future.done():
         return future.result()  # type: ignore[no-any-return]
-    resume = getcurrent().switch
-
-    def wake(_: asyncio.Future[Any]) -> None:
-        ehub.resume_from_asyncio(resume)
-
+    # Called with the future, which the greenthread's switch() returns and wait ignores.
+    wake = partial(ehub.resume_from_asyncio, getcurrent().switch)
     future.add_done_callback(wake)
     try:
         ehub.switch()
@@ -115,6 +117,9 @@ def wait(aw: Awaitable[T] | Any) -> T:
         future.cancel()
         raise
     return future.result()  # type: ignore[no-any-return]
+
+
+_PLAIN_FUTURES = frozenset({asyncio.Future, asyncio.Task})
 
 
 def spawn(aw: Awaitable[T] | Any) -> GreenThread:
