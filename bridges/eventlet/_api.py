@@ -62,7 +62,7 @@ T = TypeVar("T")
 def get_hub() -> LoopHub:
     """The eventlet hub bound to the running bridges hub."""
     ehub = _compat.current_hub()
-    if isinstance(ehub, LoopHub) and ehub.active:
+    if isinstance(ehub, LoopHub) and not ehub.destroyed:
         # This thread's eventlet hub is the one of the bridges hub running here
         # (a thread runs one loop at a time): the bridges' hot paths skip the
         # lookup through the bridges hub.
@@ -74,9 +74,10 @@ def get_hub() -> LoopHub:
 
 
 def _in_greenthread(what: str) -> LoopHub:
+    """This thread's eventlet hub, if the caller is a greenthread that may block on it."""
     ehub = _compat.current_hub()
     current = getcurrent()
-    if type(ehub) is not LoopHub or not ehub.active:
+    if type(ehub) is not LoopHub or ehub.destroyed:
         ehub = get_hub()  # raises NotAttachedError, saying what to do
     if current is ehub.greenlet or current is ehub.asyncio_side:
         where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"

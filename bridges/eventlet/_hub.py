@@ -122,7 +122,8 @@ class LoopHub(_compat.AsyncioHubBase):
         self._in_hub = False
         self._direct = False
         self._pump_scheduled = False
-        self._destroyed = False
+        self.destroyed = False
+        """Whether the bridges hub this eventlet hub belongs to has stopped."""
         self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
         self._in_epoll: set[int] = set()
         self._epoll = _new_epoll()
@@ -185,7 +186,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def _enter(self) -> None:
         """From the asyncio side: switch into the hub greenlet, which runs the queue."""
         self._pump_scheduled = False
-        if self._in_hub or self._destroyed or not self._ready:
+        if self._in_hub or self.destroyed or not self._ready:
             return
         self.ensure_greenlet()
         glet = self.greenlet
@@ -203,7 +204,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from elsewhere."""
         self._ready.append((func, args))
-        if self._in_hub or self._destroyed:
+        if self._in_hub or self.destroyed:
             return  # the running pass picks it up
         if getcurrent() is self.asyncio_side:
             self._enter()
@@ -217,10 +218,11 @@ class LoopHub(_compat.AsyncioHubBase):
         """From an asyncio callback: switch straight into a greenthread blocked in :meth:`switch`.
 
         One switch fewer than going through the hub greenlet: the greenthread
-        runs until it blocks again, and its ``hub.switch()`` then resumes the
-        parked hub greenlet, which runs what is queued and parks back here.
+        runs until it blocks again; its ``hub.switch()`` then comes straight
+        back here, or, when something is queued for the hub greenlet, resumes
+        that greenlet, which runs the queue and parks back here.
         """
-        if self._in_hub or self._destroyed or getcurrent() is not self.asyncio_side:
+        if self._in_hub or self.destroyed or getcurrent() is not self.asyncio_side:
             self.run_from_asyncio(switch, *args)
             return
         if self.greenlet.dead:
@@ -232,11 +234,6 @@ class LoopHub(_compat.AsyncioHubBase):
         finally:
             self._in_hub = False
             self._direct = False
-
-    @property
-    def active(self) -> bool:
-        """Whether the bridges hub this eventlet hub belongs to still runs."""
-        return not self._destroyed
 
     # -- errors ----------------------------------------------------------------
 
@@ -321,7 +318,7 @@ class LoopHub(_compat.AsyncioHubBase):
                 self._remember(target)
                 if seconds <= 0:
                     self._starting[id(target)] = timer
-        if self._destroyed:
+        if self.destroyed:
             timer.called = True
             return when
         if seconds <= 0:
@@ -454,7 +451,7 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def _sync(self, fileno: int) -> None:
         """Make the poller's interest in ``fileno`` match eventlet's listeners."""
-        if self._destroyed:
+        if self.destroyed:
             return
         reading = fileno in self.listeners[_base.READ]
         writing = fileno in self.listeners[_base.WRITE]
@@ -489,7 +486,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def _poll(self) -> None:
         """In the hub greenlet: wake the listeners of the fds the private epoll reports."""
         epoll = self._epoll
-        if epoll is None or self._destroyed:
+        if epoll is None or self.destroyed:
             return
         readers = self.listeners[_base.READ]
         writers = self.listeners[_base.WRITE]
@@ -557,6 +554,6 @@ class LoopHub(_compat.AsyncioHubBase):
             timer.cancel()
         self._due_now.clear()
         self._starting.clear()
-        self._destroyed = True
+        self.destroyed = True
         self._ready.clear()
         self._started.clear()
