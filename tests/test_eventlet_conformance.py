@@ -1,0 +1,64 @@
+"""eventlet's own test suite on the bridges hub, beside eventlet's native hub and its asyncio hub.
+
+``scripts/eventlet_conformance.py`` runs each module of eventlet's tests
+(from the sdist of the installed version) in its own process on each hub.
+CI (tox's ``conformance`` env, ``BRIDGES_CONFORMANCE=1``) runs the script's
+curated modules.  A module that passes natively must pass on the bridges hub
+unless :data:`KNOWN_DIFFERENCES` names it; a module named there that passes
+on the bridges hub fails the run too (strict), so the entry gets removed.  A
+module that fails natively as well proves nothing either way and is
+reported only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KNOWN_DIFFERENCES: dict[str, str] = {}
+"""Module -> why it fails on the bridges hub and passes natively."""
+
+
+def _script() -> ModuleType:
+    path = ROOT / "scripts" / "eventlet_conformance.py"
+    spec = importlib.util.spec_from_file_location("eventlet_conformance", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    os.environ.get("BRIDGES_CONFORMANCE") != "1",
+    reason="minutes: tox -e conformance (CI runs it) sets BRIDGES_CONFORMANCE=1",
+)
+@pytest.mark.timeout(1800)
+def test_eventlets_suite_passes_on_the_hub_where_it_passes_natively() -> None:
+    pytest.importorskip("eventlet", reason="eventlet is not installed")
+    script = _script()
+    suite = script.suite_dir()
+    results = script.run_all(script.CURATED, suite, timeout=240.0, jobs=2)
+    problems, lines = [], []
+    for module, outcomes in results:
+        native, ours = outcomes["native"], outcomes["bridges"]
+        cells = "  ".join(f"{mode} {script.cell(outcomes[mode]):<34}" for mode in script.MODES)
+        lines.append(f"{module:<28} {cells}")
+        if native.passed and not ours.passed and module not in KNOWN_DIFFERENCES:
+            problems.append(f"fails on the bridges hub only: {module} ({ours.summary})")
+        if module in KNOWN_DIFFERENCES and ours.passed:
+            problems.append(f"unexpected pass (remove it from KNOWN_DIFFERENCES): {module}")
+    passing = {mode: sum(outcomes[mode].passed for _, outcomes in results) for mode in script.MODES}
+    print("\n" + "\n".join(lines))
+    print(
+        f"eventlet conformance (curated {len(results)} modules): "
+        + ", ".join(f"{mode} {count} passed" for mode, count in passing.items())
+        + f", {len(KNOWN_DIFFERENCES)} known differences"
+    )
+    assert not problems, "\n".join(problems)
