@@ -12,37 +12,18 @@ reported only.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from _conformance_helpers import conformance_only, load_script
 
 KNOWN_DIFFERENCES: dict[str, str] = {}
 """Module -> why it fails on the bridges hub and passes natively."""
 
 
-def _script() -> ModuleType:
-    path = ROOT / "scripts" / "eventlet_conformance.py"
-    spec = importlib.util.spec_from_file_location("eventlet_conformance", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.skipif(
-    os.environ.get("BRIDGES_CONFORMANCE") != "1",
-    reason="minutes: tox -e conformance (CI runs it) sets BRIDGES_CONFORMANCE=1",
-)
+@conformance_only
 @pytest.mark.timeout(1800)
 def test_eventlets_suite_passes_on_the_hub_where_it_passes_natively() -> None:
     pytest.importorskip("eventlet", reason="eventlet is not installed")
-    script = _script()
+    script = load_script("eventlet_conformance")
     suite = script.suite_dir()
     results = script.run_all(script.CURATED, suite, timeout=240.0, jobs=2)
     problems, lines = [], []
