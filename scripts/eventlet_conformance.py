@@ -36,7 +36,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 MODES = ("native", "asyncio", "bridges")
 CURATED = [
@@ -135,16 +135,23 @@ def run_module(module: str, mode: str, suite: Path, timeout: float) -> Outcome:
     return Outcome(done.returncode in (0, 5), summary, elapsed)
 
 
-def run_all(
+def iter_all(
     modules: list[str], suite: Path, timeout: float, jobs: int
-) -> list[tuple[str, dict[str, Outcome]]]:
-    """Each module on each hub in turn; ``jobs`` modules at once, in order."""
+) -> Iterator[tuple[str, dict[str, Outcome]]]:
+    """Each module on each hub in turn; ``jobs`` modules at once, yielded in order as they end."""
 
     def each(module: str) -> tuple[str, dict[str, Outcome]]:
         return module, {mode: run_module(module, mode, suite, timeout) for mode in MODES}
 
     with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(each, modules))
+        yield from pool.map(each, modules)
+
+
+def run_all(
+    modules: list[str], suite: Path, timeout: float, jobs: int
+) -> list[tuple[str, dict[str, Outcome]]]:
+    """:func:`iter_all`, collected."""
+    return list(iter_all(modules, suite, timeout, jobs))
 
 
 def _inner(mode: str, module: str) -> int:
@@ -179,7 +186,7 @@ def main() -> int:
     ok = dict.fromkeys(MODES, 0)
     print(f"eventlet {eventlet_version()}")
     print(f"{'module':<28} " + " ".join(f"{mode:<34}" for mode in MODES))
-    for module, outcomes in run_all(modules, suite, args.timeout, args.jobs):
+    for module, outcomes in iter_all(modules, suite, args.timeout, args.jobs):
         for mode in MODES:
             ok[mode] += outcomes[mode].passed
         mark = "" if outcomes["bridges"].passed >= outcomes["native"].passed else "  <-- differs"

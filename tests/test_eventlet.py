@@ -659,6 +659,28 @@ def test_be_wait_resumes_each_greenthread_with_its_own_result(loop_factory: Any)
     assert run(main, loop_factory) == [(0, 0), (1, 10), (2, 20)]
 
 
+def test_the_first_greenthread_of_a_run_failing_after_be_wait_hands_its_exception_over(
+    loop_factory: Any,
+) -> None:
+    # Started straight from the await, before eventlet's hub greenlet ever
+    # ran: its exception must still go to the awaiting task, not to the loop.
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise Boom("from asyncio")
+
+    def greenthread() -> None:
+        be.wait(fail())
+
+    async def main() -> str:
+        with pytest.raises(Boom) as raised:
+            await bridges.awaitable(eventlet.spawn(greenthread))
+        return str(raised.value)
+
+    result, reports = run_reporting(main, loop_factory)
+    assert result == "from asyncio"
+    assert reports.contexts == []
+
+
 def test_spawn_after_runs_later_and_can_be_cancelled(loop_factory: Any) -> None:
     async def main() -> tuple[Any, bool]:
         later = eventlet.spawn_after(0.01, lambda: "later")

@@ -188,6 +188,10 @@ class LoopHub(_compat.AsyncioHubBase):
         self._pump_scheduled = False
         if self._in_hub or self.destroyed or not self._ready:
             return
+        self._switch_in()
+
+    def _switch_in(self) -> None:
+        """Switch into the hub greenlet (started or restarted if need be) until it parks."""
         self.ensure_greenlet()
         glet = self.greenlet
         side = self.asyncio_side
@@ -225,8 +229,12 @@ class LoopHub(_compat.AsyncioHubBase):
         if self._in_hub or self.destroyed or getcurrent() is not self.asyncio_side:
             self.run_from_asyncio(switch, *args)
             return
-        if self.greenlet.dead:
-            self.ensure_greenlet()
+        if not self.greenlet:
+            # Not started yet (or dead): start it, so that it is parked where
+            # a greenthread that ends (or fails) goes, its parent.  A greenlet
+            # that has not started passes what it is thrown on to its own
+            # parent, the asyncio side, right here.
+            self._switch_in()
         self._in_hub = True
         self._direct = True
         try:
