@@ -15,7 +15,19 @@ from __future__ import annotations
 import pytest
 from _conformance_helpers import conformance_only, load_script
 
-KNOWN_DIFFERENCES: dict[str, str] = {}
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "api_test": (
+        "its check_hub() expects hub.abort(wait=True) to stop eventlet's hub (hub.running "
+        "False); on the bridges hub, the bridges hub owns the loop and abort() leaves it "
+        "running (5 tests: test_001_trampoline_timeout, test_connect_ssl, test_connect_tcp, "
+        "test_tcp_listener, test_timeout_cancel)"
+    ),
+    "queue_test": (
+        "TestNoWait.test_wait_except: a KeyboardInterrupt raised in a greenthread stops the "
+        "hub, as in asyncio, where eventlet's native hub raises it in the main greenlet's next "
+        "blocking call"
+    ),
+}
 """Module -> why it fails on the bridges hub and passes natively."""
 
 
