@@ -6,9 +6,10 @@ asyncio hub makes a loop of its own and runs it *inside* that greenlet, one
 ``asyncio.wait_for`` per pass, so it cannot join a loop that is already
 running.  This hub turns it around:
 
-* every eventlet timer is one ``loop.call_at`` (``call_soon`` when due now),
-  every fd listener one reader or writer registered through the bridges hub
-  (so a second owner of the fd is refused);
+* every eventlet timer is one ``loop.call_at``, except that the timers due
+  now (``spawn``, ``sleep(0)``) share one ``call_soon`` per loop pass; every
+  fd listener one reader or writer registered through the bridges hub (so a
+  second owner of the fd is refused);
 * when one fires, the asyncio callback appends the work to a queue and
   *switches into the hub greenlet*, which runs it (a timer's callback, a
   listener's ``switch`` into the waiting greenthread; each may run
@@ -115,10 +116,9 @@ class LoopHub(_compat.AsyncioHubBase):
         self._fds = fds
         self._report = report
         self._ready: Deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        # The greenlet that runs the asyncio loop (attach runs there): where the
-        # hub greenlet parks, and the one place eventlet must never block.
         self.asyncio_side: raw_greenlet = getcurrent()
-        """The greenlet that runs the asyncio loop (attach runs there)."""
+        """The greenlet that runs the asyncio loop (attach runs there): where the hub
+        greenlet parks, and the one place eventlet must never block."""
         self._in_hub = False
         self._direct = False
         self._pump_scheduled = False
