@@ -20,7 +20,9 @@ from typing import Any
 
 SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in [\d.]+s(?: \([^)]*\))? =+\s*$", re.MULTILINE)
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected)")
-CONFORMANCE = re.compile(r"^(?:Twisted reactor conformance|gevent conformance).*$", re.MULTILINE)
+CONFORMANCE = re.compile(
+    r"^(?:Twisted reactor conformance|gevent conformance|eventlet conformance).*$", re.MULTILINE
+)
 KINDS = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 

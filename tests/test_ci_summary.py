@@ -38,7 +38,9 @@ GREEN = "...\n===== 1200 passed, 30 skipped, 2 xfailed in 183.20s (0:03:03) ====
 RED = "...\n===== 2 failed, 1198 passed, 30 skipped in 190.01s (0:03:10) =====\n"
 CONFORMANCE = (
     "Twisted reactor conformance (stdlib loop): 253 passed, 3 known failures, 2 skipped, "
-    "0 unexpected failures, of 258\n===== 3 passed in 200.00s =====\n"
+    "0 unexpected failures, of 258\n"
+    "eventlet conformance (curated 18 modules): native 18 passed, asyncio 17 passed, "
+    "bridges 17 passed, 1 known differences\n===== 3 passed in 200.00s =====\n"
 )
 
 
@@ -50,6 +52,7 @@ def test_each_env_gets_its_counts_and_the_conformance_lines_and_a_total(tmp_path
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:3]}
     assert rows["warnings"] == ["ok", "1.0", "1200", "0", "0", "30", "2", "0"]
     assert "conformance: Twisted reactor conformance (stdlib loop): 253 passed" in out
+    assert "conformance: eventlet conformance (curated 18 modules): native 18 passed" in out
     assert out.rstrip().splitlines()[-1] == "total: 1203 passed, 0 failed, 30 skipped"
 
 

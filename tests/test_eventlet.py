@@ -14,6 +14,7 @@ pytest.importorskip("eventlet")
 
 import eventlet
 import eventlet.event
+import eventlet.hubs
 import eventlet.queue
 import eventlet.semaphore
 import eventlet.wsgi
@@ -591,6 +592,93 @@ def test_queue_and_semaphore_work_between_greenthreads(loop_factory: Any) -> Non
         return got, peak[0]
 
     assert run(main, loop_factory) == ([0, 1, 2, 3, 4], 2)
+
+
+def test_greenthreads_spawned_together_start_in_spawn_order(loop_factory: Any) -> None:
+    async def main() -> list[int]:
+        started: list[int] = []
+        for i in range(5):
+            eventlet.spawn(started.append, i)
+        await asyncio.sleep(0)
+        return started
+
+    assert run(main, loop_factory) == [0, 1, 2, 3, 4]
+
+
+def test_a_timer_due_now_that_is_cancelled_never_runs(loop_factory: Any) -> None:
+    def greenthread() -> list[str]:
+        called: list[str] = []
+        hub = eventlet.hubs.get_hub()
+        timer = hub.schedule_call_global(0, called.append, "cancelled")
+        hub.schedule_call_global(0, called.append, "kept")
+        timer.cancel()
+        eventlet.sleep(0.01)
+        return called
+
+    async def main() -> list[str]:
+        return await bridges.awaitable(eventlet.spawn(greenthread))  # type: ignore[no-any-return]
+
+    assert run(main, loop_factory) == ["kept"]
+
+
+def test_awaiting_a_fresh_greenthread_that_does_not_block_settles_it_at_once(
+    loop_factory: Any,
+) -> None:
+    async def main() -> tuple[bool, list[str], list[str]]:
+        runs: list[str] = []
+        eventlet.spawn(runs.append, "spawned first")
+        gt = eventlet.spawn(runs.append, "awaited")
+        future = bridges.awaitable(gt)
+        settled = future.done()  # type: ignore[attr-defined]
+        before = list(runs)
+        await future
+        await asyncio.sleep(0.01)
+        return settled, before, runs
+
+    settled, before, runs = run(main, loop_factory)
+    # Started by the await itself; the one spawned before it still runs, once.
+    assert (settled, before) == (True, ["awaited"])
+    assert runs == ["awaited", "spawned first"]
+
+
+def test_be_wait_resumes_each_greenthread_with_its_own_result(loop_factory: Any) -> None:
+    async def main() -> list[tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(3)]
+
+        def waiter(i: int) -> tuple[int, int]:
+            return i, be.wait(futures[i])
+
+        gts = [eventlet.spawn(waiter, i) for i in range(3)]
+        await asyncio.sleep(0)
+        for i in reversed(range(3)):
+            futures[i].set_result(i * 10)
+            await asyncio.sleep(0)
+        return [await bridges.awaitable(gt) for gt in gts]
+
+    assert run(main, loop_factory) == [(0, 0), (1, 10), (2, 20)]
+
+
+def test_the_first_greenthread_of_a_run_failing_after_be_wait_hands_its_exception_over(
+    loop_factory: Any,
+) -> None:
+    # Started straight from the await, before eventlet's hub greenlet ever
+    # ran: its exception must still go to the awaiting task, not to the loop.
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise Boom("from asyncio")
+
+    def greenthread() -> None:
+        be.wait(fail())
+
+    async def main() -> str:
+        with pytest.raises(Boom) as raised:
+            await bridges.awaitable(eventlet.spawn(greenthread))
+        return str(raised.value)
+
+    result, reports = run_reporting(main, loop_factory)
+    assert result == "from asyncio"
+    assert reports.contexts == []
 
 
 def test_spawn_after_runs_later_and_can_be_cancelled(loop_factory: Any) -> None:

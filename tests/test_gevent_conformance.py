@@ -12,37 +12,18 @@ that fails natively as well proves nothing either way and is reported only.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from _conformance_helpers import conformance_only, load_script
 
 KNOWN_DIFFERENCES: dict[str, str] = {}
 """Module -> why it fails on the hub's loop and passes natively.  None among the curated ones."""
 
 
-def _script() -> ModuleType:
-    path = ROOT / "scripts" / "gevent_conformance.py"
-    spec = importlib.util.spec_from_file_location("gevent_conformance", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.skipif(
-    os.environ.get("BRIDGES_CONFORMANCE") != "1",
-    reason="minutes: tox -e conformance (CI runs it) sets BRIDGES_CONFORMANCE=1",
-)
+@conformance_only
 @pytest.mark.timeout(1500)
 def test_gevents_suite_passes_on_the_hubs_loop_where_it_passes_natively() -> None:
     pytest.importorskip("gevent", reason="gevent is not installed")
-    script = _script()
+    script = load_script("gevent_conformance")
     results = script.run_all(script.CURATED, timeout=240.0, jobs=2)
     problems, lines = [], []
     for module, native, ours in results:

@@ -29,6 +29,7 @@ from . import _quiet  # noqa: F401  (first: eventlet without its notice)
 
 import asyncio
 import inspect
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 import eventlet
@@ -61,7 +62,7 @@ T = TypeVar("T")
 def get_hub() -> LoopHub:
     """The eventlet hub bound to the running bridges hub."""
     ehub = _compat.current_hub()
-    if isinstance(ehub, LoopHub) and ehub.active:
+    if isinstance(ehub, LoopHub) and not ehub.destroyed:
         # This thread's eventlet hub is the one of the bridges hub running here
         # (a thread runs one loop at a time): the bridges' hot paths skip the
         # lookup through the bridges hub.
@@ -73,9 +74,12 @@ def get_hub() -> LoopHub:
 
 
 def _in_greenthread(what: str) -> LoopHub:
-    ehub = get_hub()
+    """This thread's eventlet hub, if the caller is a greenthread that may block on it."""
+    ehub = _compat.current_hub()
     current = getcurrent()
-    if current is ehub.greenlet or ehub.in_asyncio_code():
+    if type(ehub) is not LoopHub or ehub.destroyed:
+        ehub = get_hub()  # raises NotAttachedError, saying what to do
+    if current is ehub.greenlet or current is ehub.asyncio_side:
         where = "eventlet's hub (a timer callback)" if current is ehub.greenlet else "asyncio code"
         raise HubOwnsLoopError(
             f"{what} blocks the calling greenthread, but it was called from {where}, which "
@@ -99,14 +103,13 @@ def wait(aw: Awaitable[T] | Any) -> T:
         if inspect.iscoroutine(aw):
             aw.close()  # refused: don't leave a "never awaited" warning behind
         raise
-    future = to_future(aw)
+    # An asyncio future is its own future (what to_future() returns for it,
+    # without the converter lookup): the common case, on the round trip's path.
+    future = aw if type(aw) in _PLAIN_FUTURES else to_future(aw)
     if future.done():
         return future.result()  # type: ignore[no-any-return]
-    resume = getcurrent().switch
-
-    def wake(_: asyncio.Future[Any]) -> None:
-        ehub.resume_from_asyncio(resume)
-
+    # Called with the future, which the greenthread's switch() returns and wait ignores.
+    wake = partial(ehub.resume_from_asyncio, getcurrent().switch)
     future.add_done_callback(wake)
     try:
         ehub.switch()
@@ -115,6 +118,9 @@ def wait(aw: Awaitable[T] | Any) -> T:
         future.cancel()
         raise
     return future.result()  # type: ignore[no-any-return]
+
+
+_PLAIN_FUTURES = frozenset({asyncio.Future, asyncio.Task})
 
 
 def spawn(aw: Awaitable[T] | Any) -> GreenThread:

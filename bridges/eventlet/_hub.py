@@ -6,9 +6,10 @@ asyncio hub makes a loop of its own and runs it *inside* that greenlet, one
 ``asyncio.wait_for`` per pass, so it cannot join a loop that is already
 running.  This hub turns it around:
 
-* every eventlet timer is one ``loop.call_at`` (``call_soon`` when due now),
-  every fd listener one reader or writer registered through the bridges hub
-  (so a second owner of the fd is refused);
+* every eventlet timer is one ``loop.call_at``, except that the timers due
+  now (``spawn``, ``sleep(0)``) share one ``call_soon`` per loop pass; every
+  fd listener one reader or writer registered through the bridges hub (so a
+  second owner of the fd is refused);
 * when one fires, the asyncio callback appends the work to a queue and
   *switches into the hub greenlet*, which runs it (a timer's callback, a
   listener's ``switch`` into the waiting greenthread; each may run
@@ -115,18 +116,24 @@ class LoopHub(_compat.AsyncioHubBase):
         self._fds = fds
         self._report = report
         self._ready: Deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        # The greenlet that runs the asyncio loop (attach runs there): where the
-        # hub greenlet parks, and the one place eventlet must never block.
-        self._asyncio_side = getcurrent()
+        self.asyncio_side: raw_greenlet = getcurrent()
+        """The greenlet that runs the asyncio loop (attach runs there): where the hub
+        greenlet parks, and the one place eventlet must never block."""
         self._in_hub = False
         self._direct = False
         self._pump_scheduled = False
-        self._destroyed = False
+        self.destroyed = False
+        """Whether the bridges hub this eventlet hub belongs to has stopped."""
         self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
         self._in_epoll: set[int] = set()
         self._epoll = _new_epoll()
         self._watch_epoll()
         self._timers: dict[int, Timer] = {}
+        # Timers due now (spawn, sleep(0)): run in one entry of the hub
+        # greenlet per loop pass, as eventlet's own hub runs its due timers,
+        # instead of a loop handle each.
+        self._due_now: Deque[Timer] = deque()
+        self._due_scheduled = False
         # Greenthreads whose start is queued (spawn): awaiting one starts it now.
         self._starting: dict[int, Timer] = {}
         self._started: dict[int, weakref.ref[raw_greenlet]] = {}
@@ -153,7 +160,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def _park(self) -> None:
         self._in_hub = False
         try:
-            self._asyncio_side.switch()
+            self.asyncio_side.switch()
         except self.SYSTEM_EXCEPTIONS:
             raise
         except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
@@ -179,11 +186,15 @@ class LoopHub(_compat.AsyncioHubBase):
     def _enter(self) -> None:
         """From the asyncio side: switch into the hub greenlet, which runs the queue."""
         self._pump_scheduled = False
-        if self._in_hub or self._destroyed or not self._ready:
+        if self._in_hub or self.destroyed or not self._ready:
             return
+        self._switch_in()
+
+    def _switch_in(self) -> None:
+        """Switch into the hub greenlet (started or restarted if need be) until it parks."""
         self.ensure_greenlet()
         glet = self.greenlet
-        side = self._asyncio_side
+        side = self.asyncio_side
         if glet.parent is not side:
             # ValueError: a cycle (this greenlet descends from the hub greenlet).
             with contextlib.suppress(ValueError):
@@ -197,9 +208,9 @@ class LoopHub(_compat.AsyncioHubBase):
     def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from elsewhere."""
         self._ready.append((func, args))
-        if self._in_hub or self._destroyed:
+        if self._in_hub or self.destroyed:
             return  # the running pass picks it up
-        if getcurrent() is self._asyncio_side:
+        if getcurrent() is self.asyncio_side:
             self._enter()
         elif not self._pump_scheduled:
             # From another framework's greenlet (gevent's): not a place to park
@@ -211,13 +222,19 @@ class LoopHub(_compat.AsyncioHubBase):
         """From an asyncio callback: switch straight into a greenthread blocked in :meth:`switch`.
 
         One switch fewer than going through the hub greenlet: the greenthread
-        runs until it blocks again, and its ``hub.switch()`` then resumes the
-        parked hub greenlet, which runs what is queued and parks back here.
+        runs until it blocks again; its ``hub.switch()`` then comes straight
+        back here, or, when something is queued for the hub greenlet, resumes
+        that greenlet, which runs the queue and parks back here.
         """
-        if self._in_hub or self._destroyed or getcurrent() is not self._asyncio_side:
+        if self._in_hub or self.destroyed or getcurrent() is not self.asyncio_side:
             self.run_from_asyncio(switch, *args)
             return
-        self.ensure_greenlet()
+        if not self.greenlet:
+            # Not started yet (or dead): start it, so that it is parked where
+            # a greenthread that ends (or fails) goes, its parent.  A greenlet
+            # that has not started passes what it is thrown on to its own
+            # parent, the asyncio side, right here.
+            self._switch_in()
         self._in_hub = True
         self._direct = True
         try:
@@ -225,15 +242,6 @@ class LoopHub(_compat.AsyncioHubBase):
         finally:
             self._in_hub = False
             self._direct = False
-
-    @property
-    def active(self) -> bool:
-        """Whether the bridges hub this eventlet hub belongs to still runs."""
-        return not self._destroyed
-
-    def in_asyncio_code(self) -> bool:
-        """Whether the caller runs on the asyncio side (a coroutine or loop callback)."""
-        return getcurrent() is self._asyncio_side
 
     # -- errors ----------------------------------------------------------------
 
@@ -262,7 +270,20 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def switch(self) -> Any:
         current = getcurrent()
-        if current is self._asyncio_side:
+        if (
+            self._direct
+            and current.parent is self.greenlet
+            and not self._ready
+            and not self.closed
+            and getattr(current, "switch_out", None) is None
+        ):
+            # The round trip's hot path (be.wait, Event.wait, a socket's
+            # EAGAIN): resumed straight from asyncio and nothing is queued for
+            # the hub greenlet, so go straight back to the asyncio side.  A
+            # greenthread of this hub is neither the asyncio side nor gevent's.
+            self._direct = False
+            return self.asyncio_side.switch()
+        if current is self.asyncio_side:
             raise HubOwnsLoopError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
         if _is_gevent_greenlet(current):
             raise HubOwnsLoopError(
@@ -280,7 +301,7 @@ class LoopHub(_compat.AsyncioHubBase):
                 with contextlib.suppress(ValueError):
                     current.parent = glet
             if getattr(current, "switch_out", None) is None:
-                return self._asyncio_side.switch()
+                return self.asyncio_side.switch()
         return super().switch()
 
     def abort(self, wait: bool = False) -> None:
@@ -295,7 +316,7 @@ class LoopHub(_compat.AsyncioHubBase):
         callback = _compat.timer_callback(timer)
         target = getattr(callback, "__self__", None)
         if isinstance(target, raw_greenlet):
-            if target is self._asyncio_side and not self._in_hub:
+            if target is self.asyncio_side and not self._in_hub:
                 return self._refuse_asyncio_side(timer, callback, when)
             if not target and target.gr_context is None and not target.dead:
                 # A greenthread being started (spawn, spawn_n, spawn_after,
@@ -305,17 +326,36 @@ class LoopHub(_compat.AsyncioHubBase):
                 self._remember(target)
                 if seconds <= 0:
                     self._starting[id(target)] = timer
-        if self._destroyed:
+        if self.destroyed:
             timer.called = True
             return when
-        loop = self.loop
         if seconds <= 0:
-            handle: asyncio.Handle = loop.call_soon(self._timer_due, timer)
-        else:
-            handle = loop.call_at(when, self._timer_due, timer)
-        setattr(timer, _HANDLE, handle)
+            self._due_now.append(timer)
+            if not self._due_scheduled:
+                self._due_scheduled = True
+                self.loop.call_soon(self._run_due_now)
+            return when
+        setattr(timer, _HANDLE, self.loop.call_at(when, self._timer_due, timer))
         self._timers[id(timer)] = timer
         return when
+
+    def _run_due_now(self) -> None:
+        """The loop callback that hands the timers due now to the hub greenlet, in order."""
+        self._due_scheduled = False
+        due = self._due_now
+        ready = self._ready
+        last = None
+        while due:
+            timer = due.popleft()
+            if self._starting:
+                self._forget_start(timer)
+            if timer.called:  # cancelled, or started early by start_now
+                continue
+            if last is not None:
+                ready.append((last, ()))
+            last = timer
+        if last is not None:
+            self.run_from_asyncio(last)
 
     def _remember(self, glet: raw_greenlet) -> None:
         # eventlet keeps no registry of its greenthreads; the hub remembers the
@@ -339,7 +379,7 @@ class LoopHub(_compat.AsyncioHubBase):
         return alive
 
     def _refuse_asyncio_side(self, timer: Timer, callback: Any, when: float) -> float:
-        if callback == self._asyncio_side.throw:
+        if callback == self.asyncio_side.throw:
             timer.called = True
             raise HubOwnsLoopError(
                 "an eventlet.Timeout was started in asyncio code, where it would be thrown "
@@ -356,11 +396,12 @@ class LoopHub(_compat.AsyncioHubBase):
         timer = self._starting.pop(id(glet), None)
         if timer is None or timer.called:
             return
-        handle = timer.__dict__.pop(_HANDLE, None)
-        if handle is not None:
-            handle.cancel()
-        self._timers.pop(id(timer), None)
-        self.run_from_asyncio(timer)
+        due = self._due_now
+        if due and due[-1] is timer:
+            due.pop()  # else the pass's batch skips it: it will have been called
+        # Straight into the greenthread: it runs until it blocks (back here at
+        # once) or ends (back through the hub greenlet, its parent).
+        self.resume_from_asyncio(timer)
 
     def _timer_due(self, timer: Timer) -> None:
         timer.__dict__.pop(_HANDLE, None)
@@ -418,7 +459,7 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def _sync(self, fileno: int) -> None:
         """Make the poller's interest in ``fileno`` match eventlet's listeners."""
-        if self._destroyed:
+        if self.destroyed:
             return
         reading = fileno in self.listeners[_base.READ]
         writing = fileno in self.listeners[_base.WRITE]
@@ -453,7 +494,7 @@ class LoopHub(_compat.AsyncioHubBase):
     def _poll(self) -> None:
         """In the hub greenlet: wake the listeners of the fds the private epoll reports."""
         epoll = self._epoll
-        if epoll is None or self._destroyed:
+        if epoll is None or self.destroyed:
             return
         readers = self.listeners[_base.READ]
         writers = self.listeners[_base.WRITE]
@@ -517,9 +558,10 @@ class LoopHub(_compat.AsyncioHubBase):
             if not self.loop.is_closed():
                 self._fds.remove_reader(epoll.fileno(), owner=OWNER)
             epoll.close()
-        for timer in list(self._timers.values()):
+        for timer in [*self._timers.values(), *self._due_now]:
             timer.cancel()
+        self._due_now.clear()
         self._starting.clear()
-        self._destroyed = True
+        self.destroyed = True
         self._ready.clear()
         self._started.clear()
