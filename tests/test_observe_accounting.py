@@ -249,3 +249,18 @@ def test_an_unknown_accounting_mode_is_refused_with_the_choices(
         named = "BRIDGES_ACCOUNTING"
     with pytest.raises(bridges.UsageError, match=f"{named} must be on, off or exact"):
         hub()
+
+
+def test_eventlet_entries_from_asyncio_are_counted_and_timed() -> None:
+    pytest.importorskip("eventlet")
+    import eventlet
+
+    async def main() -> dict[str, Any]:
+        for _ in range(3):
+            assert await bridges.awaitable(eventlet.spawn(legacy_view)) == "ok"
+        return bridges.current_hub().stats()
+
+    stats = bridges.run(main, frameworks=["eventlet"])
+    figures = stats["frameworks"]["eventlet"]
+    assert figures["count"] >= 3
+    assert figures["seconds"] >= 3 * 0.02

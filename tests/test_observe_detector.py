@@ -163,6 +163,23 @@ def test_a_blocking_greenlet_is_named_while_it_blocks() -> None:
     _assert_names(caught.only(), "gevent", "checkout")
 
 
+# -- eventlet --------------------------------------------------------------
+
+
+def test_a_blocking_greenthread_is_named_while_it_blocks() -> None:
+    pytest.importorskip("eventlet")
+    import eventlet
+
+    caught = Caught()
+
+    async def main() -> str:
+        caught.listen(bridges.current_hub())
+        return await bridges.awaitable(eventlet.spawn(checkout, caught))
+
+    assert bridges.run(main, frameworks=["eventlet"], slow_callback=THRESHOLD) == "paid"
+    _assert_names(caught.only(), "eventlet", "checkout")
+
+
 # -- asyncore --------------------------------------------------------------
 
 

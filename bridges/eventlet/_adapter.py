@@ -35,6 +35,12 @@ class EventletAdapter(Adapter):
 
         return dict(CONVERTERS)
 
+    def describe_dispatch(self, what: Any) -> str:
+        """A hub pass runs many greenthreads: the blocking detector names the one that blocks."""
+        if what is getattr(self, "ehub", None):
+            return "eventlet hub pass (greenthreads, timers and fd events)"
+        return "eventlet greenthread resumed from asyncio"
+
     def attach(self) -> None:
         """Make this thread's eventlet hub one that runs on the hub's loop."""
         from . import _compat, _patching

@@ -119,6 +119,10 @@ class LoopHub(_compat.AsyncioHubBase):
         self.asyncio_side: raw_greenlet = getcurrent()
         """The greenlet that runs the asyncio loop (attach runs there): where the hub
         greenlet parks, and the one place eventlet must never block."""
+        acct = getattr(fds, "accounting", None)
+        self._meter: Any = None if acct is None else acct.meter_for("eventlet")
+        """eventlet's meter in the bridges hub's accounting (None when off): brackets each
+        entry from asyncio into eventlet (a hub pass, or a greenthread resumed directly)."""
         self._in_hub = False
         self._direct = False
         self._pump_scheduled = False
@@ -200,10 +204,18 @@ class LoopHub(_compat.AsyncioHubBase):
             with contextlib.suppress(ValueError):
                 glet.parent = side
         self._in_hub = True
+        meter = self._meter
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(self)
         try:
             glet.switch()
         finally:
             self._in_hub = False
+            if outer is not None:
+                meter.exit(outer)
 
     def run_from_asyncio(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` in the hub greenlet: now from asyncio code, soon from elsewhere."""
@@ -237,11 +249,19 @@ class LoopHub(_compat.AsyncioHubBase):
             self._switch_in()
         self._in_hub = True
         self._direct = True
+        meter = self._meter
+        outer = None
+        if meter is not None:
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(switch)
         try:
             switch(*args)
         finally:
             self._in_hub = False
             self._direct = False
+            if outer is not None:
+                meter.exit(outer)
 
     # -- errors ----------------------------------------------------------------
 
