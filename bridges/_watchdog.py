@@ -170,6 +170,8 @@ class Watchdog:
         self._reported = -1.0
         """``_changed`` when the last stall was reported: one report per stall."""
         self._beat_sent: Optional[float] = None
+        self._beat_ran = False
+        """Set by the heartbeat when the loop ran it: the loop was free since the last look."""
 
     def start(self) -> None:
         self._running.acquire()
@@ -209,12 +211,14 @@ class Watchdog:
         if acct.meter is not meter or acct.start != start:
             return  # the slot changed while we read it: look again next time
         now = _perf()
-        if dispatches != self._dispatches or (meter is None and self._slot_busy):
-            # A dispatch began (or a timed one ended) since the last look.  Most
+        if dispatches != self._dispatches or (meter is None and self._slot_busy) or self._beat_ran:
+            # A dispatch began, a timed one ended, or the loop ran the heartbeat
+            # (it was free) since the last look.  Most
             # dispatches are not timed (bridges._accounting): this look is the
             # earliest the watchdog knows the loop to be in its present state,
             # so what it measures from here is a lower bound, never a false alarm.
             self._dispatches = dispatches
+            self._beat_ran = False
             self._changed = now
         self._slot_busy = meter is not None
         if self._changed == self._reported:
@@ -237,6 +241,7 @@ class Watchdog:
 
     def _beat(self) -> None:
         self._beat_sent = None
+        self._beat_ran = True
 
     def _stall(self, framework: Optional[str], what: Any, seconds: float) -> None:
         frame = sys._current_frames().get(self._ident)

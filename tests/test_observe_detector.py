@@ -329,6 +329,19 @@ def test_a_stall_is_reported_once_through_logging_and_the_error_sink(
     assert [type(ctx.get("exception")) for ctx in sink] == [SlowCallbackError]
 
 
+def test_each_of_two_stalls_apart_is_reported_even_with_no_framework_dispatching() -> None:
+    reported: list[SlowCallbackError] = []
+
+    async def main() -> None:
+        bridges.current_hub().watchdog.listeners.append(reported.append)
+        for _ in range(2):
+            time.sleep(THRESHOLD * 6)  # noqa: ASYNC251 - the stalls under test
+            await asyncio.sleep(THRESHOLD * 4)  # the loop is free between them
+
+    bridges.run(main, frameworks=None, slow_callback=THRESHOLD)
+    assert [error.framework for error in reported] == ["asyncio", "asyncio"]
+
+
 def test_the_environment_variable_sets_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGES_SLOW_CALLBACK", "0.2")
     assert bridges.Hub(frameworks=None).slow_callback == 0.2
