@@ -137,7 +137,6 @@ class Accounting:
         "_selector",
         "_slowest",
         "_started",
-        "_timed_passes",
         "_top",
         "_wake",
         "busy",
@@ -178,7 +177,6 @@ class Accounting:
         self._slowest: List[tuple[float, str, str]] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._selector: Any = None
-        self._timed_passes = False
         self._wake = 0.0
         self._passes = 0
         self._handles = 0
@@ -272,8 +270,8 @@ class Accounting:
             return events
 
         selector.select = timed_select
-        self._timed_passes = True
         self._selector = selector
+        """The selector whose ``select`` is timed (exact accounting on the stdlib loop), or None."""
 
     def unwatch_loop(self) -> None:
         """Stop watching the loop (the hub stops); the figures stay readable."""
@@ -284,7 +282,6 @@ class Accounting:
         if selector is not None:
             selector.__dict__.pop("select", None)
         self._cpu_clock = None
-        self._timed_passes = False
         self._loop = None
 
     def _busy_seconds(self) -> Optional[float]:
@@ -293,7 +290,7 @@ class Accounting:
                 return time.clock_gettime(self._cpu_clock) - self._cpu_start
             except OSError:  # the loop's thread has ended
                 return self.busy
-        if self._timed_passes:
+        if self._selector is not None:  # timed passes
             return self.busy + (_perf() - self._wake)
         return self.busy if self._loop is None and self.busy else None
 
