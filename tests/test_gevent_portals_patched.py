@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -191,30 +190,54 @@ def test_time_sleep_and_patched_sockets_in_a_task_keep_the_task(
     assert outcome == ["ping", True, "mine"]
 
 
-@pytest.mark.xfail(
-    sys.version_info >= (3, 12),
-    reason="Python 3.12+ waits for the child from asyncio's own watcher, whose patched "
-    "waitpid blocks in the loop's greenlet (open: docs/gevent.md, Limits)",
-    strict=False,
-)
-def test_asyncio_create_subprocess_exec_works_after_patch_all(tmp_path: Path) -> None:
+def test_asyncio_create_subprocess_exec_works_after_patch_all(
+    tmp_path: Path, loop_factory: str | None
+) -> None:
     outcome = run_patched(
         tmp_path,
-        body="""
+        before_patch=primer(loop_factory),
+        body=f"""
         import asyncio
         import bridges
 
         async def main():
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "print('child')", stdout=asyncio.subprocess.PIPE
+                sys.executable, "-c", "print('child'); raise SystemExit(3)",
+                stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await asyncio.wait_for(proc.communicate(), 30)
             return [out.decode().strip(), proc.returncode]
 
-        print(json.dumps(bridges.run(main, frameworks=["gevent"])))
+        print(json.dumps(bridges.run(main, frameworks=["gevent"], loop_factory={loop_factory!r})))
         """,
     )
-    assert outcome == ["child", 0]
+    assert outcome == ["child", 3]
+
+
+def test_asyncios_child_watcher_is_given_back_when_the_hub_stops(tmp_path: Path) -> None:
+    # The hub answers asyncio's child watcher from gevent's loop while it runs
+    # (gevent's patched waitpid would block in a loop callback); no global
+    # effect outlives the hub.
+    outcome = run_patched(
+        tmp_path,
+        body="""
+        import asyncio, warnings
+        import bridges
+
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy = asyncio.get_event_loop_policy()
+        before = policy.get_child_watcher()
+
+        async def main():
+            return type(policy.get_child_watcher()).__name__
+
+        during = bridges.run(main, frameworks=["gevent"])
+        print(json.dumps([type(before).__name__, during, policy.get_child_watcher() is before]))
+        """,
+    )
+    assert outcome[1] == "GeventChildWatcher"
+    assert outcome[0] != "GeventChildWatcher"
+    assert outcome[2] is True
 
 
 def test_cancelling_a_task_in_time_sleep_after_patch_all(tmp_path: Path) -> None:

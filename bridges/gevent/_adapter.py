@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Sequence
 
 from .._adapter import Adapter, LeakFinder
@@ -45,6 +46,7 @@ class GeventAdapter(Adapter):
     def __init__(self, hub: Hub) -> None:
         super().__init__(hub)
         self._watch: Any = None
+        self._restore_child_watcher: Callable[[], None] | None = None
 
     def describe_dispatch(self, what: Any) -> str:
         """A hub pass runs many greenlets: the blocking detector names the one that blocks."""
@@ -66,6 +68,7 @@ class GeventAdapter(Adapter):
         gloop.on_late_link = ghub.unreceived.linked_after_death
         self.ghub, self.gloop = ghub, gloop
         self.executor = _use_real_thread_executor(hub.loop)
+        self._restore_child_watcher = _watch_asyncio_children(gloop, hub.loop)
         set_hub(ghub)
         if getattr(hub, "portals", True):
             from .. import _portal
@@ -132,6 +135,9 @@ class GeventAdapter(Adapter):
 
         from ._compat import clear_default_executor
 
+        restore_child_watcher, self._restore_child_watcher = self._restore_child_watcher, None
+        if restore_child_watcher is not None:
+            restore_child_watcher()
         if self.executor is not None:
             # asyncio's shutdown_default_executor() would join it from a *patched*
             # thread (a greenlet of a gevent hub that no longer runs).
@@ -240,3 +246,14 @@ def _use_real_thread_executor(loop: asyncio.AbstractEventLoop) -> Any:
     executor = RealThreadExecutor()
     loop.set_default_executor(executor)
     return executor
+
+
+def _watch_asyncio_children(
+    gloop: AsyncioLoop, loop: asyncio.AbstractEventLoop
+) -> Callable[[], None] | None:
+    """Under ``patch_all`` asyncio's child watcher would wait on gevent from a loop callback."""
+    if sys.version_info >= (3, 14):
+        return None  # asyncio has no child watchers any more
+    from ._subprocess import watch_asyncio_children
+
+    return watch_asyncio_children(gloop, loop)
