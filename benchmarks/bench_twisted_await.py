@@ -11,6 +11,10 @@ baseline is a plain asyncio future resolved by the very same mechanism:
 * ``deferred+cL``: ``reactor.callLater(0, d.callback, i)``, against
   ``future+cL``: ``reactor.callLater(0, fut.set_result, i)`` (how Twisted code
   usually fires one: the reactor's timer path on both sides);
+* ``floor``: what Twisted's own part costs, with nothing of bridges: a
+  ``Deferred()`` fired by ``loop.call_soon(d.callback, i)`` whose one callback
+  (put straight onto its list, as bridges does) sets a plain future, against
+  ``future`` (the limit row: awaiting a Deferred cannot cost less than this);
 * ``bt.deferred``: a coroutine wrapped with ``bt.deferred`` and awaited back
   (asyncio -> Twisted -> asyncio: a task, a Deferred and a future), against
   ``task``: the same coroutine run as a task and awaited.
@@ -72,6 +76,28 @@ async def deferred_by_call_soon(n: int) -> float:
         d: Deferred[int] = Deferred()
         loop.call_soon(d.callback, i)
         if await bridges.awaitable(d) != i:
+            raise RuntimeError("wrong result")
+    return (time.perf_counter() - start) / n
+
+
+def _passthrough(result: object) -> object:
+    return result
+
+
+async def deferred_floor(n: int) -> float:
+    from twisted.internet.defer import Deferred
+
+    from bridges.twisted._compat import _callbacks_of
+
+    loop = asyncio.get_running_loop()
+    no_kwargs: dict[str, object] = {}
+    start = time.perf_counter()
+    for i in range(n):
+        d: Deferred[int] = Deferred()
+        fut = loop.create_future()
+        _callbacks_of(d).append(((fut.set_result, (), no_kwargs), (_passthrough, (), no_kwargs)))
+        loop.call_soon(d.callback, i)
+        if await fut != i:
             raise RuntimeError("wrong result")
     return (time.perf_counter() - start) / n
 
@@ -144,6 +170,7 @@ def _nothing() -> None:
 CASES: list[tuple[str, Callable[[int], Awaitable[float]]]] = [
     ("future", plain_future),
     ("deferred", deferred_by_call_soon),
+    ("floor", deferred_floor),
     ("future+cL", future_by_call_later),
     ("deferred+cL", deferred_by_call_later),
     ("task", plain_task),
@@ -166,6 +193,7 @@ def rows(times: dict[str, list[float]], loop_name: str) -> list[Row]:
     out = []
     for name, baseline, target in (
         ("deferred", "future", 1 / 1.5),
+        ("floor", "future", None),
         ("deferred+cL", "future+cL", None),
         ("bt.deferred", "task", None),
     ):
@@ -209,6 +237,7 @@ def rows(times: dict[str, list[float]], loop_name: str) -> list[Row]:
 
 CASE_NAMES = {
     "deferred": "await a Deferred fired by loop.call_soon(d.callback)",
+    "floor": "the limit: Twisted's Deferred() and callback() alone setting a future",
     "deferred+cL": "await a Deferred fired by reactor.callLater(0, d.callback)",
     "bt.deferred": "await bt.deferred(coroutine)",
 }
