@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import socket
 import sys
 import threading
@@ -612,3 +613,40 @@ def test_asyncore_works_in_a_hub_entered_inside_a_loop_someone_else_runs() -> No
 
     assert asyncio.run(main()) == b"inside asyncio.run"
     assert asyncore.socket_map is original_map
+
+
+def test_a_dispatcher_closed_during_a_pass_takes_its_events_of_that_pass_with_it() -> None:
+    # Both dispatchers are ready in the same pass.  The first one's handler
+    # closes the second and opens a third on the very fd number the second
+    # had: the event polled for the second must reach neither.
+    async def main() -> tuple[list[str], list[str]]:
+        a_sock, a_peer = connect_pair()
+        b_sock, b_peer = connect_pair()
+        first, second = Recorder(a_sock), Recorder(b_sock)
+        born: list[Any] = []
+        await asyncio.sleep(0.01)  # both registered
+
+        def handle_read() -> None:
+            first.recv(100)
+            fd = second.socket.fileno()
+            second.close()
+            ours, peer = connect_pair()
+            if ours.fileno() != fd:
+                os.dup2(ours.fileno(), fd)
+                ours.close()
+                ours = socket.socket(fileno=fd)
+            third = Recorder(ours)
+            ba.refresh(third)  # watched from now on, inside this pass
+            born.extend((third, peer))
+
+        first.handle_read = handle_read  # type: ignore[method-assign]
+        a_peer.send(b"x")
+        b_peer.send(b"y")
+        await until(lambda: bool(born), "the first dispatcher's handler ran")
+        await asyncio.sleep(0.01)
+        third, peer = born
+        for thing in (first, third, a_peer, b_peer, peer):
+            thing.close()
+        return second.calls, third.calls
+
+    assert run(main) == ([], [])
