@@ -265,22 +265,25 @@ class _Driver(Sweep, TakeOver, Readiness):
 
     def _register_with_loop(self, entry: _Entry, reading: bool, writing: bool) -> None:
         """Where there is no epoll set: the fd's reader and writer are the loop's."""
-        hub, fd = self.hub, entry.fd
+        hub = self.hub
         if reading is not entry.reading:
-            if reading:
-                hub.add_reader(
-                    fd, entry.context.run, self._on_event, entry, entry.read_event, owner=_OWNER
-                )
-            else:
-                hub.remove_reader(fd, owner=_OWNER)
+            self._loop_watches(entry, reading, hub.add_reader, hub.remove_reader, entry.read_event)
             entry.reading = reading
         if writing is not entry.w:
-            if writing:
-                hub.add_writer(
-                    fd, entry.context.run, self._on_event, entry, entry.write_event, owner=_OWNER
-                )
-            else:
-                hub.remove_writer(fd, owner=_OWNER)
+            self._loop_watches(entry, writing, hub.add_writer, hub.remove_writer, entry.write_event)
+
+    def _loop_watches(
+        self,
+        entry: _Entry,
+        wanted: bool,
+        add: Callable[..., None],
+        remove: Callable[..., bool],
+        event: tuple[Any, str],
+    ) -> None:
+        if wanted:
+            add(entry.fd, entry.context.run, self._on_event, entry, event, owner=_OWNER)
+        else:
+            remove(entry.fd, owner=_OWNER)
 
     def _refresh(self, entry: _Entry) -> None:
         self._refresh_all((entry,))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import select
 from asyncio.selector_events import BaseSelectorEventLoop
 from typing import TYPE_CHECKING, Any
@@ -92,22 +91,19 @@ class Readiness:
                 # A socket closed behind the map's back: epoll already forgot it.
                 with contextlib.suppress(OSError):
                     poller.unregister(fd)
-            elif not was:
-                poller.register(fd, mask)
-            else:
+                return
+            if was:
                 try:
                     poller.modify(fd, mask)
+                    return
                 except FileNotFoundError:
-                    # The socket was closed behind the map's back and its fd
-                    # number reused: epoll forgot the old one.
-                    poller.register(fd, mask)
+                    pass  # closed behind the map's back, its number reused: epoll forgot it
+            try:
+                poller.register(fd, mask)
+            except FileExistsError:  # registered by an entry dropped unseen
+                poller.modify(fd, mask)
         except ValueError:  # the epoll set is closed: the hub has detached
             if mask:
-                raise
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:  # registered by an entry dropped unseen
-                poller.modify(fd, mask)
-            else:
                 raise
 
     def _on_ready(self) -> None:
