@@ -276,6 +276,35 @@ def test_a_dispatcher_fd_is_owned_so_another_framework_cannot_take_it_silently()
     run(main)
 
 
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_the_hub_registry_names_asyncore_as_owner_of_what_each_dispatcher_watches(
+    loop_factory: Any,
+) -> None:
+    async def main() -> tuple[int, dict[str, dict[int, str]], dict[str, dict[int, str]]]:
+        ours, peer = connect_pair()
+        dispatcher = Recorder(ours)
+        dispatcher.want_write = True
+        await until(lambda: "write" in dispatcher.calls, "the dispatcher wrote")
+        reading_only = bridges.current_hub().fd_owners()  # handle_write turned want_write off
+        fd = dispatcher.socket.fileno()
+        dispatcher.want_read = False
+        ba.refresh(dispatcher)
+        peer.send(b"x")  # a read event on the registration kept lazily drops it
+        await until(
+            lambda: fd not in bridges.current_hub().fd_owners()["readers"], "reading dropped"
+        )
+        nothing = bridges.current_hub().fd_owners()
+        dispatcher.close()
+        peer.close()
+        return fd, reading_only, nothing
+
+    fd, reading_only, nothing = run(main, loop_factory)
+    assert reading_only["readers"].get(fd) == "asyncore"
+    assert fd not in reading_only["writers"]
+    assert fd not in nothing["readers"]
+    assert fd not in nothing["writers"]
+
+
 def test_loop_and_closed_need_asyncore_attached() -> None:
     async def main() -> None:
         with pytest.raises(bridges.HubNotRunningError, match="asyncore is not attached"):
