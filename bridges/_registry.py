@@ -58,6 +58,34 @@ class Registrations:
             return False
         return self.loop.remove_writer(fileno)
 
+    def claim(self, fd: Any, *, owner: str, reader: bool, writer: bool) -> None:
+        """Own ``fd``'s reader and/or writer without registering it with the loop.
+
+        For an owner that watches its fds by its own means (asyncore's
+        dispatchers sit in one epoll set, which is the loop's reader): the
+        registry still refuses a second owner, and :meth:`fd_owners` still
+        tells who owns what.  Claims nothing when refused.
+        """
+        fileno = _fileno(fd)
+        had_reader = fileno in self._readers
+        if reader:
+            _claim(self._readers, fileno, owner, "reader", FdConflictError)
+        if writer:
+            try:
+                _claim(self._writers, fileno, owner, "writer", FdConflictError)
+            except BaseException:
+                if reader and not had_reader:
+                    del self._readers[fileno]
+                raise
+
+    def unclaim(self, fd: Any, *, owner: str, reader: bool, writer: bool) -> None:
+        """Give up what :meth:`claim` took (the loop was never told of it)."""
+        fileno = _fileno(fd)
+        if reader:
+            _release(self._readers, fileno, owner, "reader", FdConflictError)
+        if writer:
+            _release(self._writers, fileno, owner, "writer", FdConflictError)
+
     # -- signals ------------------------------------------------------------
 
     def add_signal_handler(

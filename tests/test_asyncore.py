@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import socket
 import sys
 import threading
@@ -273,6 +274,35 @@ def test_a_dispatcher_fd_is_owned_so_another_framework_cannot_take_it_silently()
             server.close()
 
     run(main)
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_the_hub_registry_names_asyncore_as_owner_of_what_each_dispatcher_watches(
+    loop_factory: Any,
+) -> None:
+    async def main() -> tuple[int, dict[str, dict[int, str]], dict[str, dict[int, str]]]:
+        ours, peer = connect_pair()
+        dispatcher = Recorder(ours)
+        dispatcher.want_write = True
+        await until(lambda: "write" in dispatcher.calls, "the dispatcher wrote")
+        reading_only = bridges.current_hub().fd_owners()  # handle_write turned want_write off
+        fd = dispatcher.socket.fileno()
+        dispatcher.want_read = False
+        ba.refresh(dispatcher)
+        peer.send(b"x")  # a read event on the registration kept lazily drops it
+        await until(
+            lambda: fd not in bridges.current_hub().fd_owners()["readers"], "reading dropped"
+        )
+        nothing = bridges.current_hub().fd_owners()
+        dispatcher.close()
+        peer.close()
+        return fd, reading_only, nothing
+
+    fd, reading_only, nothing = run(main, loop_factory)
+    assert reading_only["readers"].get(fd) == "asyncore"
+    assert fd not in reading_only["writers"]
+    assert fd not in nothing["readers"]
+    assert fd not in nothing["writers"]
 
 
 def test_loop_and_closed_need_asyncore_attached() -> None:
@@ -612,3 +642,40 @@ def test_asyncore_works_in_a_hub_entered_inside_a_loop_someone_else_runs() -> No
 
     assert asyncio.run(main()) == b"inside asyncio.run"
     assert asyncore.socket_map is original_map
+
+
+def test_a_dispatcher_closed_during_a_pass_takes_its_events_of_that_pass_with_it() -> None:
+    # Both dispatchers are ready in the same pass.  The first one's handler
+    # closes the second and opens a third on the very fd number the second
+    # had: the event polled for the second must reach neither.
+    async def main() -> tuple[list[str], list[str]]:
+        a_sock, a_peer = connect_pair()
+        b_sock, b_peer = connect_pair()
+        first, second = Recorder(a_sock), Recorder(b_sock)
+        born: list[Any] = []
+        await asyncio.sleep(0.01)  # both registered
+
+        def handle_read() -> None:
+            first.recv(100)
+            fd = second.socket.fileno()
+            second.close()
+            ours, peer = connect_pair()
+            if ours.fileno() != fd:
+                os.dup2(ours.fileno(), fd)
+                ours.close()
+                ours = socket.socket(fileno=fd)
+            third = Recorder(ours)
+            ba.refresh(third)  # watched from now on, inside this pass
+            born.extend((third, peer))
+
+        first.handle_read = handle_read  # type: ignore[method-assign]
+        a_peer.send(b"x")
+        b_peer.send(b"y")
+        await until(lambda: bool(born), "the first dispatcher's handler ran")
+        await asyncio.sleep(0.01)
+        third, peer = born
+        for thing in (first, third, a_peer, b_peer, peer):
+            thing.close()
+        return second.calls, third.calls
+
+    assert run(main) == ([], [])

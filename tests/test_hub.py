@@ -253,6 +253,29 @@ def test_readers_and_writers_are_owned_separately() -> None:
     assert list(owners["writers"].values()) == ["writer-owner"]
 
 
+def test_a_claim_refused_for_the_writer_leaves_the_reader_unclaimed() -> None:
+    # claim() owns an fd without registering it with the loop (asyncore's
+    # epoll set does the watching); refused, it takes nothing.
+    async def main() -> tuple[dict[str, dict[int, str]], dict[str, dict[int, str]]]:
+        hub = bridges.current_hub()
+        left, right = socket.socketpair()
+        with left, right:
+            hub.add_writer(left, lambda: None, owner="twisted")
+            with pytest.raises(bridges.FdConflictError, match="'twisted'"):
+                hub.claim(left, owner="asyncore", reader=True, writer=True)
+            refused = hub.fd_owners()
+            hub.remove_writer(left, owner="twisted")
+            hub.claim(left, owner="asyncore", reader=True, writer=True)
+            claimed = hub.fd_owners()
+            hub.unclaim(left, owner="asyncore", reader=True, writer=True)
+        return refused, claimed
+
+    refused, claimed = bridges.run(main, frameworks=None)
+    assert list(refused["readers"].values()) == []
+    assert list(claimed["readers"].values()) == ["asyncore"]
+    assert list(claimed["writers"].values()) == ["asyncore"]
+
+
 def test_an_owner_may_replace_its_own_reader() -> None:
     async def main() -> str:
         hub = bridges.current_hub()

@@ -3,9 +3,13 @@
 asyncore's own ``loop()`` asks every dispatcher ``readable()``/``writable()``
 on each pass and hands all of their fds to ``select`` or ``poll``: its cost
 per event grows with the number of connections, idle or not, and it blocks
-the thread.  On the hub each dispatcher's fd is registered with the asyncio
-loop instead, through the hub's fd registry, and only the dispatcher that had
-an event is asked again.  The dispatchers keep asyncore's rules:
+the thread.  On the hub each dispatcher's fd is watched by the asyncio loop
+instead, owned by asyncore in the hub's fd registry, and only the dispatcher
+that had an event is asked again.  On asyncio's own loops (Linux) the fds sit
+in one epoll set whose fd is the loop's reader, and one callback per pass
+dispatches every ready dispatcher, as ``asyncore.poll`` does; on uvloop, and
+where there is no epoll, each fd is registered with the loop.  The
+dispatchers keep asyncore's rules:
 
 * a read event calls ``handle_read_event()``, a write event
   ``handle_write_event()`` (which do accept/connect/read/write exactly as

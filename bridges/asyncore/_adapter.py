@@ -17,7 +17,7 @@ __all__ = ["AsyncoreAdapter"]
 
 
 class AsyncoreAdapter(Adapter):
-    """asyncore and asynchat dispatchers on the hub, each fd registered with the loop."""
+    """asyncore and asynchat dispatchers on the hub, each fd watched by the hub's loop."""
 
     name: ClassVar[str] = "asyncore"
     # asyncore left the stdlib in 3.12; pyasyncore provides the same module name.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import select
+from functools import partial
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import _state
 from ._errors import AsyncoreBridgeError, AsyncoreTypeError, WrongThreadError
+from ._readiness import Readiness, batches_on
 from ._socketmap import SocketMap
 from ._state import _DISCONNECTED, _OWNER, _describe, _unbound_maps
 from ._sweep import Sweep
@@ -30,6 +32,8 @@ class _Entry:
         "fd",
         "map",
         "obj",
+        "on_read",
+        "on_write",
         "r",
         "read_event",
         "reading",
@@ -40,7 +44,9 @@ class _Entry:
         "x",
     )
 
-    def __init__(self, socket_map: Any, fd: int, obj: Any, watched: bool) -> None:
+    def __init__(
+        self, socket_map: Any, fd: int, obj: Any, watched: bool, dispatch: Callable[..., None]
+    ) -> None:
         # Like an asyncio task, a dispatcher runs its handlers in a copy of the
         # context it was created in, whichever code later changes its interest.
         self.context = contextvars.copy_context()
@@ -64,9 +70,13 @@ class _Entry:
         # and what the accounting meter names (no tuple built per event).
         self.read_event = (obj, "handle_read_event")
         self.write_event = (obj, "handle_write_event")
+        # What a batch (``_readiness``) calls for each event: ``dispatch`` run
+        # in the dispatcher's context, its arguments bound once.
+        self.on_read = partial(self.context.run, dispatch, self, self.read_event)
+        self.on_write = partial(self.context.run, dispatch, self, self.write_event)
 
 
-class _Driver(Sweep, TakeOver):
+class _Driver(Sweep, TakeOver, Readiness):
     """Per-hub state: the registered dispatchers, the interest sweep, the waiters."""
 
     def __init__(self, hub: Hub) -> None:
@@ -77,6 +87,8 @@ class _Driver(Sweep, TakeOver):
         self.detached = False
         self.interrupted = False
         self.entries: dict[int, _Entry] = {}
+        self.wakers = 0
+        """How many of the entries are triggers (``_Entry.wakes``)."""
         self.by_obj: dict[int, _Entry] = {}
         self.maps: dict[int, SocketMap] = {}
         self.watched: dict[int, dict[int, Any]] = {}
@@ -90,6 +102,11 @@ class _Driver(Sweep, TakeOver):
         self.fresh_handle: asyncio.Handle | None = None
         self.tick_handle: asyncio.TimerHandle | None = None
         self.next_sweep_at = 0.0
+        """The loop time before which no sweep follows an event (``_sweep``)."""
+        self.next_sweep_cpu = 0.0
+        """The thread CPU time (``time.thread_time()``) before which none does..."""
+        self.sweep_deadline = 0.0
+        """... unless the loop time has reached this (see ``SWEEP_SHARE``)."""
         self.saved: list[tuple[ModuleType, Any, Any]] = []
         self.default_map: SocketMap | None = None
         # asyncio's selectors watch for reading and writing only; urgent data
@@ -100,6 +117,12 @@ class _Driver(Sweep, TakeOver):
         self.expt: Any = select.epoll() if hasattr(select, "epoll") else None
         if self.expt is not None:
             hub.add_reader(self.expt.fileno(), self._on_expt_ready, owner=_OWNER)
+        self.ready = None
+        self.poller = None
+        """The epoll set of every dispatcher's fd (``_readiness``); None: one loop
+        registration per fd."""
+        if batches_on(self.loop):
+            self._open_poller()
 
     # -- threads --
 
@@ -159,7 +182,8 @@ class _Driver(Sweep, TakeOver):
                 self._refresh(old)
                 return
             self._drop(old)
-        entry = _Entry(socket_map, fd, obj, watched)
+        entry = _Entry(socket_map, fd, obj, watched, self._dispatch)
+        self.wakers += entry.wakes
         self.entries[fd] = entry
         self.by_obj[id(obj)] = entry
         # asyncore first asks a new dispatcher readable()/writable() on the next
@@ -185,6 +209,8 @@ class _Driver(Sweep, TakeOver):
             self._map_emptied(socket_map)
 
     def _drop(self, entry: _Entry) -> None:
+        if not entry.dead:
+            self.wakers -= entry.wakes
         entry.dead = True
         fd = entry.fd
         if self.entries.get(fd) is entry:
@@ -192,6 +218,8 @@ class _Driver(Sweep, TakeOver):
         if self.by_obj.get(id(entry.obj)) is entry:
             del self.by_obj[id(entry.obj)]
         self._set_interest(entry, False, False, lazy=False)
+        if self.ready:
+            self._forget_ready(fd)
         waiters = self.closed_waiters.pop(id(entry.obj), None)
         if waiters:
             for fut in waiters:
@@ -210,23 +238,14 @@ class _Driver(Sweep, TakeOver):
         if self.interrupted:
             r = w = False
             lazy = False
-        hub, fd = self.hub, entry.fd
         entry.r = r
-        if r is not entry.reading and (r or not lazy):
-            if r:
-                hub.add_reader(
-                    fd, entry.context.run, self._on_event, entry, entry.read_event, owner=_OWNER
-                )
+        reading = r if r or not lazy else entry.reading
+        if reading is not entry.reading or w is not entry.w:
+            if self.poller is not None:
+                self._poll_for(entry, reading, w)
             else:
-                hub.remove_reader(fd, owner=_OWNER)
-            entry.reading = r
-        if w is not entry.w:
-            if w:
-                hub.add_writer(
-                    fd, entry.context.run, self._on_event, entry, entry.write_event, owner=_OWNER
-                )
-            else:
-                hub.remove_writer(fd, owner=_OWNER)
+                self._register_with_loop(entry, reading, w)
+            entry.reading = reading
             entry.w = w
         x = entry.reading or w
         if x is not entry.x and self.expt is not None:
@@ -235,14 +254,36 @@ class _Driver(Sweep, TakeOver):
             entry.x = x
             try:
                 if x:
-                    self.expt.register(fd, select.EPOLLPRI)
+                    self.expt.register(entry.fd, select.EPOLLPRI)
                 else:
-                    self.expt.unregister(fd)
+                    self.expt.unregister(entry.fd)
             except OSError:
                 if x:  # a socket closed behind the map's back: asyncore's select() fails too
                     raise
             except ValueError:  # the epoll set is closed: the hub has detached
                 pass
+
+    def _register_with_loop(self, entry: _Entry, reading: bool, writing: bool) -> None:
+        """Where there is no epoll set: the fd's reader and writer are the loop's."""
+        hub = self.hub
+        if reading is not entry.reading:
+            self._loop_watches(entry, reading, hub.add_reader, hub.remove_reader, entry.read_event)
+            entry.reading = reading
+        if writing is not entry.w:
+            self._loop_watches(entry, writing, hub.add_writer, hub.remove_writer, entry.write_event)
+
+    def _loop_watches(
+        self,
+        entry: _Entry,
+        wanted: bool,
+        add: Callable[..., None],
+        remove: Callable[..., bool],
+        event: tuple[Any, str],
+    ) -> None:
+        if wanted:
+            add(entry.fd, entry.context.run, self._on_event, entry, event, owner=_OWNER)
+        else:
+            remove(entry.fd, owner=_OWNER)
 
     def _refresh(self, entry: _Entry) -> None:
         self._refresh_all((entry,))
@@ -273,15 +314,28 @@ class _Driver(Sweep, TakeOver):
     # -- events --
 
     def _on_event(self, entry: _Entry, event: tuple[Any, str]) -> None:
-        """One dispatcher event: the loop runs it in the dispatcher's context.
+        """One dispatcher event where each fd is registered with the loop (no epoll set).
 
         The loop's reader or writer callback is ``entry.context.run`` with this
         method and ``event`` (``entry.read_event`` or ``entry.write_event``)
-        as its arguments: an ordinary event then costs the loop's handle, this
-        one frame and the handler's own calls.
+        as its arguments.
         """
         if event is entry.read_event and not entry.r and self._read_unwanted(entry):
             return
+        self._dispatch(entry, event)
+        if entry.wakes:
+            self._sweep()
+        elif self.sweep_handle is None:
+            self._after_event()
+
+    def _dispatch(self, entry: _Entry, event: tuple[Any, str]) -> None:
+        """Run one dispatcher's handler for ``event``, then ask it what it wants next.
+
+        Runs in the dispatcher's context, for a dispatcher that wants the
+        event.  An ordinary event costs this one frame and the handler's own
+        calls.
+        """
+        reading = event is entry.read_event
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
             return
@@ -294,7 +348,10 @@ class _Driver(Sweep, TakeOver):
                 outer = meter.enter(event)
         try:
             try:
-                getattr(obj, event[1])()
+                if reading:
+                    obj.handle_read_event()
+                else:
+                    obj.handle_write_event()
             except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
                 self._failed(entry, exc)
                 if not entry.dead:
@@ -303,8 +360,9 @@ class _Driver(Sweep, TakeOver):
                 if not entry.dead:
                     # _refresh_all((entry,)), spelled out: one frame less on every event.
                     try:
-                        r = bool(obj.readable())
-                        w = bool(obj.writable()) and not obj.accepting
+                        # `not not`: the answer's truth as a bool, without a call of bool().
+                        r = not not obj.readable()  # noqa: SIM208
+                        w = not not obj.writable() and not obj.accepting  # noqa: SIM208
                         if r is not entry.r or w is not entry.w:
                             if w is entry.w and (entry.reading or not r) and not self.interrupted:
                                 entry.r = r  # the registrations stay as they are
@@ -315,10 +373,6 @@ class _Driver(Sweep, TakeOver):
         finally:
             if outer is not None:
                 meter.exit(outer)
-        if entry.wakes:
-            self._sweep()
-        elif self.sweep_handle is None:
-            self._after_event()
 
     def _read_unwanted(self, entry: _Entry) -> bool:
         """A read event on a lazily kept registration (``_set_interest``): does it still not read?

@@ -15,12 +15,16 @@ SWEEP_INTERVAL = 0.05
 """Seconds between interest sweeps when no dispatcher had an event."""
 
 SWEEP_SHARE = 0.02
-"""The largest share of the hub's time that interest sweeps may take.
+"""The largest share of the hub thread's CPU time that interest sweeps may take.
 
-After a sweep that took ``c`` seconds the next one waits at least
-``c * (1 / SWEEP_SHARE - 1)``: with 1,000 dispatchers (a sweep of 0.2-0.4
-ms) a change of mind without an event is seen within about 10-20 ms; with
-100, within about 1-2 ms; with a few, on the same loop pass."""
+After a sweep that took ``c`` seconds of CPU, ``w = c * (1 / SWEEP_SHARE -
+1)``, the next one waits until the hub's thread has spent ``w`` more CPU
+time, or until ``max(w, SWEEP_INTERVAL)`` seconds have passed: with 1,000
+dispatchers (a sweep of 0.2-0.4 ms) a change of mind without an event is
+seen within 10-20 ms of a busy hub's time and at most 50 ms; with 100,
+within about 1-2 ms of its time; with a few, on the same loop pass.  CPU
+time rather than wall time: a hub that shares its CPU with other processes
+(or waits for the GIL) does not sweep more often per event because of them."""
 
 
 class Sweep:
@@ -33,9 +37,25 @@ class Sweep:
         if self.watched:
             self._sync_changed_maps()
         if self.loop.time() >= self.next_sweep_at:
-            self._sweep()
+            self._sweep_when_due()
         else:
-            self.sweep_handle = self.loop.call_at(self.next_sweep_at, self._sweep)
+            self.sweep_handle = self.loop.call_at(self.next_sweep_at, self._sweep_when_due)
+
+    def _sweep_when_due(self) -> None:
+        """Sweep if this thread's CPU budget or the interval allows, else wait for it.
+
+        Called once the wall-clock time the budget needs at least has
+        passed (``next_sweep_at``); the CPU clock, a system call, is read
+        only then.
+        """
+        self.sweep_handle = None
+        now = self.loop.time()
+        wait = min(self.next_sweep_cpu - time.thread_time(), self.sweep_deadline - now)
+        if wait > 0:
+            self.next_sweep_at = now + wait
+            self.sweep_handle = self.loop.call_at(self.next_sweep_at, self._sweep_when_due)
+        else:
+            self._sweep()
 
     def _sync_changed_maps(self) -> None:
         synced = self.synced
@@ -54,8 +74,14 @@ class Sweep:
         if self.watched:
             self._sync_changed_maps()
         self._refresh_all(list(self.entries.values()))
-        cost = time.thread_time() - started
-        self.next_sweep_at = self.loop.time() + cost * (1.0 / SWEEP_SHARE - 1.0)
+        ended = time.thread_time()
+        wait = (ended - started) * (1.0 / SWEEP_SHARE - 1.0)
+        now = self.loop.time()
+        # The thread's CPU clock runs no faster than the wall clock: before
+        # next_sweep_at the CPU budget cannot have been spent.
+        self.next_sweep_at = now + wait
+        self.next_sweep_cpu = ended + wait
+        self.sweep_deadline = now + max(wait, SWEEP_INTERVAL)
 
     def _arm_tick(self) -> None:
         if self.tick_handle is None and not self.detached:

@@ -102,6 +102,7 @@ class TakeOver:
             self.hub.remove_reader(self.expt.fileno(), owner=_OWNER)
             self.expt.close()
             self.expt = None
+        self._close_poller()
 
 
 def _refusing_loop(
