@@ -29,6 +29,7 @@ __all__ = [
     "executor_future_class",
     "existing_threadpool",
     "hub_if_exists_getter",
+    "loop_selector",
     "new_standalone_loop",
     "original_attr",
     "renew_after_fork",
@@ -102,16 +103,28 @@ def core_events_sentinel() -> Any:
     return GEVENT_CORE_EVENTS
 
 
-def new_standalone_loop() -> asyncio.AbstractEventLoop:
-    """A fresh asyncio loop on the *original* selector and self-pipe, for the standalone mode.
+def new_standalone_loop(selector_class: type) -> asyncio.AbstractEventLoop:
+    """A fresh asyncio loop on an *original* selector and self-pipe, for the standalone mode.
 
+    ``selector_class`` is an unpatched ``selectors`` class (the backend).
     After ``monkey.patch_all()`` asyncio would build its self-pipe from
     gevent sockets, which need a gevent hub - the one being created right
     now.  ``socket.socketpair`` is swapped for the original while the loop is
     built (the constructor is the only place asyncio calls it).
     """
     with _plain_socketpair_installed():
-        return asyncio.SelectorEventLoop(original_attr("selectors", "DefaultSelector")())
+        return asyncio.SelectorEventLoop(selector_class())
+
+
+def loop_selector(loop: asyncio.AbstractEventLoop) -> Any:
+    """The selector ``loop`` waits on, or None for a loop that is not selector-based.
+
+    CPython 3.9-3.13's ``BaseSelectorEventLoop`` keeps it in ``_selector``
+    (tests/test_gevent_backends.py fails if it moves); uvloop has none.
+    """
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return None
+    return getattr(loop, "_selector", None)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,13 @@ from greenlet import getcurrent
 from greenlet import greenlet as _greenlet
 
 from .._reaper import ChildReaper
+from ._backends import (
+    UnsupportedBackendError,
+    backend_of,
+    choose_selector,
+    recommended_backends,
+    supported_backends,
+)
 from ._children import SignalsAndChildren
 from ._compat import new_standalone_loop
 from ._dispatch import DispatchCore
@@ -66,7 +73,13 @@ from ._watchers import (
     _Watcher,
 )
 
-__all__ = ["AsyncioLoop", "ForkNotSupportedError"]
+__all__ = [
+    "AsyncioLoop",
+    "ForkNotSupportedError",
+    "UnsupportedBackendError",
+    "recommended_backends",
+    "supported_backends",
+]
 
 
 class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
@@ -74,14 +87,15 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
 
     ``AsyncioLoop(aio_loop=loop, register=...)`` is the hosted form that
     :mod:`bridges.gevent` creates; ``AsyncioLoop(flags, default)`` is what
-    gevent itself calls when this class is named in ``GEVENT_LOOP``.
+    gevent itself calls when this class is named in ``GEVENT_LOOP``; there
+    ``flags`` names the backend (``GEVENT_BACKEND``), see :mod:`._backends`.
     """
 
     MAXPRI = 2
     MINPRI = -2
     approx_timer_resolution = 0.00001
-    backend = "asyncio"
     backend_int = 0
+    """libev's backend bit; gevent's own loops other than libev's say 0 too."""
 
     def __init__(
         self,
@@ -96,8 +110,13 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._meter: Any = None if acct is None else acct.meter_for("gevent")
         """gevent's meter in the bridges hub's accounting (None when off): brackets each pass."""
         if aio_loop is None:
-            aio_loop = new_standalone_loop()
+            backend, selector_class = choose_selector(flags)
+            aio_loop = new_standalone_loop(selector_class)
+        else:
+            backend = backend_of(aio_loop)
         self._aio = aio_loop
+        self.backend = backend
+        """The selector asyncio waits on, by libev's name (``'epoll'``); ``'default'`` if none."""
         self._fd_registry = fd_registry
         self.default = bool(default) if default is not None else not self._hosted
         self.error_handler: Any = None
@@ -108,7 +127,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         """fds whose close gevent deferred to a check watcher (``closing_fd`` returned True)."""
         self._deferred: list[_Io] = []
         """Watchers started on a closing fd: registered after the pass that closes it."""
-        self._epoll: Any = new_epoll()
+        # gevent's fds share one private epoll unless another backend was asked for.
+        self._epoll: Any = new_epoll() if self._hosted or backend == "epoll" else None
         self._epoll_watched = False
         self._poll_due = False
         self._signals: dict[int, list[_Signal]] = {}
@@ -306,8 +326,9 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
 
 
 # gevent.core re-exports the module of the configured loop class and expects
-# it to name that class ``loop`` (gevent.testing reads gevent.core.loop) and
-# the io event bits ``READ`` and ``WRITE``.
+# it to name that class ``loop`` (gevent.testing reads gevent.core.loop), the
+# io event bits ``READ`` and ``WRITE``, and ``supported_backends()`` (imported
+# above, with ``recommended_backends()``).
 loop = AsyncioLoop
 READ = _READ
 WRITE = _WRITE

@@ -48,6 +48,8 @@ _CALLBACK_CHECK_COUNT = 50
 _REPOLLS = 4
 _INLINE_PASSES = 50
 """How many hub passes in a row asyncio code may run inline (run_pending_from_asyncio)."""
+_STAT_DEFAULT_INTERVAL = 1.0
+"""Seconds between a stat watcher's polls when none (or a non-positive one) is given."""
 _REAP_POLL_FIRST = 0.005
 _REAP_POLL_MAX = 0.5
 _STARTED_PRUNE = 1024
@@ -471,21 +473,28 @@ class _Child(_Watcher):
 
 
 class _Stat(_Watcher):
-    """Polls ``os.stat`` (asyncio has no file-change notification)."""
+    """Polls ``os.stat`` (asyncio has no file-change notification).
+
+    As libev's stat watcher: ``interval`` is what was asked until the watcher
+    starts, and from then the period actually polled at (a non-positive one
+    means the default, :data:`_STAT_DEFAULT_INTERVAL`); ``_paths`` is the
+    path as bytes, where gevent's watchers keep it.
+    """
 
     _kind = "stat"
 
     def __init__(
         self,
         loop: AsyncioLoop,
-        path: str,
+        path: str | bytes,
         interval: float = 0.0,
         ref: bool = True,
         priority: Any = None,
     ) -> None:
         super().__init__(loop, ref, priority)
         self.path = path
-        self.interval = interval if interval > 0 else 1.0
+        self._paths = os.fsencode(path)
+        self.interval = interval
         self.attr: os.stat_result | None = self._stat()
         self.prev: os.stat_result | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -498,6 +507,8 @@ class _Stat(_Watcher):
 
     def _arm(self, **_: Any) -> None:
         self._disarm()
+        if self.interval <= 0:
+            self.interval = _STAT_DEFAULT_INTERVAL
         self._handle = self.loop._aio.call_later(self.interval, self._poll)
 
     def _disarm(self) -> None:
