@@ -46,7 +46,7 @@ from ._backends import (
     supported_backends,
 )
 from ._children import SignalsAndChildren
-from ._compat import new_standalone_loop
+from ._compat import call_soon_threadsafe_keeping_gil, new_standalone_loop
 from ._dispatch import DispatchCore
 from ._lifetime import ForkNotSupportedError, Lifetime
 from ._poller import FdPoller, new_epoll
@@ -115,6 +115,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         else:
             backend = backend_of(aio_loop)
         self._aio = aio_loop
+        self._call_threadsafe = call_soon_threadsafe_keeping_gil(aio_loop)
+        """``call_soon_threadsafe`` for other threads' wake-ups, holding the GIL as libev does."""
         self.backend = backend
         """The selector asyncio waits on, by libev's name (``'epoll'``); ``'default'`` if none."""
         self._fd_registry = fd_registry
@@ -247,7 +249,7 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         callback = _Callback(func, args)
         self._queue.append(callback)
         if not self._aio.is_closed():
-            self._aio.call_soon_threadsafe(self._enter)
+            self._call_threadsafe(self._enter)
         return callback
 
     # -- ILoop: watchers ----------------------------------------------------

@@ -411,9 +411,9 @@ class _Async(_Watcher):
         if self._sent:
             return
         self._sent = True
-        aio = self.loop._aio
-        if not aio.is_closed():
-            aio.call_soon_threadsafe(self.loop._async_due, self)
+        loop = self.loop
+        if not loop._aio.is_closed():
+            loop._call_threadsafe(loop._async_due, self)
 
     def send_ignoring_arg(self, _ignored: Any) -> None:
         self.send()
