@@ -88,7 +88,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
     ``AsyncioLoop(aio_loop=loop, register=...)`` is the hosted form that
     :mod:`bridges.gevent` creates; ``AsyncioLoop(flags, default)`` is what
     gevent itself calls when this class is named in ``GEVENT_LOOP``; there
-    ``flags`` names the backend (``GEVENT_BACKEND``), see :mod:`._backends`.
+    ``flags`` is the backend (``GEVENT_BACKEND``): the name of the selector
+    the asyncio loop waits on (``'epoll'``, ``'poll'``, ``'select'``...).
     """
 
     MAXPRI = 2
