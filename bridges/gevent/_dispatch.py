@@ -173,7 +173,7 @@ class DispatchCore:
             self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
             self._schedule_pass()
-        if not self._hosted and self._idle_now():
+        if not self._hosted and (self._stop_after_pass or self._idle_now()):
             self._aio.stop()
 
     def _repoll(self) -> bool:

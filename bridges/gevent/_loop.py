@@ -156,6 +156,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._inline_budget = _INLINE_PASSES
         """How many more hub passes asyncio code may run inline before the loop's next turn."""
         self._draining = False
+        self._stop_after_pass = False
+        """Standalone ``run(once=True)``: the asyncio loop stops after the next hub pass."""
         self._unwinding: BaseException | None = None
         self._destroyed = False
         self.iteration = 0

@@ -109,7 +109,7 @@ class _Watcher:
     def __init__(self, loop: AsyncioLoop, ref: bool = True, priority: Any = None) -> None:
         self.loop = loop
         self._ref = bool(ref)
-        self.priority = priority
+        self._priority = priority
         self._callback: Callable[..., Any] | None = None
         self._args: tuple[Any, ...] | None = ()
         self._active = False
@@ -132,6 +132,15 @@ class _Watcher:
         self._args = value
 
     args = property(attrgetter("_args"), _set_args)
+
+    def _set_priority(self, value: Any) -> None:
+        if self._active:
+            # libev's rule: a watcher's priority is fixed while it is started.
+            raise AttributeError("cannot change the priority of an active watcher; stop it first")
+        self._priority = value
+
+    priority = property(attrgetter("_priority"), _set_priority)
+    """Kept as given (libev's ``MINPRI``..``MAXPRI``); asyncio runs what is due in order."""
 
     # -- IWatcher -----------------------------------------------------------
 
@@ -359,13 +368,20 @@ class _Timer(_Watcher):
         args = self._args or ()
         if self.repeat:
             self._schedule(self.repeat)
-        else:
-            # libev stops a one-shot timer before its callback runs.
-            self._handle = None
-            self._active = False
-            if self._ref:
-                self.loop._refs -= 1
-        callback(*args)
+            callback(*args)
+            return
+        # libev stops a one-shot timer before its callback runs, and gevent
+        # then drops the callback and args unless the callback restarted it.
+        self._handle = None
+        self._active = False
+        if self._ref:
+            self.loop._refs -= 1
+        try:
+            callback(*args)
+        finally:
+            if not self._active:
+                self._callback = None
+                self._args = None
 
     @property
     def at(self) -> float:
