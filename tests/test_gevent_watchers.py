@@ -80,3 +80,51 @@ def test_run_nowait_does_not_wait(loop: bg.AsyncioLoop) -> None:
     timer.stop()
     assert time.perf_counter() - start < 5
     assert fired == []
+
+
+def test_outside_a_pass_the_standalone_loop_keeps_libevs_cached_clock(
+    loop: bg.AsyncioLoop,
+) -> None:
+    loop.update_now()
+    cached = loop.now()
+    time.sleep(0.03)
+    assert loop.now() == cached
+    fired = []
+    timer = loop.timer(0.02)
+    # Counted from the cached time, which is already 30 ms old: due at once.
+    timer.start(fired.append, "due")
+    start = time.perf_counter()
+    loop.run(once=True)
+    assert fired == ["due"]
+    assert time.perf_counter() - start < 0.015
+    loop.update_now()
+    assert loop.now() >= cached + 0.03
+
+
+def test_a_timer_started_with_update_counts_from_the_current_time(loop: bg.AsyncioLoop) -> None:
+    loop.update_now()
+    time.sleep(0.03)
+    fired = []
+    timer = loop.timer(0.05)
+    timer.start(fired.append, "due", update=True)
+    start = time.perf_counter()
+    loop.run(once=True)
+    assert fired == ["due"]
+    assert time.perf_counter() - start >= 0.04
+
+
+def test_inside_bridges_run_the_loops_time_is_asyncios_clock_read_live() -> None:
+    import asyncio
+
+    import gevent
+
+    import bridges
+
+    async def main() -> float:
+        gloop = gevent.get_hub().loop
+        before = gloop.now()
+        await asyncio.sleep(0.03)
+        # No gevent pass ran in between: a cached clock would not have moved.
+        return gloop.now() - before
+
+    assert bridges.run(main, frameworks=["gevent"]) >= 0.025

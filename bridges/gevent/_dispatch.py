@@ -101,6 +101,8 @@ class DispatchCore:
     def _pass(self) -> None:
         """One pass of the gevent loop: prepare, callbacks, check, idle (libev's order)."""
         self.iteration += 1
+        if not self._hosted:
+            self._now = self._aio.time()  # libev's cached clock (AsyncioLoop.now)
         queue = self._queue
         per_pass = self._per_pass
         self._draining = True

@@ -156,6 +156,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._inline_budget = _INLINE_PASSES
         """How many more hub passes asyncio code may run inline before the loop's next turn."""
         self._draining = False
+        self._now = aio_loop.time()
+        """Standalone: the time the last pass started, or ``update_now()`` (libev's ``ev_now``)."""
         self._stop_after_pass = False
         """Standalone ``run(once=True)``: the asyncio loop stops after the next hub pass."""
         self._unwinding: BaseException | None = None
@@ -169,10 +171,22 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
     # -- ILoop: time ----------------------------------------------------------
 
     def now(self) -> float:
-        return self._aio.time()
+        """The loop's time: asyncio's clock, read live.
+
+        Except outside a pass of the standalone loop (before its hub first
+        runs, or between calls of ``loop.run()`` made directly), where it is
+        libev's cached clock: the time the last pass started, or that
+        :meth:`update_now` read; timers started there count from it, as
+        gevent's own tests expect.  Inside ``bridges.run`` asyncio code runs
+        between gevent's passes, so a cached time could be stale by any
+        amount there.
+        """
+        if self._hosted or self._draining:
+            return self._aio.time()
+        return self._now
 
     def update_now(self) -> None:
-        """asyncio's clock is read live; there is no cached time to refresh."""
+        self._now = self._aio.time()
 
     update = update_now
 

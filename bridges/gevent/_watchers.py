@@ -339,6 +339,8 @@ class _Timer(_Watcher):
     def _arm(self, update: Any = None, **_: Any) -> None:
         if update is not None and self.loop.parked:
             _refuse_timeout_without_portal(self._args)
+        if update:
+            self.loop.update_now()
         self._schedule(self.after)
         if not self._args and self.loop._hosted:
             # Greenlet.start_later() starts the greenlet with a timer.
@@ -349,8 +351,11 @@ class _Timer(_Watcher):
     def _schedule(self, delay: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        aio = self.loop._aio
-        self._handle = aio.call_at(aio.time() + max(delay, 0.0), self.loop._timer_due, self)
+        loop = self.loop
+        aio = loop._aio
+        # loop.now() without its frame: live, or the standalone loop's cached clock.
+        now = aio.time() if loop._hosted or loop._draining else loop._now
+        self._handle = aio.call_at(now + max(delay, 0.0), loop._timer_due, self)
 
     def _disarm(self) -> None:
         if self._handle is not None:
