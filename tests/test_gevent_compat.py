@@ -171,3 +171,34 @@ def test_hub_if_exists_getter_finds_the_threads_hub_without_making_one() -> None
     finally:
         if existing is None:
             hub.destroy(destroy_loop=True)
+
+
+@pytest.mark.parametrize("loop_factory", ["asyncio", "uvloop"])
+def test_call_soon_threadsafe_keeping_gil_wakes_a_waiting_loop_from_another_thread(
+    loop_factory: str,
+) -> None:
+    """call_soon_threadsafe_keeping_gil queues through ``_call_soon`` and writes to ``_csock``."""
+    import threading
+
+    if loop_factory == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    call = _compat.call_soon_threadsafe_keeping_gil(loop)
+    ran: list[tuple[str, int]] = []
+
+    def from_thread() -> None:
+        call(lambda what: (ran.append((what, threading.get_ident())), loop.stop()), "woken")
+
+    # The loop waits in its selector with nothing due: only the wake-up ends the wait.
+    timer = threading.Timer(0.05, from_thread)
+    guard = loop.call_later(5, loop.stop)
+    try:
+        timer.start()
+        loop.run_forever()
+    finally:
+        guard.cancel()
+        timer.join(5)
+        loop.close()
+    assert ran == [("woken", threading.get_ident())]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         spawn,
         wait,
     )
+    from ._backends import UnsupportedBackendError
     from ._executor import RealThreadExecutor
     from ._loop import AsyncioLoop, ForkNotSupportedError
 
@@ -54,6 +55,7 @@ __all__ = [
     "HubOwnsLoopError",
     "NotAttachedError",
     "RealThreadExecutor",
+    "UnsupportedBackendError",
     "get_hub",
     "spawn",
     "wait",
@@ -63,6 +65,7 @@ _HOME = {
     "AsyncioLoop": "_loop",
     "ForkNotSupportedError": "_loop",
     "RealThreadExecutor": "_executor",
+    "UnsupportedBackendError": "_backends",
 }
 """Names that live outside ``_api``: importing these must not import gevent."""
 

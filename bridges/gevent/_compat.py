@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal as _signal_module
 import warnings
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .._unpatched import clear_default_executor, replace_selector
 
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MISSING",
+    "call_soon_threadsafe_keeping_gil",
     "clear_default_executor",
     "core_events_sentinel",
     "executor_future_class",
     "existing_threadpool",
     "hub_if_exists_getter",
+    "loop_selector",
     "new_standalone_loop",
     "original_attr",
     "renew_after_fork",
@@ -102,16 +105,84 @@ def core_events_sentinel() -> Any:
     return GEVENT_CORE_EVENTS
 
 
-def new_standalone_loop() -> asyncio.AbstractEventLoop:
-    """A fresh asyncio loop on the *original* selector and self-pipe, for the standalone mode.
+def new_standalone_loop(selector_class: type) -> asyncio.AbstractEventLoop:
+    """A fresh asyncio loop on an *original* selector and self-pipe, for the standalone mode.
 
+    ``selector_class`` is an unpatched ``selectors`` class (the backend).
     After ``monkey.patch_all()`` asyncio would build its self-pipe from
     gevent sockets, which need a gevent hub - the one being created right
     now.  ``socket.socketpair`` is swapped for the original while the loop is
     built (the constructor is the only place asyncio calls it).
     """
     with _plain_socketpair_installed():
-        return asyncio.SelectorEventLoop(original_attr("selectors", "DefaultSelector")())
+        return asyncio.SelectorEventLoop(selector_class())
+
+
+def call_soon_threadsafe_keeping_gil(loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
+    """``loop.call_soon_threadsafe`` whose wake-up of the loop does not release the GIL.
+
+    gevent's threads wake a hub with an async watcher's ``send()``; libev's
+    (and uvloop's ``call_soon_threadsafe``) writes its wake-up byte while
+    holding the GIL, so the sending thread runs on until it blocks before the
+    hub's thread takes over.  asyncio's selector loops write it with
+    ``socket.send``, which releases the GIL: the woken hub then runs first,
+    in the middle of the sender's work.  gevent's thread pool counts on the
+    former - a worker sets the result, then marks the task done; a hub that
+    runs in between sees the task unfinished and starts another worker
+    thread for the next one (tests/test_gevent_threads.py).
+
+    For a selector loop this queues the callback as ``call_soon_threadsafe``
+    does (CPython 3.9-3.13's ``_call_soon``; the self-pipe's write end in
+    ``_csock``, None or closed once the loop closes) and writes the byte with
+    libc's ``write`` through ``ctypes.PyDLL``, whose calls keep the GIL (the
+    socket is non-blocking, so the write never waits).  Other loops, or a
+    platform without that ``write``, get ``call_soon_threadsafe`` itself.
+    The caller checks that the loop is not closed.
+    """
+    found = _gil_holding_write()
+    if found is None or not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return loop.call_soon_threadsafe
+    write, one = found
+    call_soon = loop._call_soon  # type: ignore[attr-defined]
+
+    def call(callback: Callable[..., Any], *args: Any) -> None:
+        call_soon(callback, args, None)
+        csock = loop._csock  # type: ignore[attr-defined]
+        if csock is not None:
+            fd = csock.fileno()
+            if fd >= 0:
+                write(fd, b"\0", one)
+
+    return call
+
+
+@functools.cache
+def _gil_holding_write() -> tuple[Any, Any] | None:
+    """libc's ``write`` called with the GIL held, and its ``size_t`` 1; None where there is none.
+
+    No ``argtypes``: checking them doubles the call's cost (about 1 µs
+    here); the fd converts to a C int by default and the size is given as a
+    ``size_t`` already.
+    """
+    try:
+        import ctypes
+
+        write = ctypes.PyDLL(None)["write"]
+    except (ImportError, OSError, AttributeError, TypeError):
+        return None
+    write.restype = ctypes.c_ssize_t
+    return write, ctypes.c_size_t(1)
+
+
+def loop_selector(loop: asyncio.AbstractEventLoop) -> Any:
+    """The selector ``loop`` waits on, or None for a loop that is not selector-based.
+
+    CPython 3.9-3.13's ``BaseSelectorEventLoop`` keeps it in ``_selector``
+    (tests/test_gevent_backends.py fails if it moves); uvloop has none.
+    """
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return None
+    return getattr(loop, "_selector", None)
 
 
 @contextlib.contextmanager

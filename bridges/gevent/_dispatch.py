@@ -101,6 +101,8 @@ class DispatchCore:
     def _pass(self) -> None:
         """One pass of the gevent loop: prepare, callbacks, check, idle (libev's order)."""
         self.iteration += 1
+        if not self._hosted:
+            self._now = self._aio.time()  # libev's cached clock (AsyncioLoop.now)
         queue = self._queue
         per_pass = self._per_pass
         self._draining = True
@@ -173,7 +175,7 @@ class DispatchCore:
             self._register_deferred()
         if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
             self._schedule_pass()
-        if not self._hosted and self._idle_now():
+        if not self._hosted and (self._stop_after_pass or self._idle_now()):
             self._aio.stop()
 
     def _repoll(self) -> bool:

@@ -34,7 +34,7 @@ class Lifetime:
         self._hub_glet = getcurrent()
         self.parked = False
         if not self._hosted:
-            self._run_standalone(nowait or once)
+            self._run_standalone(nowait, once)
             return
         guard = self._switch_guard
         namespace, refuse = guard if guard is not None else ({}, None)
@@ -69,13 +69,19 @@ class Lifetime:
         if self.parked:
             namespace["switch"] = refuse
 
-    def _run_standalone(self, once: bool) -> None:
+    def _run_standalone(self, nowait: bool, once: bool) -> None:
+        """libev's ``run``: until nothing is referenced; ``nowait``: one poll that does
+        not wait; ``once``: wait for something to happen, run that pass, return."""
         aio = self._aio
-        if once:
+        if nowait:
             aio.call_soon(aio.stop)
         elif self._idle_now():
             return
-        aio.run_forever()
+        self._stop_after_pass = once
+        try:
+            aio.run_forever()
+        finally:
+            self._stop_after_pass = False
         unwinding, self._unwinding = self._unwinding, None
         if unwinding is not None:
             raise unwinding

@@ -38,8 +38,15 @@ from greenlet import getcurrent
 from greenlet import greenlet as _greenlet
 
 from .._reaper import ChildReaper
+from ._backends import (
+    UnsupportedBackendError,
+    backend_of,
+    choose_selector,
+    recommended_backends,
+    supported_backends,
+)
 from ._children import SignalsAndChildren
-from ._compat import new_standalone_loop
+from ._compat import call_soon_threadsafe_keeping_gil, new_standalone_loop
 from ._dispatch import DispatchCore
 from ._lifetime import ForkNotSupportedError, Lifetime
 from ._poller import FdPoller, new_epoll
@@ -66,7 +73,13 @@ from ._watchers import (
     _Watcher,
 )
 
-__all__ = ["AsyncioLoop", "ForkNotSupportedError"]
+__all__ = [
+    "AsyncioLoop",
+    "ForkNotSupportedError",
+    "UnsupportedBackendError",
+    "recommended_backends",
+    "supported_backends",
+]
 
 
 class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
@@ -74,14 +87,16 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
 
     ``AsyncioLoop(aio_loop=loop, register=...)`` is the hosted form that
     :mod:`bridges.gevent` creates; ``AsyncioLoop(flags, default)`` is what
-    gevent itself calls when this class is named in ``GEVENT_LOOP``.
+    gevent itself calls when this class is named in ``GEVENT_LOOP``; there
+    ``flags`` is the backend (``GEVENT_BACKEND``): the name of the selector
+    the asyncio loop waits on (``'epoll'``, ``'poll'``, ``'select'``...).
     """
 
     MAXPRI = 2
     MINPRI = -2
     approx_timer_resolution = 0.00001
-    backend = "asyncio"
     backend_int = 0
+    """libev's backend bit; gevent's own loops other than libev's say 0 too."""
 
     def __init__(
         self,
@@ -96,8 +111,15 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._meter: Any = None if acct is None else acct.meter_for("gevent")
         """gevent's meter in the bridges hub's accounting (None when off): brackets each pass."""
         if aio_loop is None:
-            aio_loop = new_standalone_loop()
+            backend, selector_class = choose_selector(flags)
+            aio_loop = new_standalone_loop(selector_class)
+        else:
+            backend = backend_of(aio_loop)
         self._aio = aio_loop
+        self._call_threadsafe = call_soon_threadsafe_keeping_gil(aio_loop)
+        """``call_soon_threadsafe`` for other threads' wake-ups, holding the GIL as libev does."""
+        self.backend = backend
+        """The selector asyncio waits on, by libev's name (``'epoll'``); ``'default'`` if none."""
         self._fd_registry = fd_registry
         self.default = bool(default) if default is not None else not self._hosted
         self.error_handler: Any = None
@@ -108,7 +130,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         """fds whose close gevent deferred to a check watcher (``closing_fd`` returned True)."""
         self._deferred: list[_Io] = []
         """Watchers started on a closing fd: registered after the pass that closes it."""
-        self._epoll: Any = new_epoll()
+        # gevent's fds share one private epoll unless another backend was asked for.
+        self._epoll: Any = new_epoll() if self._hosted or backend == "epoll" else None
         self._epoll_watched = False
         self._poll_due = False
         self._signals: dict[int, list[_Signal]] = {}
@@ -133,6 +156,10 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._inline_budget = _INLINE_PASSES
         """How many more hub passes asyncio code may run inline before the loop's next turn."""
         self._draining = False
+        self._now = aio_loop.time()
+        """Standalone: the time the last pass started, or ``update_now()`` (libev's ``ev_now``)."""
+        self._stop_after_pass = False
+        """Standalone ``run(once=True)``: the asyncio loop stops after the next hub pass."""
         self._unwinding: BaseException | None = None
         self._destroyed = False
         self.iteration = 0
@@ -144,10 +171,22 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
     # -- ILoop: time ----------------------------------------------------------
 
     def now(self) -> float:
-        return self._aio.time()
+        """The loop's time: asyncio's clock, read live.
+
+        Except outside a pass of the standalone loop (before its hub first
+        runs, or between calls of ``loop.run()`` made directly), where it is
+        libev's cached clock: the time the last pass started, or that
+        :meth:`update_now` read; timers started there count from it, as
+        gevent's own tests expect.  Inside ``bridges.run`` asyncio code runs
+        between gevent's passes, so a cached time could be stale by any
+        amount there.
+        """
+        if self._hosted or self._draining:
+            return self._aio.time()
+        return self._now
 
     def update_now(self) -> None:
-        """asyncio's clock is read live; there is no cached time to refresh."""
+        self._now = self._aio.time()
 
     update = update_now
 
@@ -227,7 +266,7 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         callback = _Callback(func, args)
         self._queue.append(callback)
         if not self._aio.is_closed():
-            self._aio.call_soon_threadsafe(self._enter)
+            self._call_threadsafe(self._enter)
         return callback
 
     # -- ILoop: watchers ----------------------------------------------------
@@ -306,8 +345,9 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
 
 
 # gevent.core re-exports the module of the configured loop class and expects
-# it to name that class ``loop`` (gevent.testing reads gevent.core.loop) and
-# the io event bits ``READ`` and ``WRITE``.
+# it to name that class ``loop`` (gevent.testing reads gevent.core.loop), the
+# io event bits ``READ`` and ``WRITE``, and ``supported_backends()`` (imported
+# above, with ``recommended_backends()``).
 loop = AsyncioLoop
 READ = _READ
 WRITE = _WRITE

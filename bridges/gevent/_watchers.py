@@ -48,6 +48,8 @@ _CALLBACK_CHECK_COUNT = 50
 _REPOLLS = 4
 _INLINE_PASSES = 50
 """How many hub passes in a row asyncio code may run inline (run_pending_from_asyncio)."""
+_STAT_DEFAULT_INTERVAL = 1.0
+"""Seconds between a stat watcher's polls when none (or a non-positive one) is given."""
 _REAP_POLL_FIRST = 0.005
 _REAP_POLL_MAX = 0.5
 _STARTED_PRUNE = 1024
@@ -107,7 +109,7 @@ class _Watcher:
     def __init__(self, loop: AsyncioLoop, ref: bool = True, priority: Any = None) -> None:
         self.loop = loop
         self._ref = bool(ref)
-        self.priority = priority
+        self._priority = priority
         self._callback: Callable[..., Any] | None = None
         self._args: tuple[Any, ...] | None = ()
         self._active = False
@@ -130,6 +132,15 @@ class _Watcher:
         self._args = value
 
     args = property(attrgetter("_args"), _set_args)
+
+    def _set_priority(self, value: Any) -> None:
+        if self._active:
+            # libev's rule: a watcher's priority is fixed while it is started.
+            raise AttributeError("cannot change the priority of an active watcher; stop it first")
+        self._priority = value
+
+    priority = property(attrgetter("_priority"), _set_priority)
+    """Kept as given (libev's ``MINPRI``..``MAXPRI``); asyncio runs what is due in order."""
 
     # -- IWatcher -----------------------------------------------------------
 
@@ -328,6 +339,8 @@ class _Timer(_Watcher):
     def _arm(self, update: Any = None, **_: Any) -> None:
         if update is not None and self.loop.parked:
             _refuse_timeout_without_portal(self._args)
+        if update:
+            self.loop.update_now()
         self._schedule(self.after)
         if not self._args and self.loop._hosted:
             # Greenlet.start_later() starts the greenlet with a timer.
@@ -338,8 +351,11 @@ class _Timer(_Watcher):
     def _schedule(self, delay: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        aio = self.loop._aio
-        self._handle = aio.call_at(aio.time() + max(delay, 0.0), self.loop._timer_due, self)
+        loop = self.loop
+        aio = loop._aio
+        # loop.now() without its frame: live, or the standalone loop's cached clock.
+        now = aio.time() if loop._hosted or loop._draining else loop._now
+        self._handle = aio.call_at(now + max(delay, 0.0), loop._timer_due, self)
 
     def _disarm(self) -> None:
         if self._handle is not None:
@@ -357,13 +373,20 @@ class _Timer(_Watcher):
         args = self._args or ()
         if self.repeat:
             self._schedule(self.repeat)
-        else:
-            # libev stops a one-shot timer before its callback runs.
-            self._handle = None
-            self._active = False
-            if self._ref:
-                self.loop._refs -= 1
-        callback(*args)
+            callback(*args)
+            return
+        # libev stops a one-shot timer before its callback runs, and gevent
+        # then drops the callback and args unless the callback restarted it.
+        self._handle = None
+        self._active = False
+        if self._ref:
+            self.loop._refs -= 1
+        try:
+            callback(*args)
+        finally:
+            if not self._active:
+                self._callback = None
+                self._args = None
 
     @property
     def at(self) -> float:
@@ -409,9 +432,9 @@ class _Async(_Watcher):
         if self._sent:
             return
         self._sent = True
-        aio = self.loop._aio
-        if not aio.is_closed():
-            aio.call_soon_threadsafe(self.loop._async_due, self)
+        loop = self.loop
+        if not loop._aio.is_closed():
+            loop._call_threadsafe(loop._async_due, self)
 
     def send_ignoring_arg(self, _ignored: Any) -> None:
         self.send()
@@ -471,21 +494,28 @@ class _Child(_Watcher):
 
 
 class _Stat(_Watcher):
-    """Polls ``os.stat`` (asyncio has no file-change notification)."""
+    """Polls ``os.stat`` (asyncio has no file-change notification).
+
+    As libev's stat watcher: ``interval`` is what was asked until the watcher
+    starts, and from then the period actually polled at (a non-positive one
+    means the default, :data:`_STAT_DEFAULT_INTERVAL`); ``_paths`` is the
+    path as bytes, where gevent's watchers keep it.
+    """
 
     _kind = "stat"
 
     def __init__(
         self,
         loop: AsyncioLoop,
-        path: str,
+        path: str | bytes,
         interval: float = 0.0,
         ref: bool = True,
         priority: Any = None,
     ) -> None:
         super().__init__(loop, ref, priority)
         self.path = path
-        self.interval = interval if interval > 0 else 1.0
+        self._paths = os.fsencode(path)
+        self.interval = interval
         self.attr: os.stat_result | None = self._stat()
         self.prev: os.stat_result | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -498,6 +528,8 @@ class _Stat(_Watcher):
 
     def _arm(self, **_: Any) -> None:
         self._disarm()
+        if self.interval <= 0:
+            self.interval = _STAT_DEFAULT_INTERVAL
         self._handle = self.loop._aio.call_later(self.interval, self._poll)
 
     def _disarm(self) -> None:
