@@ -111,11 +111,16 @@ class DispatchCore:
             if dispatches >= meter.due:
                 outer = meter.enter(self)
         try:
-            repolls = 0
-            if self._poll_due and self._poll_fds() > 1:
-                repolls = _REPOLLS
             if per_pass["prepare"]:
                 self._run_watchers(per_pass["prepare"])
+            repolls = 0
+            if self._poll_due:
+                # The io watchers of the ready fds fire here, or queue behind
+                # what is queued (see FdPoller._poll_fds).
+                if self._poll_fds() > 1:
+                    repolls = _REPOLLS
+                if self._unwinding is not None:
+                    return
             count = _CALLBACK_CHECK_COUNT
             deadline = 0.0
             while True:
@@ -123,6 +128,7 @@ class DispatchCore:
                     if not repolls or not self._repoll():
                         break
                     repolls -= 1
+                    continue
                 item = queue.popleft()
                 try:
                     # The two hot _fire()s inline: _Callback (every greenlet
@@ -140,7 +146,6 @@ class DispatchCore:
                                 item.args = None
                     elif kind is _Io and not item._pass_events:
                         item._queued = False
-                        item._revents = 0
                         callback = item._callback
                         if callback is not None and item._active:
                             callback(*(item._args or ()))
@@ -161,6 +166,8 @@ class DispatchCore:
                         deadline = now + sys.getswitchinterval()
                     elif now >= deadline:
                         break
+            if self._unwinding is not None:
+                return
             if per_pass["check"]:
                 self._run_watchers(per_pass["check"])
             if per_pass["idle"] and not queue:
@@ -177,7 +184,7 @@ class DispatchCore:
             self._aio.stop()
 
     def _repoll(self) -> bool:
-        """Poll the private epoll again before parking; True if it found work.
+        """Poll the private epoll again before parking; True if it found ready fds.
 
         The greenlets just served usually made the next fds ready (a reply
         sent, a peer answered): one ``epoll.poll(0)`` here serves them
@@ -189,8 +196,7 @@ class DispatchCore:
         """
         if self._destroyed:
             return False
-        self._poll_fds()
-        return bool(self._queue)
+        return self._poll_fds() > 0
 
     def _run_watchers(self, watchers: list[_Watcher]) -> None:
         for watcher in list(watchers):
