@@ -25,6 +25,9 @@ from ._watchers import (
 class DispatchCore:
     """Switches into gevent's hub greenlet to run what is due, and back (a mixin of AsyncioLoop)."""
 
+    _loopwise = 0
+    """How many prepare, check and idle watchers are started: each pass asks (once if none)."""
+
     # -- dispatch: getting gevent work run in the hub greenlet ---------------
 
     def _schedule_pass(self) -> None:
@@ -43,11 +46,9 @@ class DispatchCore:
         """
         self._pass_scheduled = False
         self._inline_budget = _INLINE_PASSES
-        if self._hosted and not (self._queue or self._poll_due or self._closing):
-            per_pass = self._per_pass
-            if not (per_pass["prepare"] or per_pass["check"] or per_pass["idle"]):
-                self.iteration += 1
-                return
+        if self._hosted and not (self._queue or self._poll_due or self._closing or self._loopwise):
+            self.iteration += 1
+            return
         self._enter_now()
 
     def _enter_now(self) -> None:
@@ -111,7 +112,7 @@ class DispatchCore:
             if dispatches >= meter.due:
                 outer = meter.enter(self)
         try:
-            if per_pass["prepare"]:
+            if self._loopwise and per_pass["prepare"]:
                 self._run_watchers(per_pass["prepare"])
             repolls = 0
             if self._poll_due:
@@ -127,6 +128,8 @@ class DispatchCore:
                 if not queue:
                     if not repolls or not self._repoll():
                         break
+                    if self._unwinding is not None:
+                        return
                     repolls -= 1
                     continue
                 item = queue.popleft()
@@ -166,19 +169,18 @@ class DispatchCore:
                         deadline = now + sys.getswitchinterval()
                     elif now >= deadline:
                         break
-            if self._unwinding is not None:
-                return
-            if per_pass["check"]:
-                self._run_watchers(per_pass["check"])
-            if per_pass["idle"] and not queue:
-                self._run_watchers(per_pass["idle"])
+            if self._loopwise:
+                if per_pass["check"]:
+                    self._run_watchers(per_pass["check"])
+                if per_pass["idle"] and not queue:
+                    self._run_watchers(per_pass["idle"])
         finally:
             self._draining = False
             if outer is not None:
                 meter.exit(outer)
         if self._closing:
             self._register_deferred()
-        if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
+        if queue or self._loopwise:
             self._schedule_pass()
         if not self._hosted and self._idle_now():
             self._aio.stop()

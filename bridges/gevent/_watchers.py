@@ -382,12 +382,14 @@ class _Loopwise(_Watcher):
 
     def _arm(self, **_: Any) -> None:
         self.loop._per_pass[self._kind].append(self)
+        self.loop._loopwise += 1
         self.loop._schedule_pass()
 
     def _disarm(self) -> None:
         watchers = self.loop._per_pass[self._kind]
         if self in watchers:
             watchers.remove(self)
+            self.loop._loopwise -= 1
 
 
 class _Prepare(_Loopwise):
