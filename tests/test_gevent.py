@@ -1036,3 +1036,24 @@ def test_an_io_watcher_started_with_pass_events_gets_the_events_that_woke_it() -
     first, second = run_in_greenlet(scenario)
     assert first & WRITE
     assert second == (READ, "tag")
+
+
+def test_a_check_watcher_started_twice_runs_once_per_pass_and_stops_for_good() -> None:
+    def scenario() -> Any:
+        loop = gevent.get_hub().loop
+        calls: list[int] = []
+        watcher = loop.check()
+        watcher.start(lambda: calls.append(loop.iteration))
+        watcher.start(lambda: calls.append(loop.iteration))  # a restart, as libev allows
+        for _ in range(3):
+            gevent.sleep(0.001)  # a timer: a pass of its own each time
+        watcher.stop()
+        stopped_at = loop.iteration
+        gevent.sleep(0.05)
+        # Once stopped, nothing is left to run on every pass: the hub is idle.
+        return len(calls), len(set(calls)), loop.iteration - stopped_at
+
+    calls, passes, passes_after_stop = run_in_greenlet(scenario)
+    assert passes >= 3
+    assert calls == passes
+    assert passes_after_stop < 20

@@ -381,8 +381,10 @@ class _Loopwise(_Watcher):
     """prepare / check / idle: run on every pass of the hub while active."""
 
     def _arm(self, **_: Any) -> None:
-        self.loop._per_pass[self._kind].append(self)
-        self.loop._loopwise += 1
+        watchers = self.loop._per_pass[self._kind]
+        if self not in watchers:  # start() on a started watcher arms it again
+            watchers.append(self)
+            self.loop._loopwise += 1
         self.loop._schedule_pass()
 
     def _disarm(self) -> None:
