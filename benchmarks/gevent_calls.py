@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/gevent_calls.py                 # every row, stdlib loop
     python benchmarks/gevent_calls.py wait uvloop     # one row, on uvloop
+    python benchmarks/gevent_calls.py echo            # the echo server's io path, in-process
 
 Each row runs twice, with two numbers of operations, under ``sys.setprofile``
 (Python and C calls) and then under opcode tracing; the difference between
@@ -25,6 +26,58 @@ from typing import Any, Callable
 import bench_gevent as bench
 
 SMALL, LARGE = 300, 900
+LANES = 50
+
+
+def echo_lanes() -> float:
+    """``LANES`` client/server greenlet pairs echo 64 B over socketpairs, ROUND_TRIPS in all.
+
+    The echo server's io path (a wait per EAGAIN: watcher start, poll, the
+    hub firing the watcher, stop) in one process and deterministic, unlike
+    a server fed by another process, whose batching moves with the load:
+    each round trip is two sends, two waits and their share of the polls.
+    libev's share is C, so the native row counts gevent's socket code only.
+    """
+    import gevent
+    import gevent.socket
+
+    pairs = [gevent.socket.socketpair() for _ in range(LANES)]
+
+    def serve(sock: Any) -> None:
+        while True:
+            data = sock.recv(64)
+            if not data:
+                return
+            sock.sendall(data)
+
+    def ask(sock: Any, rounds: int) -> None:
+        for _ in range(rounds):
+            sock.sendall(bench.PAYLOAD)
+            if sock.recv(64) != bench.PAYLOAD:
+                raise AssertionError("echo payload mismatch")
+
+    servers = [gevent.spawn(serve, right) for _left, right in pairs]
+    rounds = bench.ROUND_TRIPS // LANES
+    gevent.joinall([gevent.spawn(ask, left, rounds) for left, _right in pairs], raise_error=True)
+    for left, _right in pairs:
+        left.close()  # each server reads the end of its stream and returns
+    gevent.joinall(servers, raise_error=True)
+    for _left, right in pairs:
+        right.close()
+    return 0.0
+
+
+def hub_echo_lanes(loop_factory: str | None) -> float:
+    import gevent
+
+    import bridges
+
+    async def main() -> float:
+        return await bridges.awaitable(gevent.spawn(echo_lanes))  # type: ignore[no-any-return]
+
+    return bridges.run(main, frameworks=["gevent"], loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
 ROWS: dict[str, Callable[[Any], float]] = {
     "plain": bench.asyncio_round_trip,
     "pingpong": bench.coroutine_awaits_greenlet,
@@ -32,6 +85,8 @@ ROWS: dict[str, Callable[[Any], float]] = {
     "spawn": bench.hub_await_fresh_greenlet,
     "native-pingpong": lambda _kind: bench.native_gevent_round_trip(),
     "native-spawn": lambda _kind: bench.native_spawn_join(),
+    "echo": hub_echo_lanes,
+    "native-echo": lambda _kind: echo_lanes(),
 }
 
 

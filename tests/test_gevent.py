@@ -976,3 +976,84 @@ def test_bg_wait_outside_a_hub_closes_its_coroutine() -> None:
         bg.wait(coro)
     # closed: no "coroutine ... was never awaited" warning when it is collected
     assert coro.cr_frame is None
+
+
+@pytest.mark.usefixtures("gevent_poller")
+def test_an_io_callback_that_raises_leaves_the_other_ready_fds_their_callbacks() -> None:
+    def scenario() -> Any:
+        loop = gevent.get_hub().loop
+        pairs = [socket.socketpair() for _ in range(4)]
+        fired: list[int] = []
+        errors: list[BaseException] = []
+        gevent.get_hub().handle_error = lambda _context, _type, value, _tb: errors.append(value)
+        watchers = []
+
+        def ready(index: int) -> None:
+            fired.append(index)
+            watchers[index].stop()
+            if index == 0:
+                raise Boom("from the first io callback")
+
+        for index, (left, right) in enumerate(pairs):
+            right.send(b"x")
+            watcher = loop.io(left.fileno(), 1)
+            watcher.start(ready, index)
+            watchers.append(watcher)
+        gevent.sleep(0.05)
+        del gevent.get_hub().handle_error
+        for left, right in pairs:
+            left.close()
+            right.close()
+        return sorted(fired), [str(error) for error in errors]
+
+    fired, errors = run_in_greenlet(scenario)
+    assert fired == [0, 1, 2, 3]
+    assert errors == ["from the first io callback"]
+
+
+@pytest.mark.usefixtures("gevent_poller")
+def test_an_io_watcher_started_with_pass_events_gets_the_events_that_woke_it() -> None:
+    from gevent.core import READ, WRITE
+
+    def scenario() -> Any:
+        loop = gevent.get_hub().loop
+        left, right = socket.socketpair()
+        got = gevent.event.AsyncResult()
+        watcher = loop.io(left.fileno(), READ | WRITE)
+        watcher.start(got.set, pass_events=True)
+        first = got.get(timeout=5)  # writable at once
+        watcher.stop()
+        right.send(b"x")
+        got = gevent.event.AsyncResult()
+        reader = loop.io(left.fileno(), READ)
+        reader.start(lambda events, tag: got.set((events, tag)), "tag", pass_events=True)
+        second = got.get(timeout=5)
+        reader.stop()
+        left.close()
+        right.close()
+        return first, second
+
+    first, second = run_in_greenlet(scenario)
+    assert first & WRITE
+    assert second == (READ, "tag")
+
+
+def test_a_check_watcher_started_twice_runs_once_per_pass_and_stops_for_good() -> None:
+    def scenario() -> Any:
+        loop = gevent.get_hub().loop
+        calls: list[int] = []
+        watcher = loop.check()
+        watcher.start(lambda: calls.append(loop.iteration))
+        watcher.start(lambda: calls.append(loop.iteration))  # a restart, as libev allows
+        for _ in range(3):
+            gevent.sleep(0.001)  # a timer: a pass of its own each time
+        watcher.stop()
+        stopped_at = loop.iteration
+        gevent.sleep(0.05)
+        # Once stopped, nothing is left to run on every pass: the hub is idle.
+        return len(calls), len(set(calls)), loop.iteration - stopped_at
+
+    calls, passes, passes_after_stop = run_in_greenlet(scenario)
+    assert passes >= 3
+    assert calls == passes
+    assert passes_after_stop < 20

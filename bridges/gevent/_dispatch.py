@@ -25,6 +25,9 @@ from ._watchers import (
 class DispatchCore:
     """Switches into gevent's hub greenlet to run what is due, and back (a mixin of AsyncioLoop)."""
 
+    _loopwise = 0
+    """How many prepare, check and idle watchers are started: each pass asks (once if none)."""
+
     # -- dispatch: getting gevent work run in the hub greenlet ---------------
 
     def _schedule_pass(self) -> None:
@@ -43,11 +46,9 @@ class DispatchCore:
         """
         self._pass_scheduled = False
         self._inline_budget = _INLINE_PASSES
-        if self._hosted and not (self._queue or self._poll_due or self._closing):
-            per_pass = self._per_pass
-            if not (per_pass["prepare"] or per_pass["check"] or per_pass["idle"]):
-                self.iteration += 1
-                return
+        if self._hosted and not (self._queue or self._poll_due or self._closing or self._loopwise):
+            self.iteration += 1
+            return
         self._enter_now()
 
     def _enter_now(self) -> None:
@@ -113,18 +114,26 @@ class DispatchCore:
             if dispatches >= meter.due:
                 outer = meter.enter(self)
         try:
-            repolls = 0
-            if self._poll_due and self._poll_fds() > 1:
-                repolls = _REPOLLS
-            if per_pass["prepare"]:
+            if self._loopwise and per_pass["prepare"]:
                 self._run_watchers(per_pass["prepare"])
+            repolls = 0
+            if self._poll_due:
+                # The io watchers of the ready fds fire here, or queue behind
+                # what is queued (see FdPoller._poll_fds).
+                if self._poll_fds() > 1:
+                    repolls = _REPOLLS
+                if self._unwinding is not None:
+                    return
             count = _CALLBACK_CHECK_COUNT
             deadline = 0.0
             while True:
                 if not queue:
                     if not repolls or not self._repoll():
                         break
+                    if self._unwinding is not None:
+                        return
                     repolls -= 1
+                    continue
                 item = queue.popleft()
                 try:
                     # The two hot _fire()s inline: _Callback (every greenlet
@@ -142,7 +151,6 @@ class DispatchCore:
                                 item.args = None
                     elif kind is _Io and not item._pass_events:
                         item._queued = False
-                        item._revents = 0
                         callback = item._callback
                         if callback is not None and item._active:
                             callback(*(item._args or ()))
@@ -163,23 +171,24 @@ class DispatchCore:
                         deadline = now + sys.getswitchinterval()
                     elif now >= deadline:
                         break
-            if per_pass["check"]:
-                self._run_watchers(per_pass["check"])
-            if per_pass["idle"] and not queue:
-                self._run_watchers(per_pass["idle"])
+            if self._loopwise:
+                if per_pass["check"]:
+                    self._run_watchers(per_pass["check"])
+                if per_pass["idle"] and not queue:
+                    self._run_watchers(per_pass["idle"])
         finally:
             self._draining = False
             if outer is not None:
                 meter.exit(outer)
         if self._closing:
             self._register_deferred()
-        if queue or per_pass["check"] or per_pass["idle"] or per_pass["prepare"]:
+        if queue or self._loopwise:
             self._schedule_pass()
         if not self._hosted and (self._stop_after_pass or self._idle_now()):
             self._aio.stop()
 
     def _repoll(self) -> bool:
-        """Poll the private epoll again before parking; True if it found work.
+        """Poll the private epoll again before parking; True if it found ready fds.
 
         The greenlets just served usually made the next fds ready (a reply
         sent, a peer answered): one ``epoll.poll(0)`` here serves them
@@ -191,8 +200,7 @@ class DispatchCore:
         """
         if self._destroyed:
             return False
-        self._poll_fds()
-        return bool(self._queue)
+        return self._poll_fds() > 0
 
     def _run_watchers(self, watchers: list[_Watcher]) -> None:
         for watcher in list(watchers):

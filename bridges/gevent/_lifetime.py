@@ -199,5 +199,6 @@ class Lifetime:
         self._queue.clear()
         for watchers in self._per_pass.values():
             watchers.clear()
+        self._loopwise = 0
         if not self._hosted and not self._aio.is_closed():
             self._aio.close()

@@ -178,7 +178,8 @@ class FdPoller:
             got = watcher.events & event
             if got and watcher._active:
                 wanted |= got
-                watcher._revents |= got
+                if watcher._pass_events:
+                    watcher._revents |= got
                 if not watcher._queued:
                     watcher._queued = True
                     queue.append(watcher)
@@ -264,32 +265,70 @@ class FdPoller:
         self._enter_now()
 
     def _poll_fds(self) -> int:
-        """Queue the watchers of the fds the private epoll reports ready; return how many fds."""
+        """Fire the watchers of the fds the private epoll reports ready; return how many fds.
+
+        As libev does, the started watchers of every ready fd are first made
+        pending (collected), then fired.  With nothing else queued (the usual
+        case: the pass has drained its queue and polls again) they are fired
+        right here, sparing each of them a trip through the queue; otherwise
+        they queue behind what is there, in libev's order.
+        """
         self._poll_due = False
-        fds = self._fds
-        queue = self._queue
         ready = self._epoll.poll(0)
+        if not ready:
+            return 0
+        fds = self._fds
+        due: list[_Io] = []
+        add = due.append
+        events_of = _EVENTS_OF_EPOLL_MASK
         for fd, mask in ready:
-            entry = fds.get(fd)
-            if entry is None:
+            try:
+                entry = fds[fd]
+            except KeyError:
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(fd)
                 continue
-            event = _EVENTS_OF_EPOLL_MASK[mask & _EPOLL_REPORTED] & entry.mask
-            # _queue_io, inline: this runs for every ready fd.
+            event = events_of[mask & _EPOLL_REPORTED] & entry.mask
             wanted = 0
             for watcher in entry.watchers:
                 got = watcher.events & event
                 if got and watcher._active:
                     wanted |= got
-                    watcher._revents |= got
+                    if watcher._pass_events:
+                        watcher._revents |= got
                     if not watcher._queued:
                         watcher._queued = True
-                        queue.append(watcher)
-            idle = event & ~wanted
-            if idle:
-                self._drop_idle_registration(fd, entry, idle)
+                        add(watcher)
+            if wanted != event:
+                self._drop_idle_registration(fd, entry, event & ~wanted)
+        if self._queue:
+            self._queue.extend(due)
+        else:
+            self._fire_due(due)
         return len(ready)
+
+    def _fire_due(self, due: list[_Io]) -> None:
+        """Fire the io watchers ``_poll_fds`` made pending (``_Io._fire``, inline)."""
+        for watcher in due:
+            try:
+                if watcher._pass_events:
+                    watcher._fire()
+                    continue
+                watcher._queued = False
+                callback = watcher._callback
+                if callback is not None and watcher._active:
+                    callback(*(watcher._args or ()))
+            except BaseException:  # noqa: BLE001 - nothing may escape the hub greenlet
+                # The rest stay pending: they go to the queue if the hub unwinds.
+                rest = due[due.index(watcher) + 1 :]
+                try:
+                    self._callback_failed(watcher)
+                except BaseException:
+                    self._queue.extend(rest)
+                    raise
+                if self._unwinding is not None:
+                    self._queue.extend(rest)
+                    return
 
 
 def new_epoll() -> Any:

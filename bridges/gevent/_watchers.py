@@ -269,28 +269,34 @@ class _Io(_Watcher):
     # the registration in place (see AsyncioLoop._io_start).
 
     def start(self, callback: Callable[..., Any], *args: Any, pass_events: bool = False) -> None:
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {callback!r}")
-        if pass_events:
-            args = (_CORE_EVENTS, *args)
-            self._pass_events = True
-        elif self._pass_events:
-            self._pass_events = False
+        if pass_events or self._pass_events or not callable(callback):
+            args = self._checked_args(callback, args, pass_events)
         self._callback = callback
         self._args = args
         if not self._active:
             self._active = True
-            if self._ref:
-                self.loop._refs += 1
-        events = self.events
-        if self._entry.mask & events != events:
+            self.loop._refs += self._ref  # a bool: 1 if referenced
+        if self._entry.mask & self.events != self.events:
             self.loop._io_start(self)
+
+    def _checked_args(
+        self, callback: Callable[..., Any], args: tuple[Any, ...], pass_events: bool
+    ) -> tuple[Any, ...]:
+        """``start``'s slow path: refuse a callback that is not callable; gevent.core's events."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
+        if pass_events:
+            args = (_CORE_EVENTS, *args)
+            if not self._pass_events:
+                # Only watchers that pass the events keep them (see FdPoller._poll_fds).
+                self._revents = 0
+        self._pass_events = pass_events
+        return args
 
     def stop(self) -> None:
         if self._active:
             self._active = False
-            if self._ref:
-                self.loop._refs -= 1
+            self.loop._refs -= self._ref
         self._callback = None
         self._args = ()
 
@@ -398,13 +404,17 @@ class _Loopwise(_Watcher):
     """prepare / check / idle: run on every pass of the hub while active."""
 
     def _arm(self, **_: Any) -> None:
-        self.loop._per_pass[self._kind].append(self)
+        watchers = self.loop._per_pass[self._kind]
+        if self not in watchers:  # start() on a started watcher arms it again
+            watchers.append(self)
+            self.loop._loopwise += 1
         self.loop._schedule_pass()
 
     def _disarm(self) -> None:
         watchers = self.loop._per_pass[self._kind]
         if self in watchers:
             watchers.remove(self)
+            self.loop._loopwise -= 1
 
 
 class _Prepare(_Loopwise):
