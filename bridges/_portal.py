@@ -24,9 +24,12 @@ inline (:func:`await_inline`), as greenback's ``await_`` does: the awaitable
 is stepped in the task's greenlet, and what it yields goes to the task.
 
 Framework-neutral: a framework's adapter calls :func:`enable` at attach and
-:func:`disable` at detach (counted, so two frameworks share one task
-factory), calls :func:`park` from its hub's switch guard, and
-:func:`await_inline` from its ``wait()``.
+:func:`end` (or :func:`disable`) at detach (counted, so two frameworks
+share one task factory), calls :func:`park` from its hub's switch guard, and
+:func:`await_inline` from its ``wait()``.  A framework whose code may also
+switch straight from a portal's greenlet into another green thread
+(eventlet's ``kill()`` throws into it) has its hub greenlet, when entered
+that way, end the task's step with :func:`suspend_switched_out`.
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ __all__ = [
     "disable",
     "enable",
     "enabled",
+    "end",
     "park",
+    "suspend",
+    "suspend_switched_out",
     "wrap",
 ]
 
@@ -322,10 +328,49 @@ def park(portal: Portal, run_due: Callable[[], None] | None = None) -> Any:
                 # switch()/throw() on the running greenlet returns/raises at once.
                 return method(glet, *args, **(kwargs or {}))
         portal._budget = _INLINE_WAKEUPS
+    return _switch(glet.parent, suspend(portal))
+
+
+def suspend(portal: Portal) -> asyncio.Future[None]:
+    """Mark ``portal``'s greenlet blocked: the future its task is to await until a wake-up.
+
+    :func:`park` hands it to the task from the greenlet itself; a hub greenlet
+    that the portal's greenlet switched into directly (eventlet's ``kill()``
+    throws into the greenthread it kills, which ends in eventlet's hub) hands
+    it over in the greenlet's place (see :func:`suspend_switched_out`).
+    """
     blocked = asyncio.get_running_loop().create_future()
     blocked._asyncio_future_blocking = True
     portal._blocked = blocked
-    return _switch(glet.parent, blocked)
+    return blocked
+
+
+def suspend_switched_out(
+    loop: asyncio.AbstractEventLoop, candidate: PortalGreenlet | None
+) -> asyncio.Future[None] | None:
+    """For a hub greenlet entered by a direct switch: suspend the task whose step made it.
+
+    A portal-task's greenlet that switched (or threw) into a green thread
+    instead of blocking on the hub left its task's step under way in the
+    loop's greenlet; the hub greenlet must end that step by handing the loop's
+    greenlet this future (the task awaits it until the portal's greenlet is
+    woken), not switch back into the middle of it.  ``candidate`` is the
+    greenlet the framework saw switch out (it need not be the task's
+    coroutine: ``bridges.run``'s main is a portal awaited by its task).
+    None when the running task (if any) is not a portal-task mid-step.
+    """
+    task = asyncio.current_task(loop)
+    if task is None:
+        return None
+    portal = candidate.portal if candidate is not None else task.get_coro()
+    if type(portal) is not Portal or portal.task is not task:
+        portal = task.get_coro()
+        if type(portal) is not Portal:
+            return None
+    glet = portal.glet
+    if portal._blocked is not None or glet is None or glet.dead or glet is getcurrent():
+        return None
+    return suspend(portal)
 
 
 def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:
@@ -411,6 +456,21 @@ def enabled(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether tasks created on ``loop`` now get portals."""
     factory = _factories.get(loop)
     return factory is not None and loop.get_task_factory() is factory
+
+
+async def end(loop: asyncio.AbstractEventLoop) -> None:
+    """At a green framework's detach: no new portals; tasks blocked in green code are cancelled.
+
+    While the framework still runs: the tasks' ``finally`` blocks may still
+    use it, and what they waited on is cleaned up by the framework itself;
+    after its hub is gone nothing would ever wake them.
+    """
+    disable(loop)
+    blocked = blocked_tasks(loop)
+    for task in blocked:
+        task.cancel()
+    if blocked:
+        await asyncio.wait(blocked)
 
 
 def blocked_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
