@@ -141,14 +141,27 @@ def _drive(portal: Portal, value: Any) -> Any:
     send = coro.send
     throw = coro.throw
     parent = getcurrent().parent
-    out = send(value)
-    while True:
-        try:
-            value = _switch(parent, out)
-        except BaseException as exc:  # noqa: BLE001 - the task's throw(), for the coroutine
-            out = throw(exc)
-        else:
-            out = send(value)
+    try:
+        out = send(value)
+        while True:
+            try:
+                value = _switch(parent, out)
+            except BaseException as exc:  # noqa: BLE001 - the task's throw(), for the coroutine
+                out = throw(exc)
+            else:
+                out = send(value)
+    except GreenletExit as exc:
+        # greenlet would take it as the greenlet's return value, and the task
+        # would see it as a bad yield: carried past greenlet, re-raised by the step.
+        raise _CarriedExit(exc) from None
+
+
+class _CarriedExit(BaseException):
+    """A ``GreenletExit`` that a portal's coroutine raised (a killed greenthread's ``wait()``)."""
+
+    def __init__(self, exc: GreenletExit) -> None:
+        super().__init__(exc)
+        self.exc = exc
 
 
 class Portal:
@@ -183,12 +196,16 @@ class Portal:
     # -- the coroutine protocol (called by the task) ---------------------------
 
     def send(self, value: Any = None) -> Any:
-        if self._blocked is None:
-            glet = self.glet
-            if glet is None:
-                return _switch(self._start(), self, value)
-            return _switch(glet, value)
-        return self._resume()
+        try:
+            if self._blocked is None:
+                glet = self.glet
+                if glet is None:
+                    return _switch(self._start(), self, value)
+                return _switch(glet, value)
+            return self._resume()
+        except _CarriedExit as carried:
+            exc = carried.exc
+        raise exc
 
     __next__ = send
 
@@ -206,7 +223,11 @@ class Portal:
                 uncancel()
         if self._blocked is not None:
             self._blocked = self._wakeup = None
-        return _throw_into(glet, exc)
+        try:
+            return _throw_into(glet, exc)
+        except _CarriedExit as carried:
+            exc = carried.exc
+        raise exc
 
     def close(self) -> None:
         glet = self.glet

@@ -171,6 +171,9 @@ class LoopHub(_compat.AsyncioHubBase):
         """The hub greenlet: run what asyncio handed over, then park on the asyncio side."""
         self.running = True
         self.stopping = False
+        # Started by a greenthread that ended (a kill() from a portal-task)
+        # rather than by an entry of ours: see _entered_directly.
+        self._entered_directly()
         try:
             while not self.stopping:
                 self._drain()
