@@ -29,7 +29,7 @@ share one task factory), calls :func:`park` from its hub's switch guard, and
 :func:`await_inline` from its ``wait()``.  A framework whose code may also
 switch straight from a portal's greenlet into another green thread
 (eventlet's ``kill()`` throws into it) has its hub greenlet, when entered
-that way, end the task's step with :func:`suspend_switched_out`.
+that way, switch back to :func:`switched_out`.
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ __all__ = [
     "enabled",
     "end",
     "park",
-    "suspend",
-    "suspend_switched_out",
+    "switched_out",
     "wrap",
 ]
 
@@ -349,33 +348,22 @@ def park(portal: Portal, run_due: Callable[[], None] | None = None) -> Any:
                 # switch()/throw() on the running greenlet returns/raises at once.
                 return method(glet, *args, **(kwargs or {}))
         portal._budget = _INLINE_WAKEUPS
-    return _switch(glet.parent, suspend(portal))
-
-
-def suspend(portal: Portal) -> asyncio.Future[None]:
-    """Mark ``portal``'s greenlet blocked: the future its task is to await until a wake-up.
-
-    :func:`park` hands it to the task from the greenlet itself; a hub greenlet
-    that the portal's greenlet switched into directly (eventlet's ``kill()``
-    throws into the greenthread it kills, which ends in eventlet's hub) hands
-    it over in the greenlet's place (see :func:`suspend_switched_out`).
-    """
     blocked = asyncio.get_running_loop().create_future()
     blocked._asyncio_future_blocking = True
     portal._blocked = blocked
-    return blocked
+    return _switch(glet.parent, blocked)
 
 
-def suspend_switched_out(
+def switched_out(
     loop: asyncio.AbstractEventLoop, candidate: PortalGreenlet | None
-) -> asyncio.Future[None] | None:
-    """For a hub greenlet entered by a direct switch: suspend the task whose step made it.
+) -> PortalGreenlet | None:
+    """For a hub greenlet entered by a direct switch: the portal's greenlet that made it, if any.
 
-    A portal-task's greenlet that switched (or threw) into a green thread
-    instead of blocking on the hub left its task's step under way in the
-    loop's greenlet; the hub greenlet must end that step by handing the loop's
-    greenlet this future (the task awaits it until the portal's greenlet is
-    woken), not switch back into the middle of it.  ``candidate`` is the
+    A portal-task's greenlet that switched (or threw) straight into a green
+    thread, instead of blocking on the hub, left its task's step under way
+    in the loop's greenlet; the hub greenlet, when that thread blocks or
+    ends, is to switch back to this greenlet (where the step goes on), not
+    to the loop's greenlet in the middle of the step.  ``candidate`` is the
     greenlet the framework saw switch out (it need not be the task's
     coroutine: ``bridges.run``'s main is a portal awaited by its task).
     None when the running task (if any) is not a portal-task mid-step.
@@ -391,7 +379,7 @@ def suspend_switched_out(
     glet = portal.glet
     if portal._blocked is not None or glet is None or glet.dead or glet is getcurrent():
         return None
-    return suspend(portal)
+    return glet
 
 
 def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:

@@ -45,7 +45,7 @@ from greenlet import getcurrent
 from greenlet import greenlet as raw_greenlet
 
 from .. import _errors
-from .._portal import PortalGreenlet, park, suspend_switched_out
+from .._portal import PortalGreenlet, park, switched_out
 from . import _compat
 
 __all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
@@ -131,12 +131,9 @@ class LoopHub(_compat.AsyncioHubBase):
         self._back: raw_greenlet | None = None
         """The greenlet that entered eventlet (the asyncio side, or a portal-task's
         greenlet): where the hub greenlet, or a greenthread resumed directly, returns."""
-        self._handover: Any = None
-        """What the hub greenlet hands the asyncio side when it parks: the future of a
-        portal-task it suspended mid-step (see :meth:`_entered_directly`), else None."""
-        self._switching_out: PortalGreenlet | None = None
-        """A portal-task's greenlet that scheduled its own wake-up without blocking on
-        the hub: ``kill()`` does, then throws into the greenthread it kills."""
+        self._switching_out: tuple[PortalGreenlet, Timer] | None = None
+        """A portal-task's greenlet and the wake-up it scheduled for itself without
+        blocking on the hub: ``kill()`` does, then throws into the greenthread it kills."""
         acct = getattr(fds, "accounting", None)
         self._meter: Any = None if acct is None else acct.meter_for("eventlet")
         """eventlet's meter in the bridges hub's accounting (None when off): brackets each
@@ -187,15 +184,8 @@ class LoopHub(_compat.AsyncioHubBase):
         back = self._back
         self._back = None
         try:
-            if back is not None:
-                _switch(back)  # greenlet's own: a portal's greenlet routes its switch()
-            else:
-                handover = self._handover
-                self._handover = None
-                if handover is None:
-                    self.asyncio_side.switch()
-                else:
-                    self.asyncio_side.switch(handover)
+            # greenlet's own switch: a portal's greenlet routes its switch() to its task
+            _switch(back if back is not None else self.asyncio_side)
         except self.SYSTEM_EXCEPTIONS:
             raise
         except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
@@ -213,16 +203,21 @@ class LoopHub(_compat.AsyncioHubBase):
         return.  Otherwise a greenthread that was switched (or thrown) into
         directly blocked or ended: eventlet's ``kill()`` throws into the
         greenthread it kills.  Made from a portal-task's greenlet, that task's
-        step is still under way on the asyncio side: the task is to await a
-        future until the greenlet's wake-up (``kill()`` scheduled one),
-        instead of being switched back into mid-step.
+        step is still under way on the asyncio side: go back to the greenlet,
+        not into the middle of the step.  ``kill()`` from asyncio code returns
+        at once, as it does without portals: the wake-up it scheduled for
+        itself (eventlet's cooperative yield) is cancelled.
         """
         if self._back is not None:
             return
-        candidate = self._switching_out
+        record = self._switching_out
         self._switching_out = None
-        if self._handover is None:
-            self._handover = suspend_switched_out(self.loop, candidate)
+        glet = switched_out(self.loop, record[0] if record is not None else None)
+        if glet is None:
+            return
+        if record is not None and record[0] is glet:
+            record[1].cancel()
+        self._back = glet
 
     def _drain(self) -> None:
         ready = self._ready
@@ -424,8 +419,13 @@ class LoopHub(_compat.AsyncioHubBase):
         if isinstance(target, raw_greenlet):
             if target is self.asyncio_side and not self._in_hub:
                 return self._refuse_asyncio_side(timer, callback, when)
-            if type(target) is PortalGreenlet and target is getcurrent():
-                self._switching_out = target
+            if (
+                type(target) is PortalGreenlet
+                and seconds <= 0
+                and target is getcurrent()
+                and getattr(callback, "__func__", None) is PortalGreenlet.switch
+            ):
+                self._switching_out = (target, timer)
             if not target and target.gr_context is None and not target.dead:
                 # A greenthread being started (spawn, spawn_n, spawn_after,
                 # GreenPool): it runs in a copy of the spawner's context, as an
