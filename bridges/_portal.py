@@ -49,6 +49,7 @@ __all__ = [
     "Portal",
     "PortalGreenlet",
     "PortalSwitchError",
+    "add_throw_hook",
     "await_inline",
     "blocked_tasks",
     "current_portal",
@@ -57,6 +58,7 @@ __all__ = [
     "enabled",
     "end",
     "park",
+    "remove_throw_hook",
     "switched_out",
     "wrap",
 ]
@@ -68,6 +70,9 @@ _INLINE_WAKEUPS = 20
 """How many green waits in a row a portal-task may end inside one step (see park)."""
 _IN_STEP: Any = object()
 """``Portal._blocked`` while park() lets the green hub answer inside the step."""
+_throw_hooks: list[Callable[[], None]] = []
+"""Called, in the thrower, after something threw into a portal's greenlet that was not running
+(see :func:`add_throw_hook`)."""
 
 
 class PortalSwitchError(BridgeError, RuntimeError):
@@ -109,6 +114,8 @@ class PortalGreenlet(_greenlet):
             # kill): interrupt the awaited operation, as cancellation does,
             # and raise this exception there instead of CancelledError.
             portal._interrupt(_exception(args))
+        for hook in _throw_hooks:
+            hook()
         return None
 
 
@@ -409,6 +416,24 @@ def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:
 
 def _await_iterator(aw: Awaitable[Any]) -> Generator[Any, Any, Any]:
     return aw.__await__()  # type: ignore[return-value]
+
+
+def add_throw_hook(hook: Callable[[], None]) -> None:
+    """Call ``hook()`` in the thrower each time something throws into a waiting portal.
+
+    For a framework whose ``kill()`` throws straight into the greenlet it
+    kills and expects to be switched back to later (eventlet's schedules that
+    wake-up first): a portal's greenlet takes the exception without running,
+    so the hook lets the killer yield as it would natively.  Pair with
+    :func:`remove_throw_hook`.
+    """
+    _throw_hooks.append(hook)
+
+
+def remove_throw_hook(hook: Callable[[], None]) -> None:
+    """Undo :func:`add_throw_hook`."""
+    if hook in _throw_hooks:
+        _throw_hooks.remove(hook)
 
 
 # -- the task factory ------------------------------------------------------------

@@ -523,3 +523,33 @@ def test_greenletexit_raised_in_a_portal_task_ends_the_task_with_it(run: Any) ->
 
     # not swallowed as the portal greenlet's return value (a "bad yield")
     assert run(main) == "from the coroutine"
+
+
+def test_a_greenthread_killing_a_task_greenlet_yields_and_is_not_woken_later(run: Any) -> None:
+    async def main() -> list[Any]:
+        events: list[Any] = []
+
+        async def victim() -> None:
+            try:
+                eventlet.sleep(10)
+            except GreenletExit:
+                events.append("victim: GreenletExit at the blocking call")
+                raise
+
+        task = asyncio.create_task(victim())
+        await asyncio.sleep(0.01)
+        victim_greenlet = task.get_coro().glet
+        later = eventlet.event.Event()
+
+        def killer() -> None:
+            eventlet.kill(victim_greenlet)
+            eventlet.spawn_after(0.02, later.send, "sent later")
+            # kill()'s own wake-up came while it yielded, not in this wait
+            events.append(later.wait())
+
+        await bridges.awaitable(eventlet.spawn(killer))
+        with pytest.raises(GreenletExit):
+            await task
+        return events
+
+    assert run(main) == ["victim: GreenletExit at the blocking call", "sent later"]

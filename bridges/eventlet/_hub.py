@@ -45,7 +45,7 @@ from greenlet import getcurrent
 from greenlet import greenlet as raw_greenlet
 
 from .. import _errors
-from .._portal import PortalGreenlet, park, switched_out
+from .._portal import PortalGreenlet, add_throw_hook, park, remove_throw_hook, switched_out
 from . import _compat
 
 __all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
@@ -157,6 +157,7 @@ class LoopHub(_compat.AsyncioHubBase):
         self._starting: dict[int, Timer] = {}
         self._started: dict[int, weakref.ref[raw_greenlet]] = {}
         self._started_limit = _STARTED_PRUNE
+        add_throw_hook(self._after_portal_throw)
 
     def _post_initialize(self) -> None:
         # eventlet's asyncio hub makes and sets a loop of its own here; this one has one.
@@ -389,6 +390,18 @@ class LoopHub(_compat.AsyncioHubBase):
         back = self._back
         self._back = None
         return _switch(back if back is not None else self.asyncio_side)
+
+    def _after_portal_throw(self) -> None:
+        """A greenthread threw into a portal's greenlet (``kill()``): it yields, as natively.
+
+        eventlet's ``kill()`` schedules the killer's own wake-up, then throws
+        into the victim and expects to be switched back to by that wake-up;
+        a portal's greenlet takes the exception without running, so without
+        this the killer would go on at once and be woken later by surprise.
+        """
+        current = getcurrent()
+        if not self.destroyed and current.parent is self.greenlet and current is not self.greenlet:
+            self.switch()
 
     def _pass_from_portal(self) -> None:
         """:func:`bridges._portal.park`'s ``run_due``: the work due now, in this step.
@@ -671,5 +684,6 @@ class LoopHub(_compat.AsyncioHubBase):
         self._due_now.clear()
         self._starting.clear()
         self.destroyed = True
+        remove_throw_hook(self._after_portal_throw)
         self._ready.clear()
         self._started.clear()
