@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 import eventlet
 import eventlet.event
+import eventlet.greenthread
 import gevent
 import gevent.event
 
@@ -73,12 +74,21 @@ async def future_round_trips() -> float:
     return await asyncio.get_running_loop().create_task(in_task())
 
 
-# -- gevent-blocking calls ----------------------------------------------------------
+# -- green-blocking calls ----------------------------------------------------------
 
 
-def event_ping_pong() -> float:
-    """``Event.wait`` answered by a partner greenlet, from whatever runs this."""
-    request, reply = gevent.event.Event(), gevent.event.Event()
+class _EventletEvent(eventlet.event.Event):  # type: ignore[misc]
+    """eventlet's Event under gevent's names (set/clear), for one ping-pong for both."""
+
+    set = eventlet.event.Event.send
+    clear = eventlet.event.Event.reset
+
+
+def ping_pong(
+    make_event: Callable[[], Any], spawn: Callable[..., Any], join: Callable[[Any], Any]
+) -> float:
+    """``Event.wait`` answered by a partner green thread, from whatever runs this."""
+    request, reply = make_event(), make_event()
 
     def partner() -> None:
         for _ in range(BLOCKING):
@@ -86,50 +96,38 @@ def event_ping_pong() -> float:
             request.clear()
             reply.set()
 
-    helper = gevent.spawn(partner)
+    helper = spawn(partner)
     start = time.thread_time()
     for _ in range(BLOCKING):
         request.set()
         reply.wait()
         reply.clear()
     figure = per_op(start, BLOCKING)
-    helper.join()
+    join(helper)
     return figure
 
 
-def sleep_zero() -> float:
-    start = time.thread_time()
-    for _ in range(BLOCKING):
-        gevent.sleep(0)
-    return per_op(start, BLOCKING)
+def event_ping_pong() -> float:
+    return ping_pong(gevent.event.Event, gevent.spawn, gevent.Greenlet.join)
 
 
 def eventlet_event_ping_pong() -> float:
-    """``Event.wait`` answered by a partner greenthread, from whatever runs this."""
-    request, reply = eventlet.event.Event(), eventlet.event.Event()
+    return ping_pong(_EventletEvent, eventlet.spawn, eventlet.greenthread.GreenThread.wait)
 
-    def partner() -> None:
-        for _ in range(BLOCKING):
-            request.wait()
-            request.reset()
-            reply.send()
 
-    helper = eventlet.spawn(partner)
+def sleeps_zero_of(sleep: Callable[[float], Any]) -> float:
     start = time.thread_time()
     for _ in range(BLOCKING):
-        request.send()
-        reply.wait()
-        reply.reset()
-    figure = per_op(start, BLOCKING)
-    helper.wait()
-    return figure
+        sleep(0)
+    return per_op(start, BLOCKING)
+
+
+def sleep_zero() -> float:
+    return sleeps_zero_of(gevent.sleep)
 
 
 def eventlet_sleep_zero() -> float:
-    start = time.thread_time()
-    for _ in range(BLOCKING):
-        eventlet.sleep(0)
-    return per_op(start, BLOCKING)
+    return sleeps_zero_of(eventlet.sleep)
 
 
 def from_portal_task(green: Callable[[], float]) -> Callable[[], Any]:

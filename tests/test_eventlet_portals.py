@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -98,57 +97,6 @@ def test_blocking_calls_of_many_kinds_from_a_task(run: Any) -> None:
     assert run(main) == ["item", True, "joined", [0, 2, 4], "ping"]
 
 
-def test_green_socket_connect_and_recv_from_a_task(run: Any) -> None:
-    async def main() -> bytes:
-        listener = eventlet.listen(("127.0.0.1", 0))
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.sendall(conn.recv(16).upper())
-
-        server = eventlet.spawn(serve)
-        client = green_socket.create_connection(listener.getsockname())
-        with client:
-            client.sendall(b"echo")
-            reply = client.recv(16)
-        server.wait()
-        listener.close()
-        return reply
-
-    assert run(main) == b"ECHO"
-
-
-def test_a_task_started_by_a_task_blocks_on_its_own(run: Any) -> None:
-    async def child(name: str) -> tuple[str, bool, str]:
-        task = asyncio.current_task()
-        var.set(name)
-        eventlet.sleep(0.01)
-        return name, asyncio.current_task() is task, var.get()
-
-    async def main() -> list[Any]:
-        var.set("main")
-        results = await asyncio.gather(child("a"), child("b"))
-        return [*results, var.get()]
-
-    assert run(main) == [("a", True, "a"), ("b", True, "b"), "main"]
-
-
-def test_an_exception_from_green_code_reaches_the_task_unchanged(run: Any) -> None:
-    error = ValueError("from a greenthread")
-
-    def fails() -> None:
-        eventlet.sleep(0.01)
-        raise error
-
-    async def main() -> BaseException:
-        with pytest.raises(ValueError) as info:
-            eventlet.spawn(fails).wait()
-        return info.value
-
-    assert run(main) is error
-
-
 def test_cancelling_a_task_blocked_in_eventlet_raises_at_the_blocking_call(run: Any) -> None:
     async def main() -> list[Any]:
         events: list[str] = []
@@ -177,20 +125,6 @@ def test_cancelling_a_task_blocked_in_eventlet_raises_at_the_blocking_call(run: 
         return [events, waiting, listening_after]
 
     assert run(main) == [["cancelled at recv", "finally"], True, False]
-
-
-def test_asyncio_wait_for_around_a_blocking_call(run: Any) -> None:
-    async def blocks() -> None:
-        eventlet.sleep(5)
-
-    async def main() -> str:
-        try:
-            await asyncio.wait_for(blocks(), 0.02)
-        except asyncio.TimeoutError:
-            return "timed out"
-        return "not timed out"
-
-    assert run(main) == "timed out"
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
@@ -222,33 +156,6 @@ def test_an_eventlet_timeout_around_a_blocking_call_in_a_task(run: Any) -> None:
     assert run(main) == [True, "after"]
 
 
-def test_an_eventlet_timeout_around_an_await_cancels_the_await_at_the_deadline(run: Any) -> None:
-    async def main() -> list[Any]:
-        started = time.monotonic()
-        elapsed = None
-        try:
-            with eventlet.Timeout(0.05):
-                await asyncio.sleep(5)
-        except eventlet.Timeout:
-            elapsed = time.monotonic() - started
-        # eventlet is not wedged: timers and greenthreads still work afterwards
-        eventlet.sleep(0.01)
-        joined = await bridges.awaitable(eventlet.spawn(lambda: "after"))
-        return [elapsed is not None and 0.04 < elapsed < 2, joined]
-
-    assert run(main) == [True, "after"]
-
-
-def test_an_eventlet_timeout_that_does_not_expire_leaves_the_task_alone(run: Any) -> None:
-    async def main() -> str:
-        with eventlet.Timeout(1):
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.02)
-        return "done"
-
-    assert run(main) == "done"
-
-
 def test_killing_a_greenthread_from_a_task_waits_for_its_finally(run: Any) -> None:
     async def main() -> list[Any]:
         events: list[str] = []
@@ -276,90 +183,11 @@ def test_killing_a_greenthread_from_a_task_waits_for_its_finally(run: Any) -> No
     assert run(main) == [["kill returned", "victim finally"], True, True, True]
 
 
-def test_be_wait_in_a_portal_task_awaits_inline(run: Any) -> None:
-    async def inner(task: asyncio.Task[Any] | None) -> bool:
-        await asyncio.sleep(0)
-        var.set("set by the awaited coroutine")
-        return asyncio.current_task() is task
-
-    def legacy(task: asyncio.Task[Any] | None) -> bool:
-        return be.wait(inner(task))
-
-    async def main() -> list[Any]:
-        before = len(asyncio.all_tasks())
-        same_task = legacy(asyncio.current_task())
-        return [same_task, len(asyncio.all_tasks()) == before, var.get()]
-
-    # no new task, and no context copy: what the awaited coroutine set is seen after
-    assert run(main) == [True, True, "set by the awaited coroutine"]
-
-
-def test_be_wait_in_a_portal_task_raises_the_awaited_exception(run: Any) -> None:
-    error = KeyError("inner")
-
-    async def inner() -> None:
-        await asyncio.sleep(0)
-        raise error
-
-    async def main() -> BaseException:
-        with pytest.raises(KeyError) as info:
-            be.wait(inner())
-        return info.value
-
-    assert run(main) is error
-
-
 def test_be_wait_in_a_portal_task_waits_for_a_greenthread(run: Any) -> None:
     async def main() -> str:
         return be.wait(eventlet.spawn(lambda: eventlet.sleep(0.01) or "green"))  # type: ignore[no-any-return]
 
     assert run(main) == "green"
-
-
-def test_cancelling_a_task_in_an_inline_be_wait_cancels_the_awaited_coroutine(run: Any) -> None:
-    async def main() -> list[str]:
-        events: list[str] = []
-
-        async def inner() -> None:
-            try:
-                await asyncio.sleep(5)
-            finally:
-                events.append("inner finally")
-
-        async def outer() -> None:
-            try:
-                be.wait(inner())
-            finally:
-                events.append("outer finally")
-
-        task = asyncio.create_task(outer())
-        await asyncio.sleep(0.02)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return events
-
-    assert run(main) == ["inner finally", "outer finally"]
-
-
-def test_an_inline_be_wait_of_a_coroutine_that_never_suspends(run: Any) -> None:
-    async def immediate() -> str:
-        return "at once"
-
-    async def main() -> str:
-        return be.wait(immediate())  # type: ignore[no-any-return]
-
-    assert run(main) == "at once"
-
-
-def test_be_wait_from_a_greenthread_still_runs_a_task(run: Any) -> None:
-    async def inner() -> bool:
-        return isinstance(asyncio.current_task(), asyncio.Task)
-
-    async def main() -> Any:
-        return await bridges.awaitable(eventlet.spawn(be.wait, inner()))
-
-    assert run(main) is True
 
 
 def test_a_blocking_call_from_a_bare_loop_callback_still_raises_at_once(run: Any) -> None:
@@ -392,68 +220,6 @@ def test_portals_false_makes_a_blocking_call_in_a_task_raise(run: Any) -> None:
         return [_portal.enabled(asyncio.get_running_loop()), type(info.value).__name__]
 
     assert run(main, portals=False) == [False, "HubOwnsLoopError"]
-
-
-def test_a_task_blocked_in_eventlet_when_the_hub_stops_is_cancelled_cleanly(run: Any) -> None:
-    events: list[str] = []
-
-    async def blocked() -> None:
-        try:
-            eventlet.event.Event().wait()
-        finally:
-            eventlet.sleep(0)  # eventlet still works in the finally block
-            events.append("finally")
-
-    async def main() -> None:
-        asyncio.get_running_loop().create_task(blocked())
-        await asyncio.sleep(0.01)
-
-    run(main)
-    assert events == ["finally"]
-
-
-def test_portals_end_with_the_hub(loop_factory: Any) -> None:
-    loop = (
-        asyncio.new_event_loop()
-        if loop_factory is None
-        else pytest.importorskip("uvloop").new_event_loop()
-    )
-    try:
-
-        async def hub_then_after() -> list[bool]:
-            async with bridges.Hub(frameworks=["eventlet"]):
-                during = _portal.enabled(asyncio.get_running_loop())
-            return [during, _portal.enabled(asyncio.get_running_loop())]
-
-        assert loop.run_until_complete(hub_then_after()) == [True, False]
-        assert loop.get_task_factory() is None
-    finally:
-        loop.close()
-
-
-def test_a_task_looping_on_eventlet_sleep_zero_lets_other_tasks_run(run: Any) -> None:
-    async def main() -> int:
-        counter = 0
-        stop = False
-
-        async def counts() -> None:
-            nonlocal counter
-            while not stop:
-                counter += 1
-                await asyncio.sleep(0)
-
-        counting = asyncio.create_task(counts())
-        await asyncio.sleep(0)
-        start = counter
-        for _ in range(1000):
-            eventlet.sleep(0)
-        advanced = counter - start
-        stop = True
-        await counting
-        return advanced
-
-    # sleep(0) answered inside the step at most a few dozen times in a row
-    assert run(main) >= 10
 
 
 def test_an_eventlet_wsgi_server_and_a_blocking_client_in_one_task(run: Any) -> None:
