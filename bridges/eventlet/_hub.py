@@ -169,9 +169,10 @@ class LoopHub(_compat.AsyncioHubBase):
         """The hub greenlet: run what asyncio handed over, then park on the asyncio side."""
         self.running = True
         self.stopping = False
-        # Started by a greenthread that ended (a kill() from a portal-task)
-        # rather than by an entry of ours: see _entered_directly.
-        self._entered_directly()
+        if self._back is None:
+            # Started by a greenthread that ended (a kill() from a portal-task),
+            # not by an entry of ours.
+            self._entered_directly()
         try:
             while not self.stopping:
                 self._drain()
@@ -191,14 +192,16 @@ class LoopHub(_compat.AsyncioHubBase):
             raise
         except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
             self._in_hub = True
-            self._entered_directly()
+            if self._back is None:
+                self._entered_directly()
             self._failed(exc, "a greenthread")
             return
         self._in_hub = True
-        self._entered_directly()
+        if self._back is None:  # not entered by us (inline: every hub pass comes here)
+            self._entered_directly()
 
     def _entered_directly(self) -> None:
-        """After the hub greenlet resumed: if no entry of ours resumed it, who switched away?
+        """After the hub greenlet resumed, not by an entry of ours: who switched away?
 
         Our entries (:meth:`_switch_in`, :meth:`resume_from_asyncio`) say where to
         return.  Otherwise a greenthread that was switched (or thrown) into
@@ -209,8 +212,6 @@ class LoopHub(_compat.AsyncioHubBase):
         at once, as it does without portals: the wake-up it scheduled for
         itself (eventlet's cooperative yield) is cancelled.
         """
-        if self._back is not None:
-            return
         record = self._switching_out
         self._switching_out = None
         glet = switched_out(self.loop, record[0] if record is not None else None)
@@ -357,8 +358,11 @@ class LoopHub(_compat.AsyncioHubBase):
             # EAGAIN): resumed straight from asyncio and nothing is queued for
             # the hub greenlet, so go straight back to the asyncio side.  A
             # greenthread of this hub is neither the asyncio side nor gevent's.
+            # Back to the greenlet that resumed it (_return_back, inline).
             self._direct = False
-            return self._return_back()
+            back = self._back
+            self._back = None
+            return _switch(back if back is not None else self.asyncio_side)
         if type(current) is PortalGreenlet and not self.destroyed:
             # An asyncio task's own greenlet (bridges._portal): park the task
             # until eventlet wakes the greenlet.
