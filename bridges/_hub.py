@@ -108,11 +108,12 @@ class Hub(Registrations, StopStages, Observation):
     ``bridges.adapters`` entry point group.  ``stop_timeout`` bounds each
     stage of the stop sequence.
 
-    ``portals`` (on by default): with a green framework attached (gevent),
-    every task created on the hub's loop from then on runs its coroutine in
-    a greenlet of its own, so that a gevent-blocking call inside the task
-    suspends only that task.  It costs every task step two greenlet switches
-    (docs/gevent.md, "Portals"); with ``portals=False`` such calls raise
+    ``portals`` (on by default): with a green framework attached (gevent,
+    eventlet), every task created on the hub's loop from then on runs its
+    coroutine in a greenlet of its own, so that a gevent- or
+    eventlet-blocking call inside the task suspends only that task.  It
+    costs every task step two greenlet switches (docs/gevent.md and
+    docs/eventlet.md, "Portals"); with ``portals=False`` such calls raise
     ``HubOwnsLoopError`` instead.
 
     ``accounting`` (on by default; ``BRIDGES_ACCOUNTING=0`` turns the default

@@ -24,9 +24,12 @@ inline (:func:`await_inline`), as greenback's ``await_`` does: the awaitable
 is stepped in the task's greenlet, and what it yields goes to the task.
 
 Framework-neutral: a framework's adapter calls :func:`enable` at attach and
-:func:`disable` at detach (counted, so two frameworks share one task
-factory), calls :func:`park` from its hub's switch guard, and
-:func:`await_inline` from its ``wait()``.
+:func:`end` (or :func:`disable`) at detach (counted, so two frameworks
+share one task factory), calls :func:`park` from its hub's switch guard, and
+:func:`await_inline` from its ``wait()``.  A framework whose code may also
+switch straight from a portal's greenlet into another green thread
+(eventlet's ``kill()`` throws into it) has its hub greenlet, when entered
+that way, switch back to :func:`switched_out`.
 """
 
 from __future__ import annotations
@@ -46,13 +49,17 @@ __all__ = [
     "Portal",
     "PortalGreenlet",
     "PortalSwitchError",
+    "add_throw_hook",
     "await_inline",
     "blocked_tasks",
     "current_portal",
     "disable",
     "enable",
     "enabled",
+    "end",
     "park",
+    "remove_throw_hook",
+    "switched_out",
     "wrap",
 ]
 
@@ -63,6 +70,9 @@ _INLINE_WAKEUPS = 20
 """How many green waits in a row a portal-task may end inside one step (see park)."""
 _IN_STEP: Any = object()
 """``Portal._blocked`` while park() lets the green hub answer inside the step."""
+_throw_hooks: list[Callable[[], None]] = []
+"""Called, in the thrower, after something threw into a portal's greenlet that was not running
+(see :func:`add_throw_hook`)."""
 
 
 class PortalSwitchError(BridgeError, RuntimeError):
@@ -104,6 +114,8 @@ class PortalGreenlet(_greenlet):
             # kill): interrupt the awaited operation, as cancellation does,
             # and raise this exception there instead of CancelledError.
             portal._interrupt(_exception(args))
+        for hook in _throw_hooks:
+            hook()
         return None
 
 
@@ -135,14 +147,27 @@ def _drive(portal: Portal, value: Any) -> Any:
     send = coro.send
     throw = coro.throw
     parent = getcurrent().parent
-    out = send(value)
-    while True:
-        try:
-            value = _switch(parent, out)
-        except BaseException as exc:  # noqa: BLE001 - the task's throw(), for the coroutine
-            out = throw(exc)
-        else:
-            out = send(value)
+    try:
+        out = send(value)
+        while True:
+            try:
+                value = _switch(parent, out)
+            except BaseException as exc:  # noqa: BLE001 - the task's throw(), for the coroutine
+                out = throw(exc)
+            else:
+                out = send(value)
+    except GreenletExit as exc:
+        # greenlet would take it as the greenlet's return value, and the task
+        # would see it as a bad yield: carried past greenlet, re-raised by the step.
+        raise _CarriedExit(exc) from None
+
+
+class _CarriedExit(BaseException):
+    """A ``GreenletExit`` that a portal's coroutine raised (a killed greenthread's ``wait()``)."""
+
+    def __init__(self, exc: GreenletExit) -> None:
+        super().__init__(exc)
+        self.exc = exc
 
 
 class Portal:
@@ -177,12 +202,16 @@ class Portal:
     # -- the coroutine protocol (called by the task) ---------------------------
 
     def send(self, value: Any = None) -> Any:
-        if self._blocked is None:
-            glet = self.glet
-            if glet is None:
-                return _switch(self._start(), self, value)
-            return _switch(glet, value)
-        return self._resume()
+        try:
+            if self._blocked is None:
+                glet = self.glet
+                if glet is None:
+                    return _switch(self._start(), self, value)
+                return _switch(glet, value)
+            return self._resume()
+        except _CarriedExit as carried:
+            exc = carried.exc
+        raise exc
 
     __next__ = send
 
@@ -200,7 +229,11 @@ class Portal:
                 uncancel()
         if self._blocked is not None:
             self._blocked = self._wakeup = None
-        return _throw_into(glet, exc)
+        try:
+            return _throw_into(glet, exc)
+        except _CarriedExit as carried:
+            exc = carried.exc
+        raise exc
 
     def close(self) -> None:
         glet = self.glet
@@ -328,6 +361,34 @@ def park(portal: Portal, run_due: Callable[[], None] | None = None) -> Any:
     return _switch(glet.parent, blocked)
 
 
+def switched_out(
+    loop: asyncio.AbstractEventLoop, candidate: PortalGreenlet | None
+) -> PortalGreenlet | None:
+    """For a hub greenlet entered by a direct switch: the portal's greenlet that made it, if any.
+
+    A portal-task's greenlet that switched (or threw) straight into a green
+    thread, instead of blocking on the hub, left its task's step under way
+    in the loop's greenlet; the hub greenlet, when that thread blocks or
+    ends, is to switch back to this greenlet (where the step goes on), not
+    to the loop's greenlet in the middle of the step.  ``candidate`` is the
+    greenlet the framework saw switch out (it need not be the task's
+    coroutine: ``bridges.run``'s main is a portal awaited by its task).
+    None when the running task (if any) is not a portal-task mid-step.
+    """
+    task = asyncio.current_task(loop)
+    if task is None:
+        return None
+    portal = candidate.portal if candidate is not None else task.get_coro()
+    if type(portal) is not Portal or portal.task is not task:
+        portal = task.get_coro()
+        if type(portal) is not Portal:
+            return None
+    glet = portal.glet
+    if portal._blocked is not None or glet is None or glet.dead or glet is getcurrent():
+        return None
+    return glet
+
+
 def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:
     """From sync code in ``portal``'s greenlet: await ``aw`` inline in its task.
 
@@ -355,6 +416,24 @@ def await_inline(portal: Portal, aw: Awaitable[Any]) -> Any:
 
 def _await_iterator(aw: Awaitable[Any]) -> Generator[Any, Any, Any]:
     return aw.__await__()  # type: ignore[return-value]
+
+
+def add_throw_hook(hook: Callable[[], None]) -> None:
+    """Call ``hook()`` in the thrower each time something throws into a waiting portal.
+
+    For a framework whose ``kill()`` throws straight into the greenlet it
+    kills and expects to be switched back to later (eventlet's schedules that
+    wake-up first): a portal's greenlet takes the exception without running,
+    so the hook lets the killer yield as it would natively.  Pair with
+    :func:`remove_throw_hook`.
+    """
+    _throw_hooks.append(hook)
+
+
+def remove_throw_hook(hook: Callable[[], None]) -> None:
+    """Undo :func:`add_throw_hook`."""
+    if hook in _throw_hooks:
+        _throw_hooks.remove(hook)
 
 
 # -- the task factory ------------------------------------------------------------
@@ -411,6 +490,21 @@ def enabled(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether tasks created on ``loop`` now get portals."""
     factory = _factories.get(loop)
     return factory is not None and loop.get_task_factory() is factory
+
+
+async def end(loop: asyncio.AbstractEventLoop) -> None:
+    """At a green framework's detach: no new portals; tasks blocked in green code are cancelled.
+
+    While the framework still runs: the tasks' ``finally`` blocks may still
+    use it, and what they waited on is cleaned up by the framework itself;
+    after its hub is gone nothing would ever wake them.
+    """
+    disable(loop)
+    blocked = blocked_tasks(loop)
+    for task in blocked:
+        task.cancel()
+    if blocked:
+        await asyncio.wait(blocked)
 
 
 def blocked_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:

@@ -67,8 +67,9 @@ def run(
     anything :func:`bridges.awaitable` accepts.  ``frameworks`` is ``"auto"``
     (each installed framework), ``None`` (plain asyncio) or an iterable of
     names.  ``loop_factory`` is None, ``"uvloop"`` or a callable.
-    ``portals``: see :class:`bridges.Hub` (with gevent attached, main and
-    every task may make gevent-blocking calls, which suspend only that task).
+    ``portals``: see :class:`bridges.Hub` (with gevent or eventlet attached,
+    main and every task may make blocking calls of that framework, which
+    suspend only that task).
     ``slow_callback`` (seconds) names any dispatch that holds the loop longer,
     while it blocks (default: ``$BRIDGES_SLOW_CALLBACK``, else off);
     ``accounting`` counts loop time per framework (on unless
@@ -117,8 +118,8 @@ def run(
 async def _main_on_hub(hub: Hub, main: Any, args: tuple[Any, ...]) -> Any:
     async with hub:
         _install_stop_signals(hub)
-        # main's own task entered the hub before gevent attached: a portal
-        # around main's coroutine lets main make gevent-blocking calls too.
+        # main's own task entered the hub before gevent/eventlet attached: a
+        # portal around main's coroutine lets main make green blocking calls too.
         return await portal_around(awaitable(_call_main(main, args)))
     return None  # reached only when a stop request cancelled main
 

@@ -367,7 +367,9 @@ def test_cancelling_a_be_spawn_task_ends_the_greenthread_with_greenlet_exit(
     assert run(main, loop_factory) == "GreenletExit"
 
 
-# -- the one rule: the asyncio side does not block ---------------------------------
+# -- the one rule: asyncio code without a portal does not block ---------------------
+# (with portals, the default, such calls suspend only their task:
+# tests/test_eventlet_portals.py)
 
 
 @pytest.mark.parametrize(
@@ -379,7 +381,7 @@ def test_cancelling_a_be_spawn_task_ends_the_greenthread_with_greenlet_exit(
         pytest.param(lambda: eventlet.queue.Queue().get(), id="queue-get"),
     ],
 )
-def test_an_eventlet_blocking_call_in_a_coroutine_raises_instead_of_stalling(
+def test_an_eventlet_blocking_call_in_a_coroutine_without_portals_raises_instead_of_stalling(
     blocking: Any, loop_factory: Any
 ) -> None:
     async def main() -> str:
@@ -388,10 +390,12 @@ def test_an_eventlet_blocking_call_in_a_coroutine_raises_instead_of_stalling(
         # the loop still runs eventlet afterwards
         return await bridges.awaitable(eventlet.spawn(lambda: "still running"))
 
-    assert run(main, loop_factory) == "still running"
+    assert run(main, loop_factory, portals=False) == "still running"
 
 
-def test_be_wait_from_a_coroutine_raises_and_closes_the_coroutine(loop_factory: Any) -> None:
+def test_be_wait_from_a_coroutine_without_portals_raises_and_closes_the_coroutine(
+    loop_factory: Any,
+) -> None:
     async def never_awaited() -> None:
         await asyncio.sleep(0)
 
@@ -401,21 +405,22 @@ def test_be_wait_from_a_coroutine_raises_and_closes_the_coroutine(loop_factory: 
             be.wait(coro)
         return coro.cr_frame
 
-    assert run(main, loop_factory) is None
+    assert run(main, loop_factory, portals=False) is None
 
 
-def test_an_eventlet_timeout_in_asyncio_code_raises(loop_factory: Any) -> None:
+def test_an_eventlet_timeout_in_asyncio_code_without_portals_raises(loop_factory: Any) -> None:
     async def main() -> str:
         with pytest.raises(be.HubOwnsLoopError, match=r"asyncio\.timeout"):
             eventlet.Timeout(0.01)
         await asyncio.sleep(0.03)  # nothing is thrown into the loop later
         return "ok"
 
-    assert run(main, loop_factory) == "ok"
+    assert run(main, loop_factory, portals=False) == "ok"
 
 
+@pytest.mark.parametrize("portals", [True, False], ids=["portals", "no-portals"])
 def test_killing_a_greenthread_from_a_coroutine_runs_its_finally_at_once(
-    loop_factory: Any,
+    loop_factory: Any, portals: bool
 ) -> None:
     seen: list[str] = []
 
@@ -431,7 +436,7 @@ def test_killing_a_greenthread_from_a_coroutine_runs_its_finally_at_once(
         gt.kill()
         return bool(gt.dead)
 
-    assert run(main, loop_factory) is True
+    assert run(main, loop_factory, portals=portals) is True
     assert seen == ["finally"]
 
 

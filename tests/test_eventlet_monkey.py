@@ -177,3 +177,93 @@ print(json.dumps({
 """
     result = run_patched(tmp_path, body)
     assert result == {"status": 0, "framework": ["eventlet attaches"], "conflict": True}
+
+
+# -- portals after monkey_patch(): legacy blocking code called from coroutines -----------
+
+LEGACY = """
+import contextvars
+import queue
+import socket
+import threading
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+def legacy(port):
+    # unchanged legacy code: patched time.sleep, socket, threading and queue
+    time.sleep(0.05)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"ping")
+        reply = conn.recv(16).decode()
+    results = queue.Queue()
+    threading.Thread(target=lambda: (time.sleep(0.01), results.put("threaded"))).start()
+    return reply, results.get(timeout=10)
+
+
+async def echo_upper(reader, writer):
+    writer.write((await reader.read(16)).upper())
+    await writer.drain()
+    writer.close()
+
+
+async def count_ticks(ticks, stop):
+    while not stop.is_set():
+        await asyncio.sleep(0.005)
+        ticks[0] += 1
+
+
+async def handler(port):
+    task = asyncio.current_task()
+    var.set("handler")
+    reply, threaded = legacy(port)
+    return [reply, threaded, asyncio.current_task() is task, var.get()]
+
+
+async def main():
+    server = await asyncio.start_server(echo_upper, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ticks, stop = [0], asyncio.Event()
+    ticking = asyncio.create_task(count_ticks(ticks, stop))
+    results = await asyncio.gather(handler(port), handler(port))
+    stop.set()
+    await ticking
+    server.close()
+    return {"results": results, "ticked": ticks[0] >= 3}
+
+print(json.dumps(bridges.run(main, frameworks=["eventlet"], loop_factory=LOOP)))
+"""
+
+
+@pytest.mark.parametrize("loop", [None, "uvloop"], ids=["stdlib", "uvloop"])
+def test_async_handlers_call_patched_legacy_code_and_only_their_task_waits(
+    tmp_path: Path, loop: Any
+) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    assert run_patched(tmp_path, LEGACY, loop) == {
+        "results": [["PING", "threaded", True, "handler"]] * 2,
+        "ticked": True,
+    }
+
+
+def test_a_patched_blocking_call_from_a_loop_callback_still_raises(tmp_path: Path) -> None:
+    body = """
+async def main():
+    loop = asyncio.get_running_loop()
+    outcome = loop.create_future()
+
+    def callback():
+        try:
+            time.sleep(0.01)  # patched: an eventlet blocking call
+        except bridges.BridgeError as exc:
+            outcome.set_result(type(exc).__name__)
+        else:
+            outcome.set_result("slept")
+
+    loop.call_soon(callback)
+    return {"callback": await outcome}
+
+print(json.dumps(bridges.run(main, frameworks=["eventlet"])))
+"""
+    assert run_patched(tmp_path, body) == {"callback": "HubOwnsLoopError"}

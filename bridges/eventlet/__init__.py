@@ -16,9 +16,11 @@ Public API::
     result = be.wait(aw)                   # inside a greenthread: block only it
     await bridges.awaitable(greenthread)   # also eventlet.event.Event and GreenPool
 
-The one rule: the asyncio side (a coroutine, a loop callback) has no
-greenthread to suspend, so an eventlet blocking call there raises
-:class:`HubOwnsLoopError` at once instead of stalling every task.
+Portals: an eventlet blocking call inside an asyncio task on the hub
+suspends only that task, and ``be.wait(aw)`` from sync code that such a task
+runs awaits ``aw`` inline in the task.  Where there is no task to suspend (a
+loop callback, ``portals=False``) the call raises :class:`HubOwnsLoopError`
+at once instead of stalling every task.
 
 The package imports eventlet only when one of these names is first used, so
 that the hub can list and load the adapter without importing the framework.

@@ -28,6 +28,8 @@ class EventletAdapter(Adapter):
     """This thread's eventlet hub before attach (restored at detach), or None."""
     executor: Any = None
     """The real-thread executor installed under ``monkey_patch()``, or None."""
+    portals: bool = False
+    """Whether this hub's tasks get portals (bridges._portal) while eventlet is attached."""
 
     @classmethod
     def converters(cls) -> dict[type, Callable[[Any], asyncio.Future[Any]]]:
@@ -47,12 +49,16 @@ class EventletAdapter(Adapter):
         from ._hub import LoopHub
 
         _patching.refuse_mixed_patching(self.hub)
-        _turn_portals_off(self.hub.loop)
         _patching.use_original_selector(self.hub.loop)
         self.ehub = LoopHub(self.hub.loop, self.hub, self._report)
         self.previous = _compat.current_hub()
         self.executor = _patching.use_real_thread_executor(self.hub.loop)
         _compat.set_current_hub(self.ehub)
+        if getattr(self.hub, "portals", True):
+            from .. import _portal
+
+            _portal.enable(self.hub.loop)
+            self.portals = True
 
     def _report(self, exc: BaseException, message: str) -> None:
         self.report(exc, message)
@@ -61,7 +67,7 @@ class EventletAdapter(Adapter):
         """Kill the greenthreads of this hub (bounded by the hub), then release the hub."""
         from . import _compat
 
-        if not self.ehub.live_greenthreads() and not _compat.tpool_started():
+        if not self.portals and not self.ehub.live_greenthreads() and not _compat.tpool_started():
             self._destroy()
             return None
         return self._kill_then_destroy()
@@ -75,6 +81,10 @@ class EventletAdapter(Adapter):
         from . import _compat
 
         try:
+            if self.portals:
+                from .. import _portal
+
+                await _portal.end(self.hub.loop)
             if _compat.tpool_started():
                 # tpool's threads, pipe and reader greenthread belong to this hub:
                 # stop them (killall must run in a greenthread) so that the next
@@ -125,19 +135,3 @@ def _tpool_killall() -> None:
     from eventlet import tpool
 
     tpool.killall()
-
-
-def _turn_portals_off(loop: asyncio.AbstractEventLoop) -> None:
-    """No portals on a hub that runs eventlet too (gevent turned them on first).
-
-    A portal routes a green wake-up into its task's next step through gevent's
-    hub-switch guard; eventlet's hub does not take part yet, so an eventlet
-    switch made inside a portal-task's greenlet (``GreenThread.kill()``, a
-    green socket) would resume the loop's greenlet instead of the task.  With
-    both frameworks attached, green blocking calls from asyncio code raise
-    ``HubOwnsLoopError`` at once, as they do with ``portals=False``.
-    """
-    from .. import _portal
-
-    if _portal.enabled(loop):
-        _portal.disable(loop)

@@ -16,9 +16,11 @@ Public API::
     result = be.wait(aw)                   # inside a greenthread: block only it
     await bridges.awaitable(greenthread)   # also eventlet.event.Event and GreenPool
 
-The one rule: the asyncio side (a coroutine, a loop callback) has no
-greenthread to suspend, so an eventlet blocking call there raises
-:class:`HubOwnsLoopError` at once instead of stalling every task.
+Portals: an eventlet blocking call inside an asyncio task on the hub
+suspends only that task (see :mod:`bridges._portal`), and ``be.wait(aw)``
+from sync code that such a task runs awaits ``aw`` inline in the task.  Where
+there is no task to suspend (a loop callback, ``portals=False``) the call
+raises :class:`HubOwnsLoopError` at once instead of stalling every task.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from eventlet.greenthread import GreenThread
 from greenlet import GreenletExit, getcurrent
 
 from .._convert import awaitable, to_future
+from .._portal import PortalGreenlet, await_inline
 from . import _compat
 from ._adapter import EventletAdapter
 from ._hub import RECEIVED, HubOwnsLoopError, LoopHub
@@ -92,11 +95,20 @@ def _in_greenthread(what: str) -> LoopHub:
 def wait(aw: Awaitable[T] | Any) -> T:
     """Block the calling greenthread (only it) until ``aw`` is done; return its result.
 
-    ``aw`` is anything :func:`bridges.awaitable` accepts; a coroutine runs as a
-    hub task in a copy of the greenthread's context.  Its exception is raised
-    here (the same object); if it is cancelled, ``asyncio.CancelledError``.
-    Killing the greenthread (or an ``eventlet.Timeout``) cancels ``aw``.
+    ``aw`` is anything :func:`bridges.awaitable` accepts.  Its exception is
+    raised here (the same object); if it is cancelled,
+    ``asyncio.CancelledError``.
+
+    From sync code that a portal-task runs (an asyncio task on the hub that
+    called legacy code), ``aw`` is awaited inline in that task, as greenback's
+    ``await_`` does: no new task, the task's own context, and cancelling the
+    task cancels ``aw``.  From a greenthread, a coroutine runs as a hub task
+    in a copy of the greenthread's context; killing the greenthread (or an
+    ``eventlet.Timeout``) cancels ``aw``.
     """
+    current = getcurrent()
+    if type(current) is PortalGreenlet:
+        return await_inline(current.portal, aw if inspect.iscoroutine(aw) else awaitable(aw))  # type: ignore[no-any-return]
     try:
         ehub = _in_greenthread("bridges.eventlet.wait()")
     except HubOwnsLoopError:

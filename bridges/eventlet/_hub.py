@@ -16,9 +16,13 @@ running.  This hub turns it around:
   greenthreads until they block again) and then switches back to the
   greenlet that runs the asyncio loop.  The hub greenlet never polls.
 
-The asyncio side has no greenthread to suspend: an eventlet blocking call
-made there (``eventlet.sleep``, ``gt.wait()``, green socket I/O, ...)
-raises :class:`HubOwnsLoopError` at once instead of stalling every task.
+An asyncio task on the hub with a portal (:mod:`bridges._portal`, on by
+default) runs its coroutine in a greenlet of its own: an eventlet blocking
+call made there (``eventlet.sleep``, ``gt.wait()``, green socket I/O, ...)
+reaches :meth:`LoopHub.switch`, which parks the task until eventlet wakes
+that greenlet.  Elsewhere on the asyncio side (a loop callback, a task
+without a portal) there is nothing to suspend: the call raises
+:class:`HubOwnsLoopError` at once instead of stalling every task.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from greenlet import getcurrent
 from greenlet import greenlet as raw_greenlet
 
 from .. import _errors
+from .._portal import PortalGreenlet, add_throw_hook, park, remove_throw_hook, switched_out
 from . import _compat
 
 __all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
 
 OWNER = "eventlet"
+_switch = raw_greenlet.switch
 _HANDLE = "_bridges_handle"
 _STARTED_PRUNE = 1024
 RECEIVED = "_bridges_received"
@@ -74,9 +80,12 @@ Report = Callable[[BaseException, str], None]
 
 def _blocking_message(what: str) -> str:
     return (
-        f"an eventlet blocking call ({what}) was made from asyncio code (a coroutine or a "
-        "loop callback), which has no greenthread to suspend: blocking it would stall every "
-        "task. Await instead (await bridges.awaitable(greenthread_or_event), "
+        f"an eventlet blocking call ({what}) was made from asyncio code that has no portal "
+        "to suspend: a loop callback (no task), a task started before eventlet attached, or "
+        "any task with portals off (bridges.run(..., portals=False) / "
+        "bridges.Hub(portals=False)). There is no greenthread to suspend: blocking would "
+        "stall every task. Make the call from a task of the hub with portals on (the "
+        "default), await instead (await bridges.awaitable(greenthread_or_event), "
         "await asyncio.sleep(...), asyncio.timeout(...)), or run the blocking code in a "
         "greenthread: await bridges.awaitable(eventlet.spawn(f))."
     )
@@ -119,6 +128,12 @@ class LoopHub(_compat.AsyncioHubBase):
         self.asyncio_side: raw_greenlet = getcurrent()
         """The greenlet that runs the asyncio loop (attach runs there): where the hub
         greenlet parks, and the one place eventlet must never block."""
+        self._back: raw_greenlet | None = None
+        """The greenlet that entered eventlet (the asyncio side, or a portal-task's
+        greenlet): where the hub greenlet, or a greenthread resumed directly, returns."""
+        self._switching_out: tuple[PortalGreenlet, Timer] | None = None
+        """A portal-task's greenlet and the wake-up it scheduled for itself without
+        blocking on the hub: ``kill()`` does, then throws into the greenthread it kills."""
         acct = getattr(fds, "accounting", None)
         self._meter: Any = None if acct is None else acct.meter_for("eventlet")
         """eventlet's meter in the bridges hub's accounting (None when off): brackets each
@@ -142,6 +157,7 @@ class LoopHub(_compat.AsyncioHubBase):
         self._starting: dict[int, Timer] = {}
         self._started: dict[int, weakref.ref[raw_greenlet]] = {}
         self._started_limit = _STARTED_PRUNE
+        add_throw_hook(self._after_portal_throw)
 
     def _post_initialize(self) -> None:
         # eventlet's asyncio hub makes and sets a loop of its own here; this one has one.
@@ -153,6 +169,10 @@ class LoopHub(_compat.AsyncioHubBase):
         """The hub greenlet: run what asyncio handed over, then park on the asyncio side."""
         self.running = True
         self.stopping = False
+        if self._back is None:
+            # Started by a greenthread that ended (a kill() from a portal-task),
+            # not by an entry of ours.
+            self._entered_directly()
         try:
             while not self.stopping:
                 self._drain()
@@ -163,14 +183,43 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def _park(self) -> None:
         self._in_hub = False
+        back = self._back
+        self._back = None
         try:
-            self.asyncio_side.switch()
+            # greenlet's own switch: a portal's greenlet routes its switch() to its task
+            _switch(back if back is not None else self.asyncio_side)
         except self.SYSTEM_EXCEPTIONS:
             raise
         except BaseException as exc:  # noqa: BLE001 - a greenthread died with it while we were parked
             self._in_hub = True
+            if self._back is None:
+                self._entered_directly()
             self._failed(exc, "a greenthread")
+            return
         self._in_hub = True
+        if self._back is None:  # not entered by us (inline: every hub pass comes here)
+            self._entered_directly()
+
+    def _entered_directly(self) -> None:
+        """After the hub greenlet resumed, not by an entry of ours: who switched away?
+
+        Our entries (:meth:`_switch_in`, :meth:`resume_from_asyncio`) say where to
+        return.  Otherwise a greenthread that was switched (or thrown) into
+        directly blocked or ended: eventlet's ``kill()`` throws into the
+        greenthread it kills.  Made from a portal-task's greenlet, that task's
+        step is still under way on the asyncio side: go back to the greenlet,
+        not into the middle of the step.  ``kill()`` from asyncio code returns
+        at once, as it does without portals: the wake-up it scheduled for
+        itself (eventlet's cooperative yield) is cancelled.
+        """
+        record = self._switching_out
+        self._switching_out = None
+        glet = switched_out(self.loop, record[0] if record is not None else None)
+        if glet is None:
+            return
+        if record is not None and record[0] is glet:
+            record[1].cancel()
+        self._back = glet
 
     def _drain(self) -> None:
         ready = self._ready
@@ -203,6 +252,7 @@ class LoopHub(_compat.AsyncioHubBase):
             # ValueError: a cycle (this greenlet descends from the hub greenlet).
             with contextlib.suppress(ValueError):
                 glet.parent = side
+        self._back = getcurrent()
         self._in_hub = True
         meter = self._meter
         outer = None
@@ -222,7 +272,8 @@ class LoopHub(_compat.AsyncioHubBase):
         self._ready.append((func, args))
         if self._in_hub or self.destroyed:
             return  # the running pass picks it up
-        if getcurrent() is self.asyncio_side:
+        current = getcurrent()
+        if current is self.asyncio_side or type(current) is PortalGreenlet:
             self._enter()
         elif not self._pump_scheduled:
             # From another framework's greenlet (gevent's): not a place to park
@@ -238,7 +289,12 @@ class LoopHub(_compat.AsyncioHubBase):
         back here, or, when something is queued for the hub greenlet, resumes
         that greenlet, which runs the queue and parks back here.
         """
-        if self._in_hub or self.destroyed or getcurrent() is not self.asyncio_side:
+        current = getcurrent()
+        if (
+            self._in_hub
+            or self.destroyed
+            or (current is not self.asyncio_side and type(current) is not PortalGreenlet)
+        ):
             self.run_from_asyncio(switch, *args)
             return
         if not self.greenlet:
@@ -247,6 +303,7 @@ class LoopHub(_compat.AsyncioHubBase):
             # that has not started passes what it is thrown on to its own
             # parent, the asyncio side, right here.
             self._switch_in()
+        self._back = current
         self._in_hub = True
         self._direct = True
         meter = self._meter
@@ -301,8 +358,16 @@ class LoopHub(_compat.AsyncioHubBase):
             # EAGAIN): resumed straight from asyncio and nothing is queued for
             # the hub greenlet, so go straight back to the asyncio side.  A
             # greenthread of this hub is neither the asyncio side nor gevent's.
+            # Back to the greenlet that resumed it (_return_back, inline).
             self._direct = False
-            return self.asyncio_side.switch()
+            back = self._back
+            self._back = None
+            return _switch(back if back is not None else self.asyncio_side)
+        if type(current) is PortalGreenlet and not self.destroyed:
+            # An asyncio task's own greenlet (bridges._portal): park the task
+            # until eventlet wakes the greenlet.
+            self._switching_out = None
+            return park(current.portal, self._pass_from_portal)
         if current is self.asyncio_side:
             raise HubOwnsLoopError(_blocking_message("sleep, wait, socket I/O, be.wait, ..."))
         if _is_gevent_greenlet(current):
@@ -321,8 +386,41 @@ class LoopHub(_compat.AsyncioHubBase):
                 with contextlib.suppress(ValueError):
                     current.parent = glet
             if getattr(current, "switch_out", None) is None:
-                return self.asyncio_side.switch()
+                return self._return_back()
         return super().switch()
+
+    def _return_back(self) -> Any:
+        """From a greenthread resumed directly: back to the greenlet that resumed it."""
+        back = self._back
+        self._back = None
+        return _switch(back if back is not None else self.asyncio_side)
+
+    def _after_portal_throw(self) -> None:
+        """A greenthread threw into a portal's greenlet (``kill()``): it yields, as natively.
+
+        eventlet's ``kill()`` schedules the killer's own wake-up, then throws
+        into the victim and expects to be switched back to by that wake-up;
+        a portal's greenlet takes the exception without running, so without
+        this the killer would go on at once and be woken later by surprise.
+        """
+        current = getcurrent()
+        if not self.destroyed and current.parent is self.greenlet and current is not self.greenlet:
+            self.switch()
+
+    def _pass_from_portal(self) -> None:
+        """:func:`bridges._portal.park`'s ``run_due``: the work due now, in this step.
+
+        A greenthread's blocking call switches to eventlet's hub, which runs
+        the timers due now (``sleep(0)``'s wake-up, ``Event.send``'s, a
+        spawned greenthread's start) before anything polls; a portal-task's
+        does the same here, so that such a wait can end within the step.
+        """
+        if self._in_hub or self.destroyed:
+            return
+        if self._due_now:
+            self._run_due_now()
+        elif self._ready:
+            self._switch_in()
 
     def abort(self, wait: bool = False) -> None:
         # The hub greenlet only parks; the bridges hub decides when the loop stops.
@@ -338,6 +436,13 @@ class LoopHub(_compat.AsyncioHubBase):
         if isinstance(target, raw_greenlet):
             if target is self.asyncio_side and not self._in_hub:
                 return self._refuse_asyncio_side(timer, callback, when)
+            if (
+                type(target) is PortalGreenlet
+                and seconds <= 0
+                and target is getcurrent()
+                and getattr(callback, "__func__", None) is PortalGreenlet.switch
+            ):
+                self._switching_out = (target, timer)
             if not target and target.gr_context is None and not target.dead:
                 # A greenthread being started (spawn, spawn_n, spawn_after,
                 # GreenPool): it runs in a copy of the spawner's context, as an
@@ -583,5 +688,6 @@ class LoopHub(_compat.AsyncioHubBase):
         self._due_now.clear()
         self._starting.clear()
         self.destroyed = True
+        remove_throw_hook(self._after_portal_throw)
         self._ready.clear()
         self._started.clear()

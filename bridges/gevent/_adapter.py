@@ -88,7 +88,9 @@ class GeventAdapter(Adapter):
 
         try:
             if self.portals:
-                await self._end_portals()
+                from .. import _portal
+
+                await _portal.end(self.hub.loop)
             alive = self.greenlets()
             if alive:
                 gevent.killall(alive, block=False)
@@ -111,23 +113,6 @@ class GeventAdapter(Adapter):
         finally:
             self.ghub.unreceived.flush()
             self._destroy()
-
-    async def _end_portals(self) -> None:
-        """No new portals; tasks blocked in gevent are cancelled while gevent still runs.
-
-        Their ``finally`` blocks may still use gevent, and what they waited on
-        is cleaned up by gevent itself; after the gevent hub is destroyed
-        nothing would ever wake them.
-        """
-        from .. import _portal
-
-        loop = self.hub.loop
-        _portal.disable(loop)
-        blocked = _portal.blocked_tasks(loop)
-        for task in blocked:
-            task.cancel()
-        if blocked:
-            await asyncio.wait(blocked)
 
     def _destroy(self) -> None:
         from gevent._hub_local import get_hub_if_exists, set_hub
