@@ -11,6 +11,7 @@ import contextlib
 import operator
 from typing import Any, Callable
 
+from twisted.internet import posixbase
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.base import ReactorBase
 from twisted.internet.defer import Deferred
@@ -170,3 +171,70 @@ def _callback_list_getter() -> Callable[[Any], list[Any]]:
 
 
 _callbacks_of = _callback_list_getter()
+
+
+NO_FILEDESC = posixbase._NO_FILEDESC
+"""The reason a selectable whose fd is already closed is disconnected with
+(``posixbase._NO_FILEDESC``, Twisted 23.10 - 26.10), as ``_readOrWrite`` does."""
+
+
+def _disconnect_selectable(reactor: AsyncioSelectorReactor) -> Callable[[Any, Any, bool], None]:
+    """What ``_readOrWrite`` calls when a read or write ends the connection.
+
+    ``_DisconnectSelectableMixin._disconnectSelectable(selectable, why, isRead)``
+    (Twisted 23.10 - 26.10): the connectionLost (or readConnectionLost, for a
+    half-closeable protocol) with the Failure matching ``why``.
+    """
+    return reactor._disconnectSelectable  # type: ignore[no-any-return]
+
+
+def _failure_logger(reactor: AsyncioSelectorReactor) -> Any:
+    """The ``Logger`` ``_readOrWrite`` logs a raising ``doRead`` with (``_log``, 23.10 - 26.10)."""
+    return reactor._log
+
+
+class SendsAtOnce:
+    """A mixin of Twisted's TCP transports: ``write()`` sends at once when nothing is queued.
+
+    Twisted's ``FileDescriptor.write`` only queues: the bytes go out when the
+    reactor next finds the socket writable (on the hub: right after the read
+    that wrote them, see ``_writes.py``), which costs a writer registration, a
+    ``doWrite`` and its bookkeeping per write.  asyncio's transports send
+    straight from ``write()`` when their buffer is empty, and so does this
+    one, under the same conditions that make it indistinguishable from a
+    queued write that the reactor flushed at once: plain bytes, no producer
+    (a pull producer is asked for more when ``doWrite`` empties the queue),
+    nothing queued (order), no TLS (its ciphertext takes the stock path),
+    connected, and not closing, half-closed or aborting.  What the kernel does
+    not take, and every error, goes to the stock ``write``: it is queued and
+    the writer pass reports the error, so no protocol callback ever runs from
+    inside ``write()``.
+
+    Relies on ``FileDescriptor``'s ``_tempDataBuffer``, ``dataBuffer``,
+    ``producer``, ``disconnecting``, ``_writeDisconnecting`` and
+    ``_writeDisconnected``, and ``_AbortingMixin._aborting`` (Twisted 23.10 -
+    26.10).
+    """
+
+    def write(self, data: bytes) -> None:
+        if (
+            type(data) is bytes
+            and data
+            and self.connected  # type: ignore[attr-defined]
+            and not self.TLS  # type: ignore[attr-defined]
+            and self.producer is None  # type: ignore[attr-defined]
+            and not self._tempDataBuffer  # type: ignore[attr-defined]
+            and not self.dataBuffer  # type: ignore[attr-defined]
+            and not self.disconnecting  # type: ignore[attr-defined]
+            and not self._writeDisconnecting  # type: ignore[attr-defined]
+            and not self._writeDisconnected  # type: ignore[attr-defined]
+            and not self._aborting  # type: ignore[attr-defined]
+        ):
+            try:
+                sent = self.socket.send(data)  # type: ignore[attr-defined]
+            except OSError:  # EAGAIN, or an error the writer pass reports
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        super().write(data)  # type: ignore[misc]
