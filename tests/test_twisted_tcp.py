@@ -132,6 +132,34 @@ def test_a_write_that_fails_returns_and_the_connection_is_lost_afterwards(
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_reset_met_by_a_write_is_a_lost_connection_not_a_clean_close(loop_factory: str) -> None:
+    reasons: list[asyncio.Future[Any]] = []
+    connected: list[asyncio.Future[Any]] = []
+
+    class Server(protocol.Protocol):
+        def connectionMade(self) -> None:
+            _settle(connected, self)
+
+        def connectionLost(self, reason: Any = None) -> None:
+            _settle(reasons, reason.type)
+
+    async def main() -> Any:
+        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Server), interface="127.0.0.1")
+        made, lost = _waiter(connected), _waiter(reasons)
+        sock = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=5)
+        try:
+            server = await asyncio.wait_for(made, 10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, which the write below meets before any read does
+            server.transport.write(b"too late")
+            return await asyncio.wait_for(lost, 10)
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main, loop_factory=loop_factory) is error.ConnectionLost
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
 def test_a_write_after_abort_connection_is_dropped_as_twisted_drops_it(loop_factory: str) -> None:
     class Abort(protocol.Protocol):
         def dataReceived(self, data: bytes) -> None:
@@ -190,6 +218,45 @@ def test_a_pull_producer_is_asked_for_more_after_each_of_its_writes(loop_factory
 
     expected = b"chunk 4;chunk 3;chunk 2;chunk 1;chunk 0;"
     assert run_twisted(main, loop_factory=loop_factory) == expected
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_pull_producer_registered_after_a_write_is_asked_again_once_it_is_out(
+    loop_factory: str,
+) -> None:
+    @implementer(interfaces.IPullProducer)
+    class SecondTime:
+        def __init__(self, transport: Any) -> None:
+            self.transport = transport
+            self.calls = 0
+
+        def resumeProducing(self) -> None:
+            self.calls += 1  # the first call comes from registerProducer: nothing yet
+            if self.calls == 2:
+                self.transport.write(b"tail")
+                self.transport.unregisterProducer()
+                self.transport.loseConnection()
+
+        def stopProducing(self) -> None:
+            pass
+
+    class HeadThenProducer(protocol.Protocol):
+        def connectionMade(self) -> None:
+            self.transport.write(b"head;")
+            self.transport.registerProducer(SecondTime(self.transport), False)
+
+    async def main() -> bytes:
+        factory = protocol.Factory.forProtocol(HeadThenProducer)
+        port = reactor().listenTCP(0, factory, interface="127.0.0.1")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+            received = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return received
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main, loop_factory=loop_factory) == b"head;tail"
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)

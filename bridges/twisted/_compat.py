@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import operator
 from typing import Any, Callable
 
-from twisted.internet import posixbase
+from twisted.internet import main, posixbase, tcp
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.base import ReactorBase
 from twisted.internet.defer import Deferred
@@ -193,6 +194,55 @@ def _failure_logger(reactor: AsyncioSelectorReactor) -> Any:
     return reactor._log
 
 
+class _Probe:
+    """Just enough of a connection for ``tcp.Connection._dataReceived`` to run on."""
+
+    def __init__(self) -> None:
+        self.protocol = self
+
+    def dataReceived(self, data: bytes) -> object:
+        return self
+
+
+def _data_received_result_ignored() -> bool:
+    """Whether ``tcp.Connection._dataReceived`` ignores what ``dataReceived`` returns.
+
+    It does in recent Twisted (26.10); older ones (23.10 at least) warned
+    about a value other than None (deprecated since Twisted 11.0) and ended
+    the connection with it as the reason.  Found out by running it.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tcp.Connection._dataReceived(_Probe(), b"probe") is None  # type: ignore[arg-type]
+
+
+def reads_like_twisted(kind: type) -> bool:
+    """Whether reading a ``kind`` connection may skip its ``doRead`` and ``_dataReceived``.
+
+    True when both are ``tcp.Connection``'s and ``_dataReceived`` ignores the
+    protocol's return value; the reader then does what they do (Twisted
+    23.10 - 26.10, see :func:`_data_received_result_ignored`):
+    ``socket.recv(bufferSize)``; EWOULDBLOCK reads nothing, another OSError
+    is CONNECTION_LOST, no bytes are CONNECTION_DONE (CONNECTION_LOST after
+    a failed send, see :class:`SendsAtOnce`), and bytes go to
+    ``protocol.dataReceived``.
+    """
+    return (
+        _DATA_RECEIVED_RESULT_IGNORED
+        and kind.doRead is tcp.Connection.doRead  # type: ignore[attr-defined]
+        and kind._dataReceived is tcp.Connection._dataReceived  # type: ignore[attr-defined]
+    )
+
+
+_DATA_RECEIVED_RESULT_IGNORED = _data_received_result_ignored()
+_SEND_LATER = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+"""What ``writeSomeData`` counts as nothing written yet (EINTR: ``untilConcludes`` retries)."""
+CONNECTION_LOST = main.CONNECTION_LOST
+CONNECTION_DONE = main.CONNECTION_DONE
+
+
 class SendsAtOnce:
     """A mixin of Twisted's TCP transports: ``write()`` sends at once when nothing is queued.
 
@@ -208,7 +258,8 @@ class SendsAtOnce:
     connected, and not closing, half-closed or aborting.  What the kernel does
     not take, and every error, goes to the stock ``write``: it is queued and
     the writer pass reports the error, so no protocol callback ever runs from
-    inside ``write()``.
+    inside ``write()``; since the failed send consumed the socket's error, the
+    connection's reader reports that loss too (see ``_sendFailed``).
 
     Relies on ``FileDescriptor``'s ``_tempDataBuffer``, ``dataBuffer``,
     ``producer``, ``disconnecting``, ``_writeDisconnecting`` and
@@ -232,9 +283,36 @@ class SendsAtOnce:
         ):
             try:
                 sent = self.socket.send(data)  # type: ignore[attr-defined]
-            except OSError:  # EAGAIN, or an error the writer pass reports
+            except OSError as exc:  # EAGAIN; anything else: the writer pass reports it
                 sent = 0
+                if exc.errno not in _SEND_LATER:
+                    # The send took the socket's pending error (a reset): a read now
+                    # sees a plain EOF, and must report the loss the error was.
+                    self._sendFailed = True
             if sent == len(data):
+                self._sentAtOnce = True
                 return
             data = data[sent:]
         super().write(data)  # type: ignore[misc]
+
+    _sendFailed = False
+    """Whether a send from ``write()`` failed: the connection was lost (CONNECTION_LOST),
+    whatever a later read says (see :func:`reads_like_twisted`)."""
+
+    _sentAtOnce = False
+    """Whether a write went out at once since this connection's last read dispatch: where
+    Twisted would still hold it queued (the reactor flushes it when that dispatch ends)."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Twisted's ``registerProducer``; a pull producer also gets what a flush would give it.
+
+        Twisted asks a pull producer for more each time ``doWrite`` empties the
+        queue.  Registered right after a write that Twisted would still hold
+        queued, it is asked again once that write is flushed: an empty
+        ``doWrite`` (through the reactor, not from in here) does the same for a
+        write that went out at once.
+        """
+        super().registerProducer(producer, streaming)  # type: ignore[misc]
+        if self._sentAtOnce and not streaming and self.producer is producer:
+            self._sentAtOnce = False
+            self.startWriting()  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ reactor's ``addReader``/``addWriter``/``remove*`` (see the reactor's docstring).
 from __future__ import annotations
 
 import errno
+from errno import EWOULDBLOCK
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import abstract, tcp, unix
@@ -16,12 +17,15 @@ from twisted.python.log import ILogContext
 
 from .._accounting import qualified_name
 from ._compat import (
+    CONNECTION_DONE,
+    CONNECTION_LOST,
     NO_FILEDESC,
     SendsAtOnce,
     _fd_tables,
     _is_continuously_polled,
     _polling,
     _remove_all,
+    reads_like_twisted,
 )
 from ._errors import not_bound
 
@@ -147,7 +151,11 @@ class _ConnectionRead(_Dispatch):
     mostly leave nothing queued (:class:`~bridges.twisted._compat.SendsAtOnce`).
     """
 
-    __slots__ = ()
+    __slots__ = ("_inline",)
+
+    def __init__(self, reactor: HubReactor, selectable: Any, read: bool) -> None:
+        super().__init__(reactor, selectable, read)
+        self._inline = reads_like_twisted(type(selectable))
 
     def __call__(self) -> None:
         reactor = self._reactor
@@ -173,7 +181,24 @@ class _ConnectionRead(_Dispatch):
                     reactor._disconnect(selectable, NO_FILEDESC, True)
                 else:
                     try:
-                        why = selectable.doRead()
+                        if self._inline and "doRead" not in selectable.__dict__:
+                            # tcp.Connection.doRead and _dataReceived, inlined (_compat)
+                            try:
+                                data = selectable.socket.recv(selectable.bufferSize)
+                            except OSError as exc:
+                                why = None if exc.args[0] == EWOULDBLOCK else CONNECTION_LOST
+                            else:
+                                if data:
+                                    why = None
+                                    selectable.protocol.dataReceived(data)
+                                elif selectable._sendFailed:  # its error went to a send
+                                    why = CONNECTION_LOST
+                                else:
+                                    why = CONNECTION_DONE
+                        else:  # a connecting client, an aborted connection: their own doRead
+                            why = selectable.doRead()
+                            if why is CONNECTION_DONE and selectable._sendFailed:
+                                why = CONNECTION_LOST
                     except Exception as exc:  # noqa: BLE001 - as _readOrWrite does
                         why = exc
                         reactor._failureLog.failure(None)
@@ -181,6 +206,7 @@ class _ConnectionRead(_Dispatch):
                         reactor._disconnect(selectable, why, True)
             finally:
                 reactor._reading = None
+            selectable._sentAtOnce = False  # Twisted would have flushed it by now
             if selectable in reactor._soonWriters:  # a write that was queued
                 reactor._flush(selectable, False)
         except KeyboardInterrupt:
