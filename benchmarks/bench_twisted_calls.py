@@ -8,7 +8,7 @@ same loop, with the Python-level calls of the server's loop thread counted by
 thread is not counted).  Each server runs in a fresh subprocess.  ``--top N``
 lists the functions called most per round trip, which is where the time goes.
 
-    python benchmarks/bench_twisted_calls.py [--round-trips 5000] [--top 25]
+    python benchmarks/bench_twisted_calls.py [--round-trips 5000] [--top 25] [--loops asyncio]
 """
 
 from __future__ import annotations
@@ -127,29 +127,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--round-trips", type=int, default=5000)
     parser.add_argument("--top", type=int, default=0, help="list the N most called functions")
-    parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
+    parser.add_argument("--loops", default="asyncio,uvloop", help="loops to count on")
     add_report_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.round_trips = 2000
-    plain = count("plain", args.loop, args.round_trips, args.top)
-    hub = count("hub", args.loop, args.round_trips, args.top)
-    print(f"Python calls per echo round trip ({args.round_trips} round trips, 50 connections):")
-    for name, figures in (("plain asyncio", plain), ("Twisted on the hub", hub)):
-        print(f"  {name:>18}: {figures['calls']:6.1f}")
-        for function, calls in figures["top"]:  # type: ignore[attr-defined]
-            print(f"      {calls:6.2f}  {function}")
-    # A count, not a time: the same on a busy machine, so one measurement each.
-    row = summarise(
-        benchmark="twisted",
-        case=f"Python calls per echo round trip, 50 conns, {args.loop} (machine-independent)",
-        unit="calls/round trip",
-        higher_is_better=False,
-        baseline_name="asyncio.Protocol echo",
-        baselines=[plain["calls"]],  # type: ignore[list-item]
-        ours=[hub["calls"]],  # type: ignore[list-item]
-    )
-    emit([row], args.report)
+    rows = []
+    for loop in args.loops.split(","):
+        plain = count("plain", loop, args.round_trips, args.top)
+        hub = count("hub", loop, args.round_trips, args.top)
+        print(f"Python calls per echo round trip on {loop} ({args.round_trips} round trips):")
+        for name, figures in (("plain asyncio", plain), ("Twisted on the hub", hub)):
+            print(f"  {name:>18}: {figures['calls']:6.1f}")
+            for function, calls in figures["top"]:  # type: ignore[attr-defined]
+                print(f"      {calls:6.2f}  {function}")
+        # A count, not a time: the same on a busy machine, so one measurement each.
+        rows.append(
+            summarise(
+                benchmark="twisted",
+                case=f"Python calls per echo round trip, 50 conns, {loop} (machine-independent)",
+                unit="calls/round trip",
+                higher_is_better=False,
+                baseline_name=f"asyncio.Protocol echo, {loop}",
+                baselines=[plain["calls"]],  # type: ignore[list-item]
+                ours=[hub["calls"]],  # type: ignore[list-item]
+            )
+        )
+    emit(rows, args.report)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,16 @@ Twisted code and changes exactly those points:
 and removes the stock reactor's own bookkeeping where it costs most (see
 docs/twisted.md for the measurements): one loop callback per ``DelayedCall``
 instead of a second heap, "soon-write" for Twisted's own TCP/UNIX
-connections instead of toggling write interest on every write, and a log
-context built once per fd registration instead of once per event.
+connections instead of toggling write interest on every write, a log
+context built once per fd registration instead of once per event, and TCP
+transports whose ``write()`` sends at once when nothing is queued (``_tcp.py``).
 
-Every access to a private attribute of Twisted or asyncio is isolated in one
-function below, with the versions it was checked on; :class:`HubReactor`
+Every access to a private attribute of Twisted or asyncio is isolated in
+``_compat.py``, with the versions it was checked on; :class:`HubReactor`
 also overrides the private methods ``_initThreadPool``, ``_stopThreadPool``,
-``_cancelCallLater`` and ``_moveCallLaterSooner`` of ``ReactorBase``.  The
-test ``test_twisted_private_attributes_still_exist`` breaks if one changes.
+``_cancelCallLater`` and ``_moveCallLaterSooner`` of ``ReactorBase``, and
+``_tcp.Connector`` overrides ``tcp.Connector._makeTransport``.
+tests/test_twisted_compat.py tests the behaviour each one is relied on for.
 """
 
 from __future__ import annotations
