@@ -39,6 +39,33 @@ def _peer_reads_within(sock: socket.socket, seconds: float) -> bytes | None:
     return sock.recv(65536) if ready else None
 
 
+def _received_until_eof(
+    kind: type[protocol.Protocol], loop_factory: str, send: bytes = b""
+) -> bytes:
+    """Serve ``kind`` on the hub; what an asyncio client that sends ``send`` reads until EOF.
+
+    A reset counts as the end (what arrived before it is returned).
+    """
+
+    async def main() -> bytes:
+        port = reactor().listenTCP(0, protocol.Factory.forProtocol(kind), interface="127.0.0.1")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+            writer.write(send)
+            received = b""
+            try:
+                while chunk := await asyncio.wait_for(reader.read(65536), 10):
+                    received += chunk
+            except ConnectionResetError:
+                pass
+            writer.close()
+            return received
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    return run_twisted(main, loop_factory=loop_factory)  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("loop_factory", LOOPS)
 def test_a_write_with_nothing_queued_is_on_the_wire_when_write_returns(loop_factory: str) -> None:
     peers: list[socket.socket] = []
@@ -76,17 +103,8 @@ def test_a_write_after_a_queued_one_waits_behind_it_so_the_order_holds(loop_fact
             self.transport.write(b"the end")
             self.transport.loseConnection()
 
-    async def main() -> bool:
-        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Blast), interface="127.0.0.1")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
-            received = await reader.read()
-            writer.close()
-            return received == payload + b"the end"
-        finally:
-            await bridges.awaitable(port.stopListening())
-
-    assert run_twisted(main, loop_factory=loop_factory)
+    expected = payload + b"the end"
+    assert _received_until_eof(Blast, loop_factory) == expected
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
@@ -166,21 +184,7 @@ def test_a_write_after_abort_connection_is_dropped_as_twisted_drops_it(loop_fact
             self.transport.abortConnection()
             self.transport.write(b"written after the abort")
 
-    async def main() -> bytes:
-        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Abort), interface="127.0.0.1")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
-            writer.write(b"go")
-            try:
-                received = await reader.read()
-            except ConnectionResetError:
-                received = b""
-            writer.close()
-            return received
-        finally:
-            await bridges.awaitable(port.stopListening())
-
-    assert run_twisted(main, loop_factory=loop_factory) == b""
+    assert _received_until_eof(Abort, loop_factory, send=b"go") == b""
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
@@ -205,19 +209,8 @@ def test_a_pull_producer_is_asked_for_more_after_each_of_its_writes(loop_factory
         def connectionMade(self) -> None:
             self.transport.registerProducer(Chunks(self.transport), False)
 
-    async def main() -> bytes:
-        factory = protocol.Factory.forProtocol(Produce)
-        port = reactor().listenTCP(0, factory, interface="127.0.0.1")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
-            received = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            return received
-        finally:
-            await bridges.awaitable(port.stopListening())
-
     expected = b"chunk 4;chunk 3;chunk 2;chunk 1;chunk 0;"
-    assert run_twisted(main, loop_factory=loop_factory) == expected
+    assert _received_until_eof(Produce, loop_factory) == expected
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
@@ -245,18 +238,7 @@ def test_a_pull_producer_registered_after_a_write_is_asked_again_once_it_is_out(
             self.transport.write(b"head;")
             self.transport.registerProducer(SecondTime(self.transport), False)
 
-    async def main() -> bytes:
-        factory = protocol.Factory.forProtocol(HeadThenProducer)
-        port = reactor().listenTCP(0, factory, interface="127.0.0.1")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
-            received = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            return received
-        finally:
-            await bridges.awaitable(port.stopListening())
-
-    assert run_twisted(main, loop_factory=loop_factory) == b"head;tail"
+    assert _received_until_eof(HeadThenProducer, loop_factory) == b"head;tail"
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)

@@ -110,7 +110,9 @@ def _listen_tcp(
 ) -> Any:
     """Twisted's ``listenTCP``; the connections' ``write()`` sends at once when it can.
 
-    See :class:`~bridges.twisted._compat.SendsAtOnce`.
+    As asyncio's transports do, and only where that cannot be told from
+    Twisted's queued write flushed at once ("TCP writes sent at once" in
+    docs/twisted.md).
     """
     listening = _tcp.Port(port, factory, backlog, interface, reactor)
     listening.startListening()
@@ -431,7 +433,9 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
     ) -> Any:
         """Twisted's ``connectTCP``; the connection's ``write()`` sends at once when it can.
 
-        See :class:`~bridges.twisted._compat.SendsAtOnce`.
+        As asyncio's transports do, and only where that cannot be told from
+        Twisted's queued write flushed at once ("TCP writes sent at once" in
+        docs/twisted.md).
         """
         connector = _tcp.Connector(host, port, factory, timeout, bindAddress, self)
         connector.connect()
