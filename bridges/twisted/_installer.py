@@ -134,8 +134,8 @@ class _RunnableHubReactor(HubReactor):
         return super().getWriters() + [s for s, read in self._early.items() if not read]
 
 
-def _stock_before_run(name: str) -> Callable[..., Any]:
-    """``name`` as the stock reactor does it before ``run()``; the hub's own once bound.
+def _unbound_before_run(name: str) -> Callable[..., Any]:
+    """``name`` as it works unbound (the stock reactor's, or ours for listenTCP) before ``run()``.
 
     HubReactor refuses ``listenTCP`` and the other calls that open an fd while
     no hub runs it (between ``bridges.run`` calls nothing would ever serve the
@@ -154,7 +154,7 @@ def _stock_before_run(name: str) -> Callable[..., Any]:
 
 
 for _name in UNBOUND_FORMS:
-    setattr(_RunnableHubReactor, _name, _stock_before_run(_name))
+    setattr(_RunnableHubReactor, _name, _unbound_before_run(_name))
 del _name
 
 
