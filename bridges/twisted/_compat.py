@@ -194,49 +194,25 @@ def _failure_logger(reactor: AsyncioSelectorReactor) -> Any:
     return reactor._log
 
 
-class _Probe:
-    """Just enough of a connection for ``tcp.Connection._dataReceived`` to run on."""
-
-    def __init__(self) -> None:
-        self.protocol = self
-
-    def dataReceived(self, data: bytes) -> object:
-        return self
-
-
-def _data_received_result_ignored() -> bool:
-    """Whether ``tcp.Connection._dataReceived`` ignores what ``dataReceived`` returns.
-
-    It does in recent Twisted (26.10); older ones (23.10 at least) warned
-    about a value other than None (deprecated since Twisted 11.0) and ended
-    the connection with it as the reason.  Found out by running it.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return tcp.Connection._dataReceived(_Probe(), b"probe") is None  # type: ignore[arg-type]
-
-
 def reads_like_twisted(kind: type) -> bool:
-    """Whether reading a ``kind`` connection may skip its ``doRead`` and ``_dataReceived``.
+    """Whether reading a ``kind`` connection may skip its ``doRead`` method.
 
-    True when both are ``tcp.Connection``'s and ``_dataReceived`` ignores the
-    protocol's return value; the reader then does what they do (Twisted
-    23.10 - 26.10, see :func:`_data_received_result_ignored`):
-    ``socket.recv(bufferSize)``; EWOULDBLOCK reads nothing, another OSError
-    is CONNECTION_LOST, no bytes are CONNECTION_DONE (CONNECTION_LOST after
-    a failed send, see :class:`SendsAtOnce`), and bytes go to
-    ``protocol.dataReceived``.
+    True when it is ``tcp.Connection.doRead`` (Twisted 23.10 - 26.10): the
+    reader then does what it does, ``socket.recv(bufferSize)`` (EWOULDBLOCK
+    reads nothing, another OSError is CONNECTION_LOST) and hands the bytes to
+    :data:`DATA_RECEIVED`, and a clean close after a failed send is
+    CONNECTION_LOST (see :class:`SendsAtOnce`).
     """
     return (
-        _DATA_RECEIVED_RESULT_IGNORED
-        and kind.doRead is tcp.Connection.doRead  # type: ignore[attr-defined]
+        kind.doRead is tcp.Connection.doRead  # type: ignore[attr-defined]
         and kind._dataReceived is tcp.Connection._dataReceived  # type: ignore[attr-defined]
     )
 
 
-_DATA_RECEIVED_RESULT_IGNORED = _data_received_result_ignored()
+DATA_RECEIVED = tcp.Connection._dataReceived
+"""``tcp.Connection._dataReceived(connection, data)`` (Twisted 23.10 - 26.10): CONNECTION_DONE
+for no bytes, else ``protocol.dataReceived(data)``.  Kept as Twisted's own frame: the stall
+detector names the framework of a blocking ``dataReceived`` by the frame around it."""
 _SEND_LATER = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
 """What ``writeSomeData`` counts as nothing written yet (EINTR: ``untilConcludes`` retries)."""
 CONNECTION_LOST = main.CONNECTION_LOST

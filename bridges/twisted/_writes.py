@@ -19,6 +19,7 @@ from .._accounting import qualified_name
 from ._compat import (
     CONNECTION_DONE,
     CONNECTION_LOST,
+    DATA_RECEIVED,
     NO_FILEDESC,
     SendsAtOnce,
     _fd_tables,
@@ -142,13 +143,15 @@ class _Dispatch:
 class _ConnectionRead(_Dispatch):
     """A read of one of the hub's own TCP connections: the hot path, in one frame.
 
-    What :class:`_Dispatch` and Twisted's ``_readOrWrite`` do for a read
-    (the log context, the accounting bracket, disconnecting a selectable whose
-    fd is gone, ``doRead``, logging what it raises, disconnecting with what it
-    returns, then flushing what the read queued), with two calls less per
-    read.  Only for the transports of :mod:`bridges.twisted._tcp`, whose
-    ``logPrefix()`` is Twisted's ``return self.logstr`` and whose writes
-    mostly leave nothing queued (:class:`~bridges.twisted._compat.SendsAtOnce`).
+    What :class:`_Dispatch`, Twisted's ``_readOrWrite`` and
+    ``tcp.Connection.doRead`` do for a read (the log context, the accounting
+    bracket, disconnecting a selectable whose fd is gone, ``recv``, logging
+    what raises, disconnecting with what it returns, then flushing what the
+    read queued), with three calls less per read.  ``_dataReceived`` stays
+    Twisted's own frame (see ``_compat.DATA_RECEIVED``).  Only for the
+    transports of :mod:`bridges.twisted._tcp`, whose ``logPrefix()`` is
+    Twisted's ``return self.logstr`` and whose writes mostly leave nothing
+    queued (:class:`~bridges.twisted._compat.SendsAtOnce`).
     """
 
     __slots__ = ("_inline",)
@@ -182,23 +185,17 @@ class _ConnectionRead(_Dispatch):
                 else:
                     try:
                         if self._inline and "doRead" not in selectable.__dict__:
-                            # tcp.Connection.doRead and _dataReceived, inlined (_compat)
+                            # tcp.Connection.doRead, inlined (_compat.reads_like_twisted)
                             try:
                                 data = selectable.socket.recv(selectable.bufferSize)
                             except OSError as exc:
                                 why = None if exc.args[0] == EWOULDBLOCK else CONNECTION_LOST
                             else:
-                                if data:
-                                    why = None
-                                    selectable.protocol.dataReceived(data)
-                                elif selectable._sendFailed:  # its error went to a send
-                                    why = CONNECTION_LOST
-                                else:
-                                    why = CONNECTION_DONE
+                                why = DATA_RECEIVED(selectable, data)
                         else:  # a connecting client, an aborted connection: their own doRead
                             why = selectable.doRead()
-                            if why is CONNECTION_DONE and selectable._sendFailed:
-                                why = CONNECTION_LOST
+                        if why is CONNECTION_DONE and selectable._sendFailed:
+                            why = CONNECTION_LOST  # the reset went to a send (SendsAtOnce)
                     except Exception as exc:  # noqa: BLE001 - as _readOrWrite does
                         why = exc
                         reactor._failureLog.failure(None)
