@@ -13,7 +13,7 @@ import socket
 from typing import Any, Iterator
 
 import pytest
-from twisted.internet import abstract, defer, error
+from twisted.internet import abstract, defer, error, protocol
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.python import context
 from twisted.python.log import ILogContext
@@ -225,3 +225,104 @@ def test_callbacks_of_holds_the_pairs_a_deferred_runs_in_order_when_it_fires() -
     assert [entry[0] for entry in seen] == ["added", "result", "added", "failure"]
     assert seen[1] == ("result", 1)
     assert seen[3] == ("failure", error)
+
+
+class _Lost(_Reader):
+    def __init__(self, reactor: Any, sock: socket.socket) -> None:
+        super().__init__(reactor, sock)
+        self.reasons: list[Any] = []
+
+    def connectionLost(self, reason: Any) -> None:
+        self.reasons.append(reason)
+
+
+def test_no_filedesc_is_what_read_or_write_disconnects_a_closed_fd_with(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """NO_FILEDESC is ``posixbase._NO_FILEDESC``, the reason for an fd closed under a reader."""
+    left, right = socket.socketpair()
+    right.close()
+    lost = _Lost(stock, left)
+    left.close()  # fileno() is now -1
+    _compat._read_or_write(stock)(lost, True)
+    assert [reason.value for reason in lost.reasons] == [_compat.NO_FILEDESC]
+    assert isinstance(_compat.NO_FILEDESC, error.ConnectionFdescWentAway)
+
+
+def test_disconnect_selectable_loses_the_connection_with_the_failure_of_the_reason(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_disconnect_selectable is ``_disconnectSelectable(selectable, why, isRead)``."""
+    left, right = socket.socketpair()
+    try:
+        lost = _Lost(stock, left)
+        _compat._disconnect_selectable(stock)(lost, error.ConnectionDone(), True)
+        assert [reason.type for reason in lost.reasons] == [error.ConnectionDone]
+    finally:
+        left.close()
+        right.close()
+
+
+def test_failure_logger_is_the_logger_read_or_write_logs_a_raising_do_read_with(
+    stock: AsyncioSelectorReactor,
+) -> None:
+    """_failure_logger reads ``_log``; ``_readOrWrite`` logs what doRead raises through it."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+
+    class Raises(_Lost):
+        def doRead(self) -> None:
+            raise ZeroDivisionError
+
+    left, right = socket.socketpair()
+    globalLogPublisher.addObserver(events.append)
+    try:
+        raising = Raises(stock, left)
+        _compat._read_or_write(stock)(raising, True)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        left.close()
+        right.close()
+    failures = [event for event in events if "log_failure" in event]
+    assert [event["log_failure"].type for event in failures] == [ZeroDivisionError]
+    assert failures[0]["log_namespace"] == _compat._failure_logger(stock).namespace
+    assert [reason.type for reason in raising.reasons] == [ZeroDivisionError]
+
+
+@pytest.fixture
+def connection(stock: AsyncioSelectorReactor) -> Iterator[Any]:
+    from twisted.internet import tcp
+
+    left, right = socket.socketpair()
+    try:
+        yield tcp.Connection(left, protocol.Protocol(), stock)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_queued_write_waits_in_temp_data_buffer(connection: Any) -> None:
+    """SendsAtOnce sends at once only while ``_tempDataBuffer`` and ``dataBuffer`` are empty."""
+    connection.connected = True
+    assert not connection._tempDataBuffer
+    assert not connection.dataBuffer
+    connection.write(b"queued")
+    assert connection._tempDataBuffer == [b"queued"]
+    connection.stopWriting()
+
+
+def test_closing_states_are_the_flags_sends_at_once_checks(connection: Any) -> None:
+    """``disconnecting``, ``_writeDisconnecting`` and ``_aborting`` say a connection is closing."""
+    connection.connected = True
+    assert not connection.disconnecting
+    assert not connection._writeDisconnecting
+    assert not connection._aborting
+    connection.loseWriteConnection()
+    assert connection._writeDisconnecting
+    assert not connection._writeDisconnected
+    connection.loseConnection()
+    assert connection.disconnecting
+    connection.abortConnection()
+    assert connection._aborting
+    connection.stopWriting()

@@ -46,9 +46,10 @@ class TwistedAdapter(Adapter):
 
     def describe_dispatch(self, what: Any) -> str:
         """An fd event names the protocol's method; a timed call, the function it calls."""
-        describe = getattr(what, "describe", None)
-        if describe is not None and type(what).__name__ == "_Dispatch":
-            return describe()  # type: ignore[no-any-return]
+        from ._writes import _Dispatch
+
+        if isinstance(what, _Dispatch):
+            return what.describe()
         return super().describe_dispatch(what)
 
     # -- attach / detach ---------------------------------------------------

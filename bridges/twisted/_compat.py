@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import operator
 from typing import Any, Callable
 
+from twisted.internet import main, posixbase, tcp
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.base import ReactorBase
 from twisted.internet.defer import Deferred
@@ -170,3 +172,123 @@ def _callback_list_getter() -> Callable[[Any], list[Any]]:
 
 
 _callbacks_of = _callback_list_getter()
+
+
+NO_FILEDESC = posixbase._NO_FILEDESC
+"""The reason a selectable whose fd is already closed is disconnected with
+(``posixbase._NO_FILEDESC``, Twisted 23.10 - 26.10), as ``_readOrWrite`` does."""
+
+
+def _disconnect_selectable(reactor: AsyncioSelectorReactor) -> Callable[[Any, Any, bool], None]:
+    """What ``_readOrWrite`` calls when a read or write ends the connection.
+
+    ``_DisconnectSelectableMixin._disconnectSelectable(selectable, why, isRead)``
+    (Twisted 23.10 - 26.10): the connectionLost (or readConnectionLost, for a
+    half-closeable protocol) with the Failure matching ``why``.
+    """
+    return reactor._disconnectSelectable  # type: ignore[no-any-return]
+
+
+def _failure_logger(reactor: AsyncioSelectorReactor) -> Any:
+    """The ``Logger`` ``_readOrWrite`` logs a raising ``doRead`` with (``_log``, 23.10 - 26.10)."""
+    return reactor._log
+
+
+def reads_like_twisted(kind: type) -> bool:
+    """Whether reading a ``kind`` connection may skip its ``doRead`` method.
+
+    True when it is ``tcp.Connection.doRead`` (Twisted 23.10 - 26.10): the
+    reader then does what it does, ``socket.recv(bufferSize)`` (EWOULDBLOCK
+    reads nothing, another OSError is CONNECTION_LOST) and hands the bytes to
+    :data:`DATA_RECEIVED`, and a clean close after a failed send is
+    CONNECTION_LOST (see :class:`SendsAtOnce`).
+    """
+    return (
+        kind.doRead is tcp.Connection.doRead  # type: ignore[attr-defined]
+        and kind._dataReceived is tcp.Connection._dataReceived  # type: ignore[attr-defined]
+    )
+
+
+DATA_RECEIVED = tcp.Connection._dataReceived
+"""``tcp.Connection._dataReceived(connection, data)`` (Twisted 23.10 - 26.10): CONNECTION_DONE
+for no bytes, else ``protocol.dataReceived(data)``.  Kept as Twisted's own frame: the stall
+detector names the framework of a blocking ``dataReceived`` by the frame around it."""
+_SEND_LATER = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+"""What ``writeSomeData`` counts as nothing written yet (EINTR: ``untilConcludes`` retries)."""
+CONNECTION_LOST = main.CONNECTION_LOST
+CONNECTION_DONE = main.CONNECTION_DONE
+
+
+class SendsAtOnce:
+    """A mixin of Twisted's TCP transports: ``write()`` sends at once when nothing is queued.
+
+    Twisted's ``FileDescriptor.write`` only queues: the bytes go out when the
+    reactor next finds the socket writable (on the hub: right after the read
+    that wrote them, see ``_writes.py``), which costs a writer registration, a
+    ``doWrite`` and its bookkeeping per write.  asyncio's transports send
+    straight from ``write()`` when their buffer is empty, and so does this
+    one, under the same conditions that make it indistinguishable from a
+    queued write that the reactor flushed at once: plain bytes, no producer
+    (a pull producer is asked for more when ``doWrite`` empties the queue),
+    nothing queued (order), no TLS (its ciphertext takes the stock path),
+    connected, and not closing, half-closed or aborting.  What the kernel does
+    not take, and every error, goes to the stock ``write``: it is queued and
+    the writer pass reports the error, so no protocol callback ever runs from
+    inside ``write()``; since the failed send consumed the socket's error, the
+    connection's reader reports that loss too (see ``_sendFailed``).
+
+    Relies on ``FileDescriptor``'s ``_tempDataBuffer``, ``dataBuffer``,
+    ``producer``, ``disconnecting``, ``_writeDisconnecting`` and
+    ``_writeDisconnected``, and ``_AbortingMixin._aborting`` (Twisted 23.10 -
+    26.10).
+    """
+
+    def write(self, data: bytes) -> None:
+        if (
+            type(data) is bytes
+            and data
+            and self.connected  # type: ignore[attr-defined]
+            and not self.TLS  # type: ignore[attr-defined]
+            and self.producer is None  # type: ignore[attr-defined]
+            and not self._tempDataBuffer  # type: ignore[attr-defined]
+            and not self.dataBuffer  # type: ignore[attr-defined]
+            and not self.disconnecting  # type: ignore[attr-defined]
+            and not self._writeDisconnecting  # type: ignore[attr-defined]
+            and not self._writeDisconnected  # type: ignore[attr-defined]
+            and not self._aborting  # type: ignore[attr-defined]
+        ):
+            try:
+                sent = self.socket.send(data)  # type: ignore[attr-defined]
+            except OSError as exc:  # EAGAIN; anything else: the writer pass reports it
+                sent = 0
+                if exc.errno not in _SEND_LATER:
+                    # The send took the socket's pending error (a reset): a read now
+                    # sees a plain EOF, and must report the loss the error was.
+                    self._sendFailed = True
+            if sent == len(data):
+                self._sentAtOnce = True
+                return
+            data = data[sent:]
+        super().write(data)  # type: ignore[misc]
+
+    _sendFailed = False
+    """Whether a send from ``write()`` failed: the connection was lost (CONNECTION_LOST),
+    whatever a later read says (see :func:`reads_like_twisted`)."""
+
+    _sentAtOnce = False
+    """Whether a write went out at once since this connection's last read dispatch: where
+    Twisted would still hold it queued (the reactor flushes it when that dispatch ends)."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Twisted's ``registerProducer``; a pull producer also gets what a flush would give it.
+
+        Twisted asks a pull producer for more each time ``doWrite`` empties the
+        queue.  Registered right after a write that Twisted would still hold
+        queued, it is asked again once that write is flushed: an empty
+        ``doWrite`` (through the reactor, not from in here) does the same for a
+        write that went out at once.
+        """
+        super().registerProducer(producer, streaming)  # type: ignore[misc]
+        if self._sentAtOnce and not streaming and self.producer is producer:
+            self._sentAtOnce = False
+            self.startWriting()  # type: ignore[attr-defined]

@@ -26,7 +26,6 @@ import inspect
 import sys
 from typing import Any, Callable
 
-from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.defer import Deferred
 
 from .._adapter import FrameworksArg
@@ -35,7 +34,7 @@ from .._errors import HubStateError
 from .._hub import DEFAULT_STOP_TIMEOUT, Hub
 from .._run import LoopFactoryArg, make_loop_factory
 from .._run import run as run_hub
-from ._reactor import HubReactor
+from ._reactor import UNBOUND_FORMS, HubReactor
 
 __all__ = ["deferred_before_run", "install"]
 
@@ -135,34 +134,27 @@ class _RunnableHubReactor(HubReactor):
         return super().getWriters() + [s for s, read in self._early.items() if not read]
 
 
-def _stock_before_run(name: str) -> Callable[..., Any]:
-    """``name`` as the stock reactor does it before ``run()``; the hub's own once bound.
+def _unbound_before_run(name: str) -> Callable[..., Any]:
+    """``name`` as it works unbound (the stock reactor's, or ours for listenTCP) before ``run()``.
 
     HubReactor refuses ``listenTCP`` and the other calls that open an fd while
     no hub runs it (between ``bridges.run`` calls nothing would ever serve the
     fd).  Before ``run()`` the fd will be served: the hub binds the reactor.
     """
-    stock = getattr(AsyncioSelectorReactor, name)
+    unbound = UNBOUND_FORMS[name]
     bound = getattr(HubReactor, name)
 
     def method(self: _RunnableHubReactor, *args: Any, **kwargs: Any) -> Any:
-        chosen = stock if self._waiting() else bound
+        chosen = unbound if self._waiting() else bound
         return chosen(self, *args, **kwargs)
 
     method.__name__ = name
-    method.__doc__ = stock.__doc__
+    method.__doc__ = unbound.__doc__
     return method
 
 
-def _refused_between_runs(name: str) -> bool:
-    """Whether HubReactor refuses ``name`` between runs (it wraps the stock method)."""
-    stock = getattr(AsyncioSelectorReactor, name, None)
-    wrapped = getattr(getattr(HubReactor, name, None), "__wrapped__", None)
-    return stock is not None and wrapped is stock
-
-
-for _name in [name for name in dir(HubReactor) if _refused_between_runs(name)]:
-    setattr(_RunnableHubReactor, _name, _stock_before_run(_name))
+for _name in UNBOUND_FORMS:
+    setattr(_RunnableHubReactor, _name, _unbound_before_run(_name))
 del _name
 
 

@@ -19,14 +19,16 @@ Twisted code and changes exactly those points:
 and removes the stock reactor's own bookkeeping where it costs most (see
 docs/twisted.md for the measurements): one loop callback per ``DelayedCall``
 instead of a second heap, "soon-write" for Twisted's own TCP/UNIX
-connections instead of toggling write interest on every write, and a log
-context built once per fd registration instead of once per event.
+connections instead of toggling write interest on every write, a log
+context built once per fd registration instead of once per event, and TCP
+transports whose ``write()`` sends at once when nothing is queued (``_tcp.py``).
 
-Every access to a private attribute of Twisted or asyncio is isolated in one
-function below, with the versions it was checked on; :class:`HubReactor`
+Every access to a private attribute of Twisted or asyncio is isolated in
+``_compat.py``, with the versions it was checked on; :class:`HubReactor`
 also overrides the private methods ``_initThreadPool``, ``_stopThreadPool``,
-``_cancelCallLater`` and ``_moveCallLaterSooner`` of ``ReactorBase``.  The
-test ``test_twisted_private_attributes_still_exist`` breaks if one changes.
+``_cancelCallLater`` and ``_moveCallLaterSooner`` of ``ReactorBase``, and
+``_tcp.Connector`` overrides ``tcp.Connector._makeTransport``.
+tests/test_twisted_compat.py tests the behaviour each one is relied on for.
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ from twisted.internet.base import DelayedCall
 
 from .._errors import BridgeError
 from .._reaper import ChildReaper
+from . import _tcp
 from ._compat import (
     _abandon_event,
+    _disconnect_selectable,
     _ensure_trigger,
+    _failure_logger,
     _fd_tables,
     _internal_readers,
     _log_context_stack,
@@ -75,8 +80,12 @@ _LAST_REAP = 0.05
 """Seconds between checks for exited children: from the first to the longest interval."""
 
 
-def _bound_only(name: str) -> Callable[..., Any]:
-    """The stock reactor's ``name``, refused with :class:`NotAttachedError` between runs.
+UNBOUND_FORMS: dict[str, Callable[..., Any]] = {}
+"""What each method :func:`_bound_only` refuses between runs does when it is not refused."""
+
+
+def _bound_only(name: str, unbound: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """``unbound`` (the stock reactor's ``name``), refused with NotAttachedError between runs.
 
     For the calls that open an fd and then register it: between runs the
     registration would fail after the socket was bound (leaking it) or after
@@ -84,7 +93,8 @@ def _bound_only(name: str) -> Callable[..., Any]:
     start connecting with ``callLater(0, ...)``, which between runs waits for
     the next run, as it waits for ``reactor.run()`` in plain Twisted.
     """
-    stock = getattr(AsyncioSelectorReactor, name)
+    stock = getattr(AsyncioSelectorReactor, name) if unbound is None else unbound
+    UNBOUND_FORMS[name] = stock
 
     @functools.wraps(stock)
     def method(self: HubReactor, *args: Any, **kwargs: Any) -> Any:
@@ -93,6 +103,20 @@ def _bound_only(name: str) -> Callable[..., Any]:
         return stock(self, *args, **kwargs)
 
     return method
+
+
+def _listen_tcp(
+    reactor: HubReactor, port: int, factory: Any, backlog: int = 50, interface: str = ""
+) -> Any:
+    """Twisted's ``listenTCP``; the connections' ``write()`` sends at once when it can.
+
+    As asyncio's transports do, and only where that cannot be told from
+    Twisted's queued write flushed at once ("TCP writes sent at once" in
+    docs/twisted.md).
+    """
+    listening = _tcp.Port(port, factory, backlog, interface, reactor)
+    listening.startListening()
+    return listening
 
 
 def _meter(hub: Hub) -> Any:
@@ -146,6 +170,8 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
             last=_LAST_REAP,
         )
         self._handleEvent = _read_or_write(self)
+        self._disconnect = _disconnect_selectable(self)
+        self._failureLog = _failure_logger(self)
         self._unbound = threading.Event()
         """Set while no hub runs the reactor: what ``run()`` from another thread waits for."""
         self._meter = _meter(hub)
@@ -395,7 +421,26 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
 
     # -- readers and writers, through the hub's fd registry ---------------------
 
-    listenTCP = _bound_only("listenTCP")
+    listenTCP = _bound_only("listenTCP", _listen_tcp)
+
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: Any,
+        timeout: float = 30.0,
+        bindAddress: Any = None,
+    ) -> Any:
+        """Twisted's ``connectTCP``; the connection's ``write()`` sends at once when it can.
+
+        As asyncio's transports do, and only where that cannot be told from
+        Twisted's queued write flushed at once ("TCP writes sent at once" in
+        docs/twisted.md).
+        """
+        connector = _tcp.Connector(host, port, factory, timeout, bindAddress, self)
+        connector.connect()
+        return connector
+
     listenUDP = _bound_only("listenUDP")
     listenSSL = _bound_only("listenSSL")
     listenMulticast = _bound_only("listenMulticast")
