@@ -562,6 +562,72 @@ def test_an_eventlet_wsgi_server_answers_asyncio_and_green_clients(loop_factory:
     assert from_green.endswith(b"hello /green")
 
 
+def test_sleep_0_first_runs_the_greenthreads_whose_fds_are_ready(loop_factory: Any) -> None:
+    # eventlet's hub polls its fds before the timers added since its last
+    # poll: a greenthread whose data arrived runs before sleep(0) returns.
+    def scenario() -> list[bytes]:
+        ours, peer = eventlet.green.socket.socketpair()
+        received: list[bytes] = []
+        reader = eventlet.spawn(lambda: received.append(ours.recv(10)))
+        eventlet.sleep(0)  # the reader blocks in recv
+        peer.sendall(b"x")
+        eventlet.sleep(0)
+        seen = list(received)
+        reader.wait()
+        ours.close()
+        peer.close()
+        return seen
+
+    async def main() -> list[bytes]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    assert run(main, loop_factory) == [b"x"]
+
+
+def test_an_eventlet_wsgi_server_ends_idle_connections_when_its_listener_closes(
+    loop_factory: Any,
+) -> None:
+    # eventlet's own test (wsgi_test's test_close_idle_connections_listen_socket_closed):
+    # shut down and close the listening socket, and the server's idle
+    # keep-alive connections end, so that its pool drains.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    def scenario() -> tuple[bytes, bool]:
+        pool = eventlet.GreenPool()
+        listener = eventlet.listen(("127.0.0.1", 0))
+        server = eventlet.spawn(
+            eventlet.wsgi.server, listener, app, custom_pool=pool, log_output=False
+        )
+        eventlet.sleep(0)
+        client = eventlet.connect(listener.getsockname())
+        client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok"):
+            answer += client.recv(4096)
+        listener.shutdown(socket.SHUT_RDWR)
+        eventlet.sleep(0)
+        listener.close()
+        eventlet.sleep(0)
+        drained = True
+        try:
+            with eventlet.Timeout(1):
+                pool.waitall()
+        except eventlet.Timeout:
+            drained = False
+        server.kill()
+        client.close()
+        return answer, drained
+
+    async def main() -> tuple[bytes, bool]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    answer, drained = run(main, loop_factory)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert drained
+
+
 def test_queue_and_semaphore_work_between_greenthreads(loop_factory: Any) -> None:
     async def main() -> tuple[list[int], int]:
         queue: eventlet.queue.Queue[int] = eventlet.queue.Queue(maxsize=1)

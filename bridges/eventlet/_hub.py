@@ -360,22 +360,31 @@ class LoopHub(_compat.AsyncioHubBase):
         return when
 
     def _run_due_now(self) -> None:
-        """The loop callback that hands the timers due now to the hub greenlet, in order."""
+        """The loop callback that hands the timers due now to the hub greenlet, in order.
+
+        eventlet's hub polls its fds before it runs the timers added since its
+        last poll, so ``sleep(0)`` first lets the greenthreads whose fds are
+        ready run (a server's accept loop sees its socket shut down before the
+        sleeper goes on to close it).  The private epoll is polled first here
+        too: the loop's own poll may not have reported it in this pass yet.
+        """
         self._due_scheduled = False
         due = self._due_now
-        ready = self._ready
-        last = None
+        timers = []
         while due:
             timer = due.popleft()
             if self._starting:
                 self._forget_start(timer)
-            if timer.called:  # cancelled, or started early by start_now
-                continue
-            if last is not None:
-                ready.append((last, ()))
-            last = timer
-        if last is not None:
-            self.run_from_asyncio(last)
+            if not timer.called:  # else cancelled, or started early by start_now
+                timers.append(timer)
+        if not timers:
+            return
+        ready = self._ready
+        if self._epoll is not None and (self.listeners[_base.READ] or self.listeners[_base.WRITE]):
+            ready.append((self._poll, ()))
+        last = timers.pop()
+        ready.extend((timer, ()) for timer in timers)
+        self.run_from_asyncio(last)
 
     def _remember(self, glet: raw_greenlet) -> None:
         # eventlet keeps no registry of its greenthreads; the hub remembers the
