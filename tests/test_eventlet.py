@@ -524,6 +524,105 @@ def test_eventlet_waits_on_fds_through_a_poller_the_hub_registry_owns(loop_facto
     assert both is True
 
 
+def test_a_listener_that_stays_is_called_on_each_pass_while_its_fd_is_ready(
+    loop_factory: Any,
+) -> None:
+    # eventlet's hubs are level-triggered: a listener added once (not a
+    # trampoline's, which goes after one wake-up) is called again while its
+    # fd stays readable, until it is removed.
+    def scenario() -> int:
+        ours, peer = socket.socketpair()
+        hub = eventlet.hubs.get_hub()
+        calls: list[int] = []
+        done = eventlet.event.Event()
+
+        def ready(fileno: int) -> None:
+            calls.append(fileno)
+            if len(calls) == 3:
+                hub.remove(listener)
+                done.send(len(calls))
+
+        listener = hub.add(hub.READ, ours.fileno(), ready, lambda exc: None, lambda: None)
+        peer.send(b"x")  # never read: the fd stays readable
+        with eventlet.Timeout(5):
+            count = done.wait()
+        eventlet.sleep(0.05)  # removed: not called any more
+        ours.close()
+        peer.close()
+        return count + len(calls) - 3
+
+    async def main() -> int:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    assert run(main, loop_factory) == 3
+
+
+def test_a_writer_and_a_reader_of_one_socket_are_woken_each_by_its_own_event(
+    loop_factory: Any,
+) -> None:
+    def scenario() -> tuple[bytes, int]:
+        ours, peer = eventlet.green.socket.socketpair()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big = b"y" * (1 << 20)
+        received = eventlet.spawn(ours.recv, 10)
+        sent = eventlet.spawn(ours.sendall, big)  # fills the buffer, then waits to write
+        eventlet.sleep(0.05)
+        peer.sendall(b"x")  # wakes the reader; the writer still waits
+        with eventlet.Timeout(5):
+            first = received.wait()
+        drained = 0
+        while drained < len(big):  # wakes the writer as the buffer empties
+            drained += len(peer.recv(1 << 16))
+        with eventlet.Timeout(5):
+            sent.wait()
+        ours.close()
+        peer.close()
+        return first, drained
+
+    async def main() -> tuple[bytes, int]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 20)
+
+    assert run(main, loop_factory) == (b"x", 1 << 20)
+
+
+def test_an_fd_number_reused_after_a_timed_out_wait_is_watched_again(loop_factory: Any) -> None:
+    # The first socket's wait ends without its event (a timeout) and the
+    # socket closes; the next socket gets the same fd number and must be
+    # watched from scratch.
+    def scenario() -> tuple[bool, bool, bytes]:
+        first, first_peer = eventlet.green.socket.socketpair()
+        first.settimeout(0.01)
+        try:
+            first.recv(10)
+        except socket.timeout:
+            timed_out = True
+        else:
+            timed_out = False
+        number = first.fileno()
+        first.close()
+        first_peer.close()
+        second, second_peer = eventlet.green.socket.socketpair()
+        same = number in (second.fileno(), second_peer.fileno())
+        if second_peer.fileno() == number:
+            second, second_peer = second_peer, second
+        gt = eventlet.spawn(second.recv, 10)
+        eventlet.sleep(0.01)
+        second_peer.sendall(b"again")
+        with eventlet.Timeout(5):
+            got = gt.wait()
+        second.close()
+        second_peer.close()
+        return timed_out, same, got
+
+    async def main() -> tuple[bool, bool, bytes]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    timed_out, same, got = run(main, loop_factory)
+    assert timed_out
+    assert same
+    assert got == b"again"
+
+
 def test_an_eventlet_wsgi_server_answers_asyncio_and_green_clients(loop_factory: Any) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
