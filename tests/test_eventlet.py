@@ -450,6 +450,36 @@ def test_exception_nobody_waits_for_is_reported_once(loop_factory: Any) -> None:
     assert "GreenThread" in reports.messages[0]
 
 
+def test_hub_exceptions_on_prints_a_failed_greenthread_as_eventlet_does(
+    loop_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # eventlet.debug.hub_exceptions(True) asks eventlet's hub to print each
+    # failure to stderr (eventlet's wsgi_test relies on it); the report to
+    # the loop's exception handler goes on as well.
+    import eventlet.debug
+    import eventlet.greenpool
+
+    error = Boom("printed as eventlet does")
+    pool_debug = eventlet.greenpool.DEBUG
+
+    async def main() -> None:
+        eventlet.debug.hub_exceptions(True)
+        try:
+            eventlet.spawn(lambda: (_ for _ in ()).throw(error))
+            await asyncio.sleep(0.02)
+        finally:
+            eventlet.debug.hub_exceptions(False)
+            eventlet.greenpool.DEBUG = pool_debug
+        eventlet.spawn(lambda: (_ for _ in ()).throw(Boom("not printed")))
+        await asyncio.sleep(0.02)
+
+    _, reports = run_reporting(main, loop_factory)
+    printed = capsys.readouterr().err
+    assert "Boom: printed as eventlet does" in printed
+    assert "not printed" not in printed
+    assert len(reports.exceptions) == 2
+
+
 def test_exception_a_greenthread_waits_for_is_not_reported(loop_factory: Any) -> None:
     error = Boom("waited for")
 

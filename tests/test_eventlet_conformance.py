@@ -27,11 +27,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "hub, as in asyncio, where eventlet's native hub raises it in the main greenlet's next "
         "blocking call"
     ),
-    "wsgi_test": (
-        "TestHttpd.test_025_accept_errors: with debug.hub_exceptions(True) eventlet prints a "
-        "greenthread's exception to stderr; on the hub it goes once to the loop's exception "
-        "handler"
-    ),
 }
 """Module -> why it fails on the bridges hub and passes natively."""
 

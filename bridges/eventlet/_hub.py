@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import contextvars
 import sys
+import traceback
 import weakref
 from collections import deque
 from typing import Any, Callable, Deque, Protocol
@@ -129,6 +130,8 @@ class LoopHub(_compat.AsyncioHubBase):
         entry from asyncio into eventlet (a hub pass, or a greenthread resumed directly)."""
         self._in_hub = False
         self._direct = False
+        self._print_failures = False
+        """Whether ``eventlet.debug.hub_exceptions(True)`` asked for eventlet's printing."""
         self._pump_scheduled = False
         self.destroyed = False
         """Whether the bridges hub this eventlet hub belongs to has stopped."""
@@ -275,7 +278,24 @@ class LoopHub(_compat.AsyncioHubBase):
 
     # -- errors ----------------------------------------------------------------
 
+    def set_timer_exceptions(self, value: bool) -> None:
+        """``eventlet.debug.hub_exceptions(state)``: whether failures are printed, as eventlet does.
+
+        eventlet's hub prints each failed greenthread's or timer's traceback
+        to stderr unless told not to; this hub reports them to the loop's
+        exception handler instead (once, and not when someone receives the
+        outcome).  Asked for explicitly, eventlet's printing is done as well.
+        """
+        self.debug_exceptions = value
+        self._print_failures = bool(value)
+
+    def _print(self, exc: BaseException) -> None:
+        if self._print_failures:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+            sys.stderr.flush()
+
     def _failed(self, exc: BaseException, where: str) -> None:
+        self._print(exc)
         gt = _compat.greenthread_in_traceback(exc.__traceback__)
         if gt is not None:
             if getattr(gt, RECEIVED, False) or _compat.exit_has_receiver(gt):
@@ -291,6 +311,7 @@ class LoopHub(_compat.AsyncioHubBase):
             self._report(exc, f"bridges: eventlet could not remove fd {fileno}")
 
     def squelch_generic_exception(self, exc_info: Any) -> None:
+        self._print(exc_info[1])
         self._report(exc_info[1], "bridges: unhandled error in eventlet")
 
     def squelch_timer_exception(self, timer: Any, exc_info: Any) -> None:
