@@ -423,10 +423,11 @@ class LoopHub(_compat.AsyncioHubBase):
         if not timers:
             return
         ready = self._ready
-        if self._epoll is not None and (self.listeners[_base.READ] or self.listeners[_base.WRITE]):
+        if self._epoll is not None and (self.listeners[_READ] or self.listeners[_WRITE]):
             ready.append((self._poll, ()))
         last = timers.pop()
-        ready.extend((timer, ()) for timer in timers)
+        for timer in timers:
+            ready.append((timer, ()))
         self.run_from_asyncio(last)
 
     def _remember(self, glet: raw_greenlet) -> None:
