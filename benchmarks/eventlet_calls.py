@@ -32,44 +32,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import bench_eventlet as bench
 from bench_gevent import PAYLOAD, _has_uvloop
+from gevent_calls import _calls as _count_calls
+from gevent_calls import _opcodes as _count_opcodes
 
 SHORT, LONG = 100, 600
 """Round trips of the two batches."""
 PAUSE = 0.002
 """Seconds the client waits before each request: the server is waiting for it by then."""
 MODES = ["native", "asyncio", "uvloop"]
-
-
-def _where(frame: Any) -> str:
-    code = frame.f_code
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"
-
-
-def _count_calls(counts: Counter[str]) -> Any:
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            counts["py " + _where(frame)] += 1
-        elif event == "c_call":
-            counts["c " + getattr(arg, "__qualname__", repr(arg))] += 1
-
-    return profile
-
-
-def _count_opcodes(counts: Counter[str]) -> Any:
-    def local(frame: Any, event: str, arg: Any) -> Any:
-        if event == "opcode":
-            counts[_where(frame)] += 1
-        return local
-
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        frame.f_trace_opcodes = True
-        return local
-
-    return trace
 
 
 def _client(port: int, rounds: int) -> int:

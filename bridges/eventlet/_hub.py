@@ -624,6 +624,15 @@ class LoopHub(_compat.AsyncioHubBase):
                 listener = writers.get(fileno)
                 if listener is not None:
                     due.append((listener, fileno))
+        self._fire(due)
+        for fileno, _ in events:
+            # A listener its event did not wake (the other direction, a
+            # listener that stays), or one that is waiting again, is armed.
+            if fileno not in armed and (fileno in readers or fileno in writers):
+                self._sync(fileno)
+
+    def _fire(self, due: list[tuple[Any, int]]) -> None:
+        """Call each listener's callback; one that fails is reported and its fd dropped."""
         for listener, fileno in due:
             try:
                 listener.cb(fileno)
@@ -631,19 +640,6 @@ class LoopHub(_compat.AsyncioHubBase):
                 raise
             except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
                 self.squelch_exception(fileno, sys.exc_info())
-        for fileno, _ in events:
-            # A listener its event did not wake (the other direction, a
-            # listener that stays), or one that is waiting again, is armed.
-            if fileno not in armed and (fileno in readers or fileno in writers):
-                self._sync(fileno)
-
-    def _fire(self, listener: Any, fileno: int) -> None:
-        try:
-            listener.cb(fileno)
-        except self.SYSTEM_EXCEPTIONS:
-            raise
-        except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
-            self.squelch_exception(fileno, sys.exc_info())
 
     def _sync_loop(self, fileno: int, evtype: str, wanted: bool) -> None:
         registered = self._registered[evtype]
@@ -667,7 +663,7 @@ class LoopHub(_compat.AsyncioHubBase):
         if listener is None:
             self._sync(fileno)
         else:
-            self._fire(listener, fileno)
+            self._fire([(listener, fileno)])
 
     # -- end -------------------------------------------------------------------
 
