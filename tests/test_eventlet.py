@@ -455,6 +455,36 @@ def test_exception_nobody_waits_for_is_reported_once(loop_factory: Any) -> None:
     assert "GreenThread" in reports.messages[0]
 
 
+def test_hub_exceptions_on_prints_a_failed_greenthread_as_eventlet_does(
+    loop_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # eventlet.debug.hub_exceptions(True) asks eventlet's hub to print each
+    # failure to stderr (eventlet's wsgi_test relies on it); the report to
+    # the loop's exception handler goes on as well.
+    import eventlet.debug
+    import eventlet.greenpool
+
+    error = Boom("printed as eventlet does")
+    pool_debug = eventlet.greenpool.DEBUG
+
+    async def main() -> None:
+        eventlet.debug.hub_exceptions(True)
+        try:
+            eventlet.spawn(lambda: (_ for _ in ()).throw(error))
+            await asyncio.sleep(0.02)
+        finally:
+            eventlet.debug.hub_exceptions(False)
+            eventlet.greenpool.DEBUG = pool_debug
+        eventlet.spawn(lambda: (_ for _ in ()).throw(Boom("not printed")))
+        await asyncio.sleep(0.02)
+
+    _, reports = run_reporting(main, loop_factory)
+    printed = capsys.readouterr().err
+    assert "Boom: printed as eventlet does" in printed
+    assert "not printed" not in printed
+    assert len(reports.exceptions) == 2
+
+
 def test_exception_a_greenthread_waits_for_is_not_reported(loop_factory: Any) -> None:
     error = Boom("waited for")
 
@@ -529,6 +559,105 @@ def test_eventlet_waits_on_fds_through_a_poller_the_hub_registry_owns(loop_facto
     assert both is True
 
 
+def test_a_listener_that_stays_is_called_on_each_pass_while_its_fd_is_ready(
+    loop_factory: Any,
+) -> None:
+    # eventlet's hubs are level-triggered: a listener added once (not a
+    # trampoline's, which goes after one wake-up) is called again while its
+    # fd stays readable, until it is removed.
+    def scenario() -> int:
+        ours, peer = socket.socketpair()
+        hub = eventlet.hubs.get_hub()
+        calls: list[int] = []
+        done = eventlet.event.Event()
+
+        def ready(fileno: int) -> None:
+            calls.append(fileno)
+            if len(calls) == 3:
+                hub.remove(listener)
+                done.send(len(calls))
+
+        listener = hub.add(hub.READ, ours.fileno(), ready, lambda exc: None, lambda: None)
+        peer.send(b"x")  # never read: the fd stays readable
+        with eventlet.Timeout(5):
+            count = done.wait()
+        eventlet.sleep(0.05)  # removed: not called any more
+        ours.close()
+        peer.close()
+        return count + len(calls) - 3
+
+    async def main() -> int:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    assert run(main, loop_factory) == 3
+
+
+def test_a_writer_and_a_reader_of_one_socket_are_woken_each_by_its_own_event(
+    loop_factory: Any,
+) -> None:
+    def scenario() -> tuple[bytes, int]:
+        ours, peer = eventlet.green.socket.socketpair()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big = b"y" * (1 << 20)
+        received = eventlet.spawn(ours.recv, 10)
+        sent = eventlet.spawn(ours.sendall, big)  # fills the buffer, then waits to write
+        eventlet.sleep(0.05)
+        peer.sendall(b"x")  # wakes the reader; the writer still waits
+        with eventlet.Timeout(5):
+            first = received.wait()
+        drained = 0
+        while drained < len(big):  # wakes the writer as the buffer empties
+            drained += len(peer.recv(1 << 16))
+        with eventlet.Timeout(5):
+            sent.wait()
+        ours.close()
+        peer.close()
+        return first, drained
+
+    async def main() -> tuple[bytes, int]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 20)
+
+    assert run(main, loop_factory) == (b"x", 1 << 20)
+
+
+def test_an_fd_number_reused_after_a_timed_out_wait_is_watched_again(loop_factory: Any) -> None:
+    # The first socket's wait ends without its event (a timeout) and the
+    # socket closes; the next socket gets the same fd number and must be
+    # watched from scratch.
+    def scenario() -> tuple[bool, bool, bytes]:
+        first, first_peer = eventlet.green.socket.socketpair()
+        first.settimeout(0.01)
+        try:
+            first.recv(10)
+        except socket.timeout:
+            timed_out = True
+        else:
+            timed_out = False
+        number = first.fileno()
+        first.close()
+        first_peer.close()
+        second, second_peer = eventlet.green.socket.socketpair()
+        same = number in (second.fileno(), second_peer.fileno())
+        if second_peer.fileno() == number:
+            second, second_peer = second_peer, second
+        gt = eventlet.spawn(second.recv, 10)
+        eventlet.sleep(0.01)
+        second_peer.sendall(b"again")
+        with eventlet.Timeout(5):
+            got = gt.wait()
+        second.close()
+        second_peer.close()
+        return timed_out, same, got
+
+    async def main() -> tuple[bool, bool, bytes]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    timed_out, same, got = run(main, loop_factory)
+    assert timed_out
+    assert same
+    assert got == b"again"
+
+
 def test_an_eventlet_wsgi_server_answers_asyncio_and_green_clients(loop_factory: Any) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -565,6 +694,72 @@ def test_an_eventlet_wsgi_server_answers_asyncio_and_green_clients(loop_factory:
     assert from_asyncio.startswith(b"HTTP/1.1 200 OK")
     assert from_asyncio.endswith(b"hello /asyncio")
     assert from_green.endswith(b"hello /green")
+
+
+def test_sleep_0_first_runs_the_greenthreads_whose_fds_are_ready(loop_factory: Any) -> None:
+    # eventlet's hub polls its fds before the timers added since its last
+    # poll: a greenthread whose data arrived runs before sleep(0) returns.
+    def scenario() -> list[bytes]:
+        ours, peer = eventlet.green.socket.socketpair()
+        received: list[bytes] = []
+        reader = eventlet.spawn(lambda: received.append(ours.recv(10)))
+        eventlet.sleep(0)  # the reader blocks in recv
+        peer.sendall(b"x")
+        eventlet.sleep(0)
+        seen = list(received)
+        reader.wait()
+        ours.close()
+        peer.close()
+        return seen
+
+    async def main() -> list[bytes]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    assert run(main, loop_factory) == [b"x"]
+
+
+def test_an_eventlet_wsgi_server_ends_idle_connections_when_its_listener_closes(
+    loop_factory: Any,
+) -> None:
+    # eventlet's own test (wsgi_test's test_close_idle_connections_listen_socket_closed):
+    # shut down and close the listening socket, and the server's idle
+    # keep-alive connections end, so that its pool drains.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    def scenario() -> tuple[bytes, bool]:
+        pool = eventlet.GreenPool()
+        listener = eventlet.listen(("127.0.0.1", 0))
+        server = eventlet.spawn(
+            eventlet.wsgi.server, listener, app, custom_pool=pool, log_output=False
+        )
+        eventlet.sleep(0)
+        client = eventlet.connect(listener.getsockname())
+        client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok"):
+            answer += client.recv(4096)
+        listener.shutdown(socket.SHUT_RDWR)
+        eventlet.sleep(0)
+        listener.close()
+        eventlet.sleep(0)
+        drained = True
+        try:
+            with eventlet.Timeout(1):
+                pool.waitall()
+        except eventlet.Timeout:
+            drained = False
+        server.kill()
+        client.close()
+        return answer, drained
+
+    async def main() -> tuple[bytes, bool]:
+        return await asyncio.wait_for(bridges.awaitable(eventlet.spawn(scenario)), 10)
+
+    answer, drained = run(main, loop_factory)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert drained
 
 
 def test_queue_and_semaphore_work_between_greenthreads(loop_factory: Any) -> None:

@@ -27,13 +27,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "hub, as in asyncio, where eventlet's native hub raises it in the main greenlet's next "
         "blocking call"
     ),
-    "wsgi_test": (
-        "TestHttpd.test_025_accept_errors: with debug.hub_exceptions(True) eventlet prints a "
-        "greenthread's exception to stderr; on the hub it goes once to the loop's exception "
-        "handler. TestHttpd.test_close_idle_connections_listen_socket_closed: closing the "
-        "listening socket does not end eventlet.wsgi.server's idle connections within the "
-        "test's second on the hub - not understood yet, an open bug"
-    ),
 }
 """Module -> why it fails on the bridges hub and passes natively."""
 

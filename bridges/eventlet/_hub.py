@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import contextvars
 import sys
+import traceback
 import weakref
 from collections import deque
 from typing import Any, Callable, Deque, Protocol
@@ -52,6 +53,9 @@ __all__ = ["HubOwnsLoopError", "FdRegistry", "LoopHub"]
 
 OWNER = "eventlet"
 _switch = raw_greenlet.switch
+_READ, _WRITE = _base.READ, _base.WRITE
+_base_add = _base.BaseHub.add
+_base_remove = _base.BaseHub.remove
 _HANDLE = "_bridges_handle"
 _STARTED_PRUNE = 1024
 RECEIVED = "_bridges_received"
@@ -92,6 +96,7 @@ def _blocking_message(what: str) -> str:
 
 
 _EPOLLIN, _EPOLLPRI, _EPOLLOUT, _EPOLLERR, _EPOLLHUP = 0x001, 0x002, 0x004, 0x008, 0x010
+_EPOLLONESHOT = 1 << 30
 # As eventlet's poll hub: errors and hang-ups wake both directions, so that
 # the waiting greenthread's next call sees them.
 _EPOLL_READ = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
@@ -140,11 +145,17 @@ class LoopHub(_compat.AsyncioHubBase):
         entry from asyncio into eventlet (a hub pass, or a greenthread resumed directly)."""
         self._in_hub = False
         self._direct = False
+        self._print_failures = False
+        """Whether ``eventlet.debug.hub_exceptions(True)`` asked for eventlet's printing."""
         self._pump_scheduled = False
         self.destroyed = False
         """Whether the bridges hub this eventlet hub belongs to has stopped."""
         self._registered: dict[str, set[int]] = {_base.READ: set(), _base.WRITE: set()}
         self._in_epoll: set[int] = set()
+        self._armed: dict[int, int] = {}
+        """The fds armed in the private epoll while they have listeners, with their
+        event mask: an fd leaves when its event fires (one-shot), when its last
+        listener goes, or when eventlet drops it."""
         self._epoll = _new_epoll()
         self._watch_epoll()
         self._timers: dict[int, Timer] = {}
@@ -245,8 +256,10 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def _switch_in(self) -> None:
         """Switch into the hub greenlet (started or restarted if need be) until it parks."""
-        self.ensure_greenlet()
         glet = self.greenlet
+        if glet.dead:
+            self.ensure_greenlet()
+            glet = self.greenlet
         side = self.asyncio_side
         if glet.parent is not side:
             # ValueError: a cycle (this greenlet descends from the hub greenlet).
@@ -322,7 +335,24 @@ class LoopHub(_compat.AsyncioHubBase):
 
     # -- errors ----------------------------------------------------------------
 
+    def set_timer_exceptions(self, value: bool) -> None:
+        """``eventlet.debug.hub_exceptions(state)``: whether failures are printed, as eventlet does.
+
+        eventlet's hub prints each failed greenthread's or timer's traceback
+        to stderr unless told not to; this hub reports them to the loop's
+        exception handler instead (once, and not when someone receives the
+        outcome).  Asked for explicitly, eventlet's printing is done as well.
+        """
+        self.debug_exceptions = value
+        self._print_failures = bool(value)
+
+    def _print(self, exc: BaseException) -> None:
+        if self._print_failures:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+            sys.stderr.flush()
+
     def _failed(self, exc: BaseException, where: str) -> None:
+        self._print(exc)
         gt = _compat.greenthread_in_traceback(exc.__traceback__)
         if gt is not None:
             if getattr(gt, RECEIVED, False) or _compat.exit_has_receiver(gt):
@@ -338,6 +368,7 @@ class LoopHub(_compat.AsyncioHubBase):
             self._report(exc, f"bridges: eventlet could not remove fd {fileno}")
 
     def squelch_generic_exception(self, exc_info: Any) -> None:
+        self._print(exc_info[1])
         self._report(exc_info[1], "bridges: unhandled error in eventlet")
 
     def squelch_timer_exception(self, timer: Any, exc_info: Any) -> None:
@@ -347,6 +378,18 @@ class LoopHub(_compat.AsyncioHubBase):
 
     def switch(self) -> Any:
         current = getcurrent()
+        glet = self.greenlet
+        if (
+            not self._direct
+            and current.parent is glet
+            and not glet.dead
+            and getattr(current, "switch_out", None) is None
+        ):
+            # The hot path of a pass (a greenthread the hub greenlet resumed
+            # blocks again: an fd wait, a sleep): back to the hub greenlet, as
+            # eventlet's own switch() does, without its checks for the cases
+            # below.
+            return glet.switch()
         if (
             self._direct
             and current.parent is self.greenlet
@@ -465,22 +508,32 @@ class LoopHub(_compat.AsyncioHubBase):
         return when
 
     def _run_due_now(self) -> None:
-        """The loop callback that hands the timers due now to the hub greenlet, in order."""
+        """The loop callback that hands the timers due now to the hub greenlet, in order.
+
+        eventlet's hub polls its fds before it runs the timers added since its
+        last poll, so ``sleep(0)`` first lets the greenthreads whose fds are
+        ready run (a server's accept loop sees its socket shut down before the
+        sleeper goes on to close it).  The private epoll is polled first here
+        too: the loop's own poll may not have reported it in this pass yet.
+        """
         self._due_scheduled = False
         due = self._due_now
-        ready = self._ready
-        last = None
+        timers = []
         while due:
             timer = due.popleft()
             if self._starting:
                 self._forget_start(timer)
-            if timer.called:  # cancelled, or started early by start_now
-                continue
-            if last is not None:
-                ready.append((last, ()))
-            last = timer
-        if last is not None:
-            self.run_from_asyncio(last)
+            if not timer.called:  # else cancelled, or started early by start_now
+                timers.append(timer)
+        if not timers:
+            return
+        ready = self._ready
+        if self._epoll is not None and (self.listeners[_READ] or self.listeners[_WRITE]):
+            ready.append((self._poll, ()))
+        last = timers.pop()
+        for timer in timers:
+            ready.append((timer, ()))
+        self.run_from_asyncio(last)
 
     def _remember(self, glet: raw_greenlet) -> None:
         # eventlet keeps no registry of its greenthreads; the hub remembers the
@@ -556,9 +609,13 @@ class LoopHub(_compat.AsyncioHubBase):
     # its fd registry).  eventlet registers and unregisters an fd on every
     # EAGAIN; doing that with asyncio's selector (a handle, a key and a
     # modify per call) cost 40% of an echo server's CPU, an epoll_ctl does
-    # not.  And an fd that asyncio code watches too is not taken away from
-    # it: both are woken.  Where there is no epoll, each fd is registered
-    # with the loop through the bridges hub.
+    # not.  The fds are armed one-shot (EPOLLONESHOT): the event that ends a
+    # wait disarms its fd, so the wait's end needs no epoll_ctl, and the next
+    # wait re-arms it with one (eventlet's epoll hub makes two per wait); a
+    # listener the event did not end is re-armed after the pass, so eventlet's
+    # level-triggered contract holds.  And an fd that asyncio code watches
+    # too is not taken away from it: both are woken.  Where there is no
+    # epoll, each fd is registered with the loop through the bridges hub.
 
     def _watch_epoll(self) -> None:
         epoll = self._epoll
@@ -566,85 +623,128 @@ class LoopHub(_compat.AsyncioHubBase):
             self._fds.add_reader(epoll.fileno(), self._epoll_ready, owner=OWNER)
 
     def add(self, evtype: str, fileno: int, cb: Any, tb: Any, mark_as_closed: Any) -> Any:
-        listener = _base.BaseHub.add(self, evtype, fileno, cb, tb, mark_as_closed)
+        listener = _base_add(self, evtype, fileno, cb, tb, mark_as_closed)
         try:
-            self._sync(fileno)
+            listeners = self.listeners
+            mask = (_EPOLL_READ if fileno in listeners[_READ] else 0) | (
+                _EPOLL_WRITE if fileno in listeners[_WRITE] else 0
+            )
+            if self._armed.get(fileno) != mask:
+                self._sync(fileno)
         except BaseException:
-            _base.BaseHub.remove(self, listener)
+            _base_remove(self, listener)
             raise
         return listener
 
     def remove(self, listener: Any) -> None:
-        _base.BaseHub.remove(self, listener)
-        self._sync(listener.fileno)
+        _base_remove(self, listener)
+        fileno = listener.fileno
+        if self._epoll is None:
+            self._sync(fileno)
+            return
+        listeners = self.listeners
+        if fileno in listeners[_READ] or fileno in listeners[_WRITE]:
+            if fileno not in self._armed:
+                self._sync(fileno)  # its event disarmed it; another listener still waits
+        else:
+            # Left in the epoll: disarmed if its event fired (the usual case:
+            # the wait is over), else its one stale event finds no listener.
+            # No epoll_ctl for a wait that ended, where eventlet's epoll hub
+            # makes one.
+            self._armed.pop(fileno, None)
 
     def remove_descriptor(self, fileno: int) -> None:
         _base.BaseHub.remove_descriptor(self, fileno)
-        self._sync(fileno)
-
-    def _sync(self, fileno: int) -> None:
-        """Make the poller's interest in ``fileno`` match eventlet's listeners."""
-        if self.destroyed:
-            return
-        reading = fileno in self.listeners[_base.READ]
-        writing = fileno in self.listeners[_base.WRITE]
         epoll = self._epoll
         if epoll is None:
-            self._sync_loop(fileno, _base.READ, reading)
-            self._sync_loop(fileno, _base.WRITE, writing)
+            self._sync(fileno)
             return
-        mask = (_EPOLL_READ if reading else 0) | (_EPOLL_WRITE if writing else 0)
-        in_epoll = self._in_epoll
-        if mask:
-            if fileno in in_epoll:
-                try:
-                    epoll.modify(fileno, mask)
-                except FileNotFoundError:
-                    # Closed and reused behind eventlet's back: epoll forgot the old file.
-                    epoll.register(fileno, mask)
-            else:
-                try:
-                    epoll.register(fileno, mask)
-                except FileExistsError:
-                    epoll.modify(fileno, mask)
-                in_epoll.add(fileno)
-        elif fileno in in_epoll:
-            in_epoll.discard(fileno)
+        self._armed.pop(fileno, None)
+        if fileno in self._in_epoll:
+            self._in_epoll.discard(fileno)
             with contextlib.suppress(OSError, ValueError):  # already closed
                 epoll.unregister(fileno)
 
+    def _sync(self, fileno: int) -> None:
+        """Make the poller's interest in ``fileno`` match eventlet's listeners.
+
+        In the private epoll, an fd with listeners is armed one-shot: its
+        event disarms it, and the next wait arms it again with one
+        ``epoll_ctl``.  An fd without listeners is left as it is.
+        """
+        if self.destroyed:
+            return
+        reading = fileno in self.listeners[_READ]
+        writing = fileno in self.listeners[_WRITE]
+        epoll = self._epoll
+        if epoll is None:
+            self._sync_loop(fileno, _READ, reading)
+            self._sync_loop(fileno, _WRITE, writing)
+            return
+        mask = (_EPOLL_READ if reading else 0) | (_EPOLL_WRITE if writing else 0)
+        if not mask:
+            self._armed.pop(fileno, None)
+            return
+        flags = mask | _EPOLLONESHOT
+        in_epoll = self._in_epoll
+        if fileno in in_epoll:
+            try:
+                epoll.modify(fileno, flags)
+            except FileNotFoundError:
+                # Closed and reused behind eventlet's back: epoll forgot the old file.
+                epoll.register(fileno, flags)
+        else:
+            try:
+                epoll.register(fileno, flags)
+            except FileExistsError:
+                epoll.modify(fileno, flags)
+            in_epoll.add(fileno)
+        self._armed[fileno] = mask
+
     def _epoll_ready(self) -> None:
-        self.run_from_asyncio(self._poll)
+        """The loop's reader callback for the private epoll (on the asyncio side)."""
+        self._ready.append((self._poll, ()))
+        if not self._in_hub and not self.destroyed:
+            self._switch_in()
 
     def _poll(self) -> None:
         """In the hub greenlet: wake the listeners of the fds the private epoll reports."""
         epoll = self._epoll
         if epoll is None or self.destroyed:
             return
-        readers = self.listeners[_base.READ]
-        writers = self.listeners[_base.WRITE]
+        readers = self.listeners[_READ]
+        writers = self.listeners[_WRITE]
+        armed = self._armed
         # Collected first, as eventlet's poll hub does: one callback must not
         # invalidate another's event.
+        events = epoll.poll(0)
         due = []
-        for fileno, events in epoll.poll(0):
-            if events & _EPOLL_READ:
+        for fileno, mask in events:
+            armed.pop(fileno, None)  # one-shot: disarmed until a wait arms it again
+            if mask & _EPOLL_READ:
                 listener = readers.get(fileno)
                 if listener is not None:
                     due.append((listener, fileno))
-            if events & _EPOLL_WRITE:
+            if mask & _EPOLL_WRITE:
                 listener = writers.get(fileno)
                 if listener is not None:
                     due.append((listener, fileno))
-        for listener, fileno in due:
-            self._fire(listener, fileno)
+        self._fire(due)
+        for fileno, _ in events:
+            # A listener its event did not wake (the other direction, a
+            # listener that stays), or one that is waiting again, is armed.
+            if fileno not in armed and (fileno in readers or fileno in writers):
+                self._sync(fileno)
 
-    def _fire(self, listener: Any, fileno: int) -> None:
-        try:
-            listener.cb(fileno)
-        except self.SYSTEM_EXCEPTIONS:
-            raise
-        except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
-            self.squelch_exception(fileno, sys.exc_info())
+    def _fire(self, due: list[tuple[Any, int]]) -> None:
+        """Call each listener's callback; one that fails is reported and its fd dropped."""
+        for listener, fileno in due:
+            try:
+                listener.cb(fileno)
+            except self.SYSTEM_EXCEPTIONS:
+                raise
+            except BaseException:  # noqa: BLE001 - eventlet's rule: report and drop the fd
+                self.squelch_exception(fileno, sys.exc_info())
 
     def _sync_loop(self, fileno: int, evtype: str, wanted: bool) -> None:
         registered = self._registered[evtype]
@@ -668,7 +768,7 @@ class LoopHub(_compat.AsyncioHubBase):
         if listener is None:
             self._sync(fileno)
         else:
-            self._fire(listener, fileno)
+            self._fire([(listener, fileno)])
 
     # -- end -------------------------------------------------------------------
 
