@@ -21,6 +21,7 @@ import select
 from asyncio.selector_events import BaseSelectorEventLoop
 from typing import TYPE_CHECKING, Any
 
+from .._epoll import set_interest
 from ._state import _OWNER
 
 if TYPE_CHECKING:
@@ -92,16 +93,7 @@ class Readiness:
                 with contextlib.suppress(OSError):
                     poller.unregister(fd)
                 return
-            if was:
-                try:
-                    poller.modify(fd, mask)
-                    return
-                except FileNotFoundError:
-                    pass  # closed behind the map's back, its number reused: epoll forgot it
-            try:
-                poller.register(fd, mask)
-            except FileExistsError:  # registered by an entry dropped unseen
-                poller.modify(fd, mask)
+            set_interest(poller, fd, mask, bool(was))
         except ValueError:  # the epoll set is closed: the hub has detached
             if mask:
                 raise

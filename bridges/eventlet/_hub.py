@@ -46,6 +46,7 @@ from greenlet import getcurrent
 from greenlet import greenlet as raw_greenlet
 
 from .. import _errors
+from .._epoll import set_interest
 from .._portal import PortalGreenlet, add_throw_hook, park, remove_throw_hook, switched_out
 from . import _compat
 
@@ -687,18 +688,8 @@ class LoopHub(_compat.AsyncioHubBase):
             return
         flags = mask | _EPOLLONESHOT
         in_epoll = self._in_epoll
-        if fileno in in_epoll:
-            try:
-                epoll.modify(fileno, flags)
-            except FileNotFoundError:
-                # Closed and reused behind eventlet's back: epoll forgot the old file.
-                epoll.register(fileno, flags)
-        else:
-            try:
-                epoll.register(fileno, flags)
-            except FileExistsError:
-                epoll.modify(fileno, flags)
-            in_epoll.add(fileno)
+        set_interest(epoll, fileno, flags, fileno in in_epoll)
+        in_epoll.add(fileno)
         self._armed[fileno] = mask
 
     def _epoll_ready(self) -> None:

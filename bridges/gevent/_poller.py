@@ -7,6 +7,7 @@ import errno
 import os
 from typing import Any
 
+from .._epoll import set_interest
 from ._compat import original_attr as _original
 from ._watchers import (
     _BOUND_PRUNE,
@@ -215,18 +216,8 @@ class FdPoller:
             return
         if not self._epoll_watched:
             self._watch_epoll()
-        if entry.in_epoll:
-            try:
-                epoll.modify(fd, mask)
-            except FileNotFoundError:
-                # Closed and reused behind gevent's back: epoll forgot the old file.
-                epoll.register(fd, mask)
-        else:
-            try:
-                epoll.register(fd, mask)
-            except FileExistsError:
-                epoll.modify(fd, mask)
-            entry.in_epoll = True
+        set_interest(epoll, fd, mask, entry.in_epoll)
+        entry.in_epoll = True
 
     def _watch_epoll(self) -> None:
         epfd = self._epoll.fileno()
