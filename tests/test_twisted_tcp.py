@@ -351,12 +351,47 @@ def _tls_client(port: int) -> tuple[bytes, bytes]:
             return clear, tls.recv(100)
 
 
+def _self_signed_pem() -> bytes:
+    """A key and a self-signed certificate for 127.0.0.1, PEM, made with ``cryptography``.
+
+    Not with Twisted's ``KeyPair.generate().selfSignedCert()``: it uses
+    pyOpenSSL's ``X509Req``, which newer pyOpenSSL releases dropped while
+    older Twisted releases (our lowest supported) still call it.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
+
+
 @pytest.mark.parametrize("loop_factory", LOOPS)
 def test_start_tls_after_a_write_in_clear_encrypts_what_follows(loop_factory: str) -> None:
     pytest.importorskip("OpenSSL")
     from twisted.internet import ssl
 
-    certificate = ssl.KeyPair.generate().selfSignedCert(1, CN="127.0.0.1")
+    certificate = ssl.PrivateCertificate.loadPEM(_self_signed_pem())
 
     class StartTLS(protocol.Protocol):
         def dataReceived(self, data: bytes) -> None:
