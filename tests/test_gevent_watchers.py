@@ -128,3 +128,19 @@ def test_inside_bridges_run_the_loops_time_is_asyncios_clock_read_live() -> None
         return gloop.now() - before
 
     assert bridges.run(main, frameworks=["gevent"]) >= 0.025
+
+
+def test_a_stopped_timer_started_again_waits_its_full_duration(loop: bg.AsyncioLoop) -> None:
+    # libev resumes a stopped timer's remaining time (natively this one would
+    # fire after 20 ms, and a reused gevent.Timeout would expire early);
+    # gevent's libuv loop and ours start it afresh.  docs/gevent.md says why.
+    fired = []
+    timer = loop.timer(0.05)
+    timer.start(fired.append, "first")
+    time.sleep(0.03)
+    timer.stop()
+    timer.start(fired.append, "again", update=True)
+    start = time.perf_counter()
+    loop.run(once=True)
+    assert fired == ["again"]
+    assert time.perf_counter() - start >= 0.045
