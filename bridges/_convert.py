@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import importlib
 import inspect
@@ -33,8 +34,6 @@ Converter = Callable[[Any], Awaitable[Any]]
 def _convert(obj: Any) -> Awaitable[Any]:
     if inspect.isawaitable(obj):
         return obj
-    if inspect.isgenerator(obj):
-        return _drive_generator(obj)
     raise NotAwaitableError(_not_awaitable_message(obj))
 
 
@@ -167,14 +166,96 @@ def to_future(obj: Any) -> asyncio.Future[Any]:
     return current_hub().spawn(converted)
 
 
-def _from_concurrent(fut: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-    # wrap_future already carries cancellation both ways: cancelling the asyncio
-    # future cancels the concurrent one (if it has not started running), and a
-    # concurrent future cancelled by its owner cancels the asyncio one.
-    return asyncio.wrap_future(fut)
+def _from_concurrent(source: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+    """An asyncio future of the running loop that ``source``'s outcome resolves.
+
+    What ``asyncio.wrap_future`` does for a concurrent future, with the same
+    rules: the outcome crosses to the loop through ``call_soon_threadsafe``;
+    cancelling the asyncio future cancels ``source`` (if it has not started
+    running); ``source`` cancelled by its owner cancels the asyncio future.
+    ``wrap_future`` builds three closures and makes two more future checks
+    per call, and its done-callback runs more Python in the resolving thread,
+    which holds the GIL while the woken loop waits for it
+    (benchmarks/bench_core.py measures the difference).
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.wrap_future(source)
+    waiter = loop.create_future()
+    waiter.add_done_callback(functools.partial(_cancel_source, source))
+    source.add_done_callback(functools.partial(_deliver, loop, waiter))
+    return waiter
+
+
+def _cancel_source(source: concurrent.futures.Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.cancelled():
+        source.cancel()
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    waiter: asyncio.Future[Any],
+    source: concurrent.futures.Future[Any],
+) -> None:
+    """In the thread that resolved ``source``: hand its outcome to the loop."""
+    # RuntimeError: the loop is closed, no one awaits ``waiter`` any more
+    # (wrap_future drops the outcome the same way).
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_copy_outcome, source, waiter)
+
+
+_ASYNCIO_EQUIVALENT: dict[type, type] = {
+    concurrent.futures.CancelledError: asyncio.CancelledError,
+    concurrent.futures.InvalidStateError: asyncio.InvalidStateError,
+    concurrent.futures.TimeoutError: asyncio.TimeoutError,
+}
+"""concurrent.futures' exceptions set on a future become asyncio's, as wrap_future does."""
+
+
+def _copy_outcome(source: concurrent.futures.Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():
+        return
+    if source.cancelled():
+        waiter.cancel()
+        return
+    error = source.exception()
+    if error is None:
+        waiter.set_result(source.result())
+        return
+    equivalent = _ASYNCIO_EQUIVALENT.get(type(error))
+    if equivalent is not None and equivalent is not type(error):
+        error = equivalent(*error.args)
+    elif isinstance(error, StopIteration):
+        # An asyncio future refuses StopIteration: before Python 3.13 the
+        # refusal escaped into the loop's exception handler and the await
+        # never ended.  Python 3.13's own wording and chaining, on every version.
+        refused = error
+        error = RuntimeError(
+            "StopIteration interacts badly with generators and cannot be raised into a Future"
+        )
+        error.__cause__ = error.__context__ = refused
+    waiter.set_exception(error)
 
 
 register(concurrent.futures.Future, _from_concurrent)
+
+
+def _from_generator(gen: Generator[Any, Any, T]) -> Awaitable[T]:
+    # A generator of a @types.coroutine function is awaitable as it is; any
+    # other is a Tulip-era coroutine.  Registered for the generator type so
+    # that the await pays for neither inspect.isawaitable()'s ABC check nor
+    # a second dispatch.
+    if gen.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE:
+        return gen  # type: ignore[return-value]
+    return _drive_generator(gen)
+
+
+register(types.GeneratorType, _from_generator)
+
+
+_FUTURE_CLASSES = frozenset({asyncio.Future, asyncio.Task})
+"""asyncio's futures and tasks: known without ``asyncio.isfuture()``'s call (most yields)."""
 
 
 @types.coroutine
@@ -205,7 +286,7 @@ def _drive_generator(gen: Generator[Any, Any, T]) -> Generator[Any, Any, T]:
         try:
             if yielded is None:
                 yield None
-            elif asyncio.isfuture(yielded):
+            elif yielded.__class__ in _FUTURE_CLASSES or asyncio.isfuture(yielded):
                 # `yield from fut` flagged it (the generator then reads the result
                 # itself); a bare `yield fut` did not, and expects the result sent in.
                 reads_result_itself = yielded._asyncio_future_blocking

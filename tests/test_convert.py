@@ -13,6 +13,7 @@ import contextvars
 import random
 import threading
 import traceback
+import types
 from typing import Any, Generator
 
 import pytest
@@ -215,6 +216,60 @@ async def test_a_concurrent_future_cancelled_by_its_owner_cancels_the_awaiting_t
     assert await main() is True
 
 
+async def test_a_concurrent_future_already_done_gives_its_result() -> None:
+    source: concurrent.futures.Future[str] = concurrent.futures.Future()
+    source.set_result("early")
+    assert await asyncio.wait_for(bridges.awaitable(source), 5) == "early"
+
+
+@pytest.mark.parametrize(
+    ("raised", "seen"),
+    [
+        (concurrent.futures.CancelledError("c"), asyncio.CancelledError),
+        (concurrent.futures.InvalidStateError("i"), asyncio.InvalidStateError),
+        (concurrent.futures.TimeoutError("t"), asyncio.TimeoutError),
+    ],
+    ids=["CancelledError", "InvalidStateError", "TimeoutError"],
+)
+async def test_concurrent_futures_own_exceptions_become_asyncios_as_wrap_future_makes_them(
+    raised: BaseException, seen: type[BaseException]
+) -> None:
+    source: concurrent.futures.Future[None] = concurrent.futures.Future()
+    threading.Thread(target=source.set_exception, args=(raised,)).start()
+    with pytest.raises(seen) as caught:
+        await asyncio.wait_for(bridges.awaitable(source), 5)
+    assert caught.value.args == raised.args
+
+
+async def test_a_concurrent_future_failing_with_stop_iteration_fails_the_await() -> None:
+    # asyncio futures refuse StopIteration; before Python 3.13 wrap_future's
+    # await then never ended.
+    source: concurrent.futures.Future[None] = concurrent.futures.Future()
+    refused = StopIteration("from the pool")
+    threading.Thread(target=source.set_exception, args=(refused,)).start()
+    with pytest.raises(RuntimeError, match="StopIteration") as caught:
+        await asyncio.wait_for(bridges.awaitable(source), 5)
+    assert caught.value.__cause__ is refused
+
+
+async def test_a_concurrent_future_resolved_after_its_loop_closed_is_dropped_quietly() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+    async def convert() -> asyncio.Future[int]:
+        return bridges.awaitable(source)  # type: ignore[return-value]
+
+    def on_a_loop_of_its_own() -> asyncio.Future[int]:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(convert())
+        finally:
+            loop.close()
+
+    waiter = await asyncio.to_thread(on_a_loop_of_its_own)
+    source.set_result(1)  # no loop to deliver to: nothing raised here
+    assert not waiter.done()
+
+
 async def test_context_set_by_the_caller_is_seen_by_the_callee() -> None:
     user: contextvars.ContextVar[str] = contextvars.ContextVar("user")
 
@@ -287,6 +342,20 @@ async def test_a_bare_yield_of_an_asyncio_future_sends_its_result_back() -> None
         return await bridges.awaitable(legacy(fut))
 
     assert await main() == "bare"
+
+
+async def test_a_types_coroutine_generator_is_awaited_as_it_is() -> None:
+    @types.coroutine
+    def already_awaitable(fut: asyncio.Future[str]) -> Generator[Any, Any, str]:
+        value = yield from fut
+        return value
+
+    fut = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(fut.set_result, "native")
+    gen = already_awaitable(fut)
+    converted = bridges.awaitable(gen)
+    assert converted is gen
+    assert await converted == "native"
 
 
 async def test_an_exception_is_thrown_into_the_generator_where_it_waited() -> None:
