@@ -13,6 +13,7 @@ import gevent
 import gevent.event
 import gevent.pywsgi
 import gevent.server
+import greenlet
 import pytest
 from gevent._hub_local import get_hub_if_exists
 from greenlet import GreenletExit
@@ -457,6 +458,20 @@ def test_bg_wait_calls_the_greenlets_switch_out_each_time_it_blocks() -> None:
         return await bridges.awaitable(glet), glet.blocks
 
     assert run(main) == ("ab", 2)
+
+
+def test_bg_wait_in_a_raw_greenlet_of_the_hub_returns_the_result() -> None:
+    async def main() -> Any:
+        future = asyncio.get_running_loop().create_future()
+        outcome = gevent.event.AsyncResult()
+        ghub = bg.get_hub()
+        raw = greenlet.greenlet(lambda: outcome.set(bg.wait(future)), parent=ghub)
+        ghub.loop.run_callback(raw.switch)
+        await asyncio.sleep(0.01)
+        future.set_result("from-asyncio")
+        return await bridges.awaitable(outcome), raw.dead
+
+    assert run(main) == ("from-asyncio", True)
 
 
 def test_call_soon_from_a_greenlet_wakes_the_loop() -> None:
