@@ -320,6 +320,32 @@ def test_killing_a_greenthread_in_be_wait_cancels_the_awaitable(loop_factory: An
     assert run(main, loop_factory) is True
 
 
+def test_a_wake_up_scheduled_before_a_kill_does_not_resume_the_greenthread_later(
+    loop_factory: Any,
+) -> None:
+    async def main() -> list[Any]:
+        future = asyncio.get_running_loop().create_future()
+        seen: list[Any] = []
+
+        def waits() -> None:
+            try:
+                be.wait(future)
+            except Boom:
+                seen.append("killed")
+            started = asyncio.get_running_loop().time()
+            eventlet.sleep(0.2)
+            seen.append(asyncio.get_running_loop().time() - started >= 0.2)
+
+        gt = eventlet.spawn(waits)
+        await asyncio.sleep(0.01)
+        future.set_result("done")  # be.wait's wake-up is now scheduled on the loop
+        gt.kill(Boom())  # thrown in at once: the wait is over before the wake-up runs
+        await bridges.awaitable(gt)
+        return seen
+
+    assert run(main, loop_factory) == ["killed", True]
+
+
 def test_be_spawn_ends_with_the_awaitables_result(loop_factory: Any) -> None:
     marker = object()
 

@@ -13,6 +13,7 @@ import gevent
 import gevent.event
 import gevent.pywsgi
 import gevent.server
+import greenlet
 import pytest
 from gevent._hub_local import get_hub_if_exists
 from greenlet import GreenletExit
@@ -380,6 +381,97 @@ def test_gevent_timeout_around_bg_wait_cancels_the_task() -> None:
         return finished, task.cancelled()
 
     assert run(main) == (True, True)
+
+
+def test_a_wake_up_scheduled_before_a_kill_does_not_resume_the_greenlet_later() -> None:
+    async def main() -> list[Any]:
+        future = asyncio.get_running_loop().create_future()
+        seen: list[Any] = []
+
+        def waits() -> None:
+            try:
+                bg.wait(future)
+            except Boom:
+                seen.append("killed")
+            started = asyncio.get_running_loop().time()
+            gevent.sleep(0.2)
+            seen.append(asyncio.get_running_loop().time() - started >= 0.2)
+
+        glet = gevent.spawn(waits)
+        await asyncio.sleep(0.01)
+        future.set_result("done")  # bg.wait's wake-up is now scheduled on the loop
+        glet.kill(Boom(), block=False)
+        bridges.awaitable(gevent.event.Event())  # runs the hub's queue, the kill, at once
+        await bridges.awaitable(glet)
+        return seen
+
+    assert run(main) == ["killed", True]
+
+
+def test_a_greenlet_woken_by_bg_wait_has_what_it_queued_run_when_it_blocks_again() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        first, second, third = (loop.create_future() for _ in range(3))
+        order: list[str] = []
+        ready = gevent.event.Event()
+
+        def woken() -> None:
+            bg.wait(first)
+            order.append("woken")
+            ready.set()  # wakes the two below: gevent work for the hub's next pass
+            bg.wait(second)
+
+        def follows(name: str) -> None:
+            ready.wait()
+            order.append(name)
+            bg.wait(third)  # blocks inside the hub's pass, not straight to asyncio
+
+        glets = [gevent.spawn(woken), gevent.spawn(follows, "a"), gevent.spawn(follows, "b")]
+        await asyncio.sleep(0.01)
+        first.set_result(None)
+        await asyncio.sleep(0)  # runs after bg.wait's wake-up, queued behind it
+        seen = list(order)
+        second.set_result(None)
+        third.set_result(None)
+        await bridges.awaitable(gevent.spawn(gevent.joinall, glets, raise_error=True))
+        return seen
+
+    assert run(main) == ["woken", "a", "b"]
+
+
+def test_bg_wait_calls_the_greenlets_switch_out_each_time_it_blocks() -> None:
+    class Tracked(gevent.Greenlet):
+        blocks = 0
+
+        def switch_out(self) -> None:
+            self.blocks += 1
+
+    async def main() -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        glet = Tracked(lambda: bg.wait(first) + bg.wait(second))
+        glet.start()
+        await asyncio.sleep(0.01)
+        first.set_result("a")
+        await asyncio.sleep(0.01)
+        second.set_result("b")
+        return await bridges.awaitable(glet), glet.blocks
+
+    assert run(main) == ("ab", 2)
+
+
+def test_bg_wait_in_a_raw_greenlet_of_the_hub_returns_the_result() -> None:
+    async def main() -> Any:
+        future = asyncio.get_running_loop().create_future()
+        outcome = gevent.event.AsyncResult()
+        ghub = bg.get_hub()
+        raw = greenlet.greenlet(lambda: outcome.set(bg.wait(future)), parent=ghub)
+        ghub.loop.run_callback(raw.switch)
+        await asyncio.sleep(0.01)
+        future.set_result("from-asyncio")
+        return await bridges.awaitable(outcome), raw.dead
+
+    assert run(main) == ("from-asyncio", True)
 
 
 def test_call_soon_from_a_greenlet_wakes_the_loop() -> None:

@@ -272,3 +272,28 @@ def test_eventlet_entries_from_asyncio_are_counted_and_timed() -> None:
     figures = stats["frameworks"]["eventlet"]
     assert figures["count"] >= 3
     assert figures["seconds"] >= 3 * 0.02
+
+
+def test_a_greenlet_resumed_by_bg_wait_is_counted_and_timed_as_gevent() -> None:
+    import gevent
+
+    from bridges import gevent as bg
+
+    def waits_then_works() -> None:
+        for _ in range(3):
+            bg.wait(asyncio.sleep(0))  # resumed straight from the task's done callback
+            legacy_view()
+
+    async def main() -> dict[str, Any]:
+        await bridges.awaitable(gevent.spawn(waits_then_works))
+        return bridges.current_hub().stats()
+
+    stats = bridges.run(main, frameworks=["gevent"], accounting="exact")
+    assert stats["frameworks"]["gevent"]["seconds"] >= 3 * 0.02
+    resumed = [
+        entry["seconds"]
+        for entry in stats["slowest"]
+        if entry["function"] == "gevent greenlet resumed from asyncio (bg.wait)"
+    ]
+    assert len(resumed) == 3
+    assert min(resumed) >= 0.02

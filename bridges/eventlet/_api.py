@@ -31,7 +31,6 @@ from . import _quiet  # noqa: F401  (first: eventlet without its notice)
 
 import asyncio
 import inspect
-from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 import eventlet
@@ -41,6 +40,7 @@ from eventlet.greenthread import GreenThread
 from greenlet import GreenletExit, getcurrent
 
 from .._convert import awaitable, to_future
+from .._green_wait import wait_for_future
 from .._portal import PortalGreenlet, await_inline
 from . import _compat
 from ._adapter import EventletAdapter
@@ -120,16 +120,7 @@ def wait(aw: Awaitable[T] | Any) -> T:
     future = aw if type(aw) in _PLAIN_FUTURES else to_future(aw)
     if future.done():
         return future.result()  # type: ignore[no-any-return]
-    # Called with the future, which the greenthread's switch() returns and wait ignores.
-    wake = partial(ehub.resume_from_asyncio, getcurrent().switch)
-    future.add_done_callback(wake)
-    try:
-        ehub.switch()
-    except BaseException:
-        future.remove_done_callback(wake)
-        future.cancel()
-        raise
-    return future.result()  # type: ignore[no-any-return]
+    return wait_for_future(future, current.switch, ehub.resume_from_asyncio, ehub.switch)  # type: ignore[no-any-return]
 
 
 _PLAIN_FUTURES = frozenset({asyncio.Future, asyncio.Task})

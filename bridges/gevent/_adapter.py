@@ -50,7 +50,9 @@ class GeventAdapter(Adapter):
 
     def describe_dispatch(self, what: Any) -> str:
         """A hub pass runs many greenlets: the blocking detector names the one that blocks."""
-        return "gevent hub pass (greenlets and gevent callbacks)"
+        if what is getattr(self, "gloop", None):
+            return "gevent hub pass (greenlets and gevent callbacks)"
+        return "gevent greenlet resumed from asyncio (bg.wait)"
 
     def attach(self) -> None:
         """Install a fresh gevent hub for this thread, bound to the hub's loop."""

@@ -7,7 +7,6 @@ import contextvars
 import gc
 import inspect
 import weakref
-from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 import gevent
@@ -21,6 +20,7 @@ from greenlet import GreenletExit, getcurrent
 from .. import _errors
 from .._convert import awaitable, register, to_future
 from .._errors import BridgeError, NotAttachedError
+from .._green_wait import wait_for_future
 from .._hub import Hub
 from .._portal import PortalGreenlet, await_inline, park
 from ._compat import executor_future_class, hub_if_exists_getter
@@ -90,9 +90,13 @@ class _RefuseSwitch:
 
     def __call__(self) -> Any:
         current = getcurrent()
-        if type(current) is PortalGreenlet and not self.loop.destroyed:
-            return park(current.portal, self.loop.run_pending_from_asyncio)
-        raise HubOwnsLoopError(_blocking_message(self.loop))
+        loop = self.loop
+        if loop._direct and not loop._destroyed:
+            # A greenlet that bg.wait's wake-up runs while the hub stays parked.
+            return loop.switch_out_directly()
+        if type(current) is PortalGreenlet and not loop.destroyed:
+            return park(current.portal, loop.run_pending_from_asyncio)
+        raise HubOwnsLoopError(_blocking_message(loop))
 
 
 class _BridgeHub(gevent.hub.Hub):
@@ -281,21 +285,23 @@ def wait(aw: Awaitable[T] | Any) -> T:
                 aw.close()  # refused: don't leave a "never awaited" warning behind
             raise
         ghub, gloop = state.ghub, state.gloop
-    future = aw if isinstance(aw, asyncio.Future) else to_future(aw)
+    future = aw if isinstance(aw, _Future) else to_future(aw)
     if future.done():
         return future.result()  # type: ignore[no-any-return]
-    waiter = gevent.hub.Waiter(ghub)
-    # The done callback, without a Python frame of its own: it runs the
-    # waiter's switch in the hub greenlet, at once.
-    wake = partial(gloop.run_soon_from_asyncio, waiter.switch)
-    future.add_done_callback(wake)
-    try:
-        waiter.get()
-    except BaseException:
-        future.remove_done_callback(wake)
-        future.cancel()
-        raise
-    return future.result()  # type: ignore[no-any-return]
+    if isinstance(current, Greenlet) and current.parent is ghub:
+        # Woken straight from the done callback, the hub parked; and when it
+        # was woken so, it blocks straight back to the asyncio side.
+        resume = gloop.resume_from_asyncio
+        block = gloop.switch_out_directly if gloop._direct else ghub.switch
+    else:
+        # A raw greenlet, whose exception would reach the parked hub: woken
+        # from a pass, as gevent's Waiter does.
+        resume = gloop.run_soon_from_asyncio
+        block = ghub.switch
+    return wait_for_future(future, current.switch, resume, block)  # type: ignore[no-any-return]
+
+
+_Future = asyncio.Future
 
 
 def spawn(aw: Awaitable[T] | Any) -> Greenlet:

@@ -70,6 +70,55 @@ class DispatchCore:
         self._queue.append(callback)
         self._enter_now()
 
+    def resume_from_asyncio(self, switch: Callable[..., Any], *args: Any) -> None:
+        """From an asyncio callback: switch straight into a greenlet blocked on the hub.
+
+        ``switch`` is the ``switch`` of a greenlet of this hub blocked in
+        ``hub.switch()`` (``bg.wait``).  A pass would cost a switch into the
+        hub greenlet and back, and the pass itself: here the hub greenlet
+        stays parked, and the greenlet's next blocking call comes straight
+        back (the parked hub's switch guard calls
+        :meth:`switch_out_directly`).  ``parked`` is False meanwhile: this is
+        a greenlet, free to block.  If the hub greenlet runs in between (the
+        greenlet ended, or queued work), it parks back here.
+        """
+        if not self.parked or self._destroyed:
+            self.run_soon_from_asyncio(switch, *args)
+            return
+        self._direct = True
+        self._entered_from = getcurrent()
+        self.parked = False
+        meter = self._meter
+        outer = None
+        if meter is not None:  # counted; timed when due (bridges._accounting)
+            meter.count = dispatches = meter.count + 1
+            if dispatches >= meter.due:
+                outer = meter.enter(switch)
+        try:
+            switch(*args)
+        finally:
+            self._direct = False
+            self._entered_from = None
+            self.parked = True
+            if outer is not None:
+                meter.exit(outer)
+
+    def switch_out_directly(self) -> Any:
+        """A greenlet blocks while :meth:`resume_from_asyncio` runs it: back to the asyncio side.
+
+        Through the hub greenlet when gevent work is due (what the greenlet
+        queued, a ready fd): that runs now, as after any blocking call, and
+        the hub parks back on the asyncio side.  Returns what the greenlet is
+        woken with.  Calls the greenlet's ``switch_out`` first, as gevent's
+        ``Hub.switch`` does.
+        """
+        switch_out = getattr(getcurrent(), "switch_out", None)
+        if switch_out is not None:
+            switch_out()
+        if self._queue or self._poll_due or self._closing or self._loopwise:
+            return _switch(self._hub_glet)
+        return _switch(self._entered_from)
+
     def run_pending_from_asyncio(self) -> None:
         """From asyncio code: run the hub's queued callbacks now, not on the next iteration.
 

@@ -50,6 +50,7 @@ class Lifetime:
                 namespace["switch"] = refuse
             _switch(back)
             self.parked = False
+            self._direct = False  # entered while resume_from_asyncio ran a greenlet: a pass now
             namespace.pop("switch", None)
 
     def guard_hub_switch(self, namespace: dict[str, Any], refuse: Callable[[], Any]) -> None:

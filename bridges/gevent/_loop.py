@@ -149,6 +149,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         self._refs = 0
         self._hub_glet: _greenlet | None = None
         self._entered_from: _greenlet | None = None
+        self._direct = False
+        """Whether :meth:`resume_from_asyncio` runs a greenlet, the hub greenlet parked."""
         self.parked = self._hosted
         """True while the hub greenlet has handed control back to the asyncio side."""
         self._switch_guard: tuple[dict[str, Any], Callable[[], Any]] | None = None
