@@ -12,8 +12,9 @@ The cases are those of bench_twisted_await.py (``future``, ``deferred``,
 twice, with two numbers of awaits, under ``sys.setprofile`` (Python and C
 calls) and then under opcode tracing; the difference between the two runs,
 divided by the difference in awaits, is what one await costs, without the
-setup.  Timing on a shared machine moves by tens of percent; these counts do
-not.  ``deferred`` minus ``floor`` is what the bridge adds to what Twisted's
+setup (resuming the suspended coroutines counts as a call each, the same on
+every row).  Timing on a shared machine moves by tens of percent; these
+counts do not.  ``deferred`` minus ``floor`` is what the bridge adds to what Twisted's
 own ``Deferred()`` and ``callback()`` cost.
 """
 
@@ -26,6 +27,7 @@ from typing import Any, Awaitable, Callable
 
 import bench_tornado_gen
 import bench_twisted_await
+from gevent_calls import _calls, _opcodes
 
 import bridges
 
@@ -45,37 +47,20 @@ def cases() -> dict[str, Callable[[int], Awaitable[Any]]]:
 
 
 async def count(case: Callable[[int], Awaitable[Any]], awaits: int) -> tuple[Counter[str], int]:
-    """Calls by name (``C `` in front of C functions) and opcodes, for ``awaits`` awaits."""
+    """Calls by name (``py ``/``c `` in front) and opcodes, for ``awaits`` awaits."""
     calls: Counter[str] = Counter()
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            code = frame.f_code
-            calls[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"] += 1
-        elif event == "c_call":
-            calls[f"C {getattr(arg, '__qualname__', arg)}"] += 1
-
-    sys.setprofile(profile)
+    sys.setprofile(_calls(calls))
     try:
         await case(awaits)
     finally:
         sys.setprofile(None)
-    opcodes = 0
-
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        nonlocal opcodes
-        if event == "call":
-            frame.f_trace_opcodes = True
-        elif event == "opcode":
-            opcodes += 1
-        return trace
-
-    sys.settrace(trace)
+    opcodes: Counter[str] = Counter()
+    sys.settrace(_opcodes(opcodes))
     try:
         await case(awaits)
     finally:
         sys.settrace(None)
-    return calls, opcodes
+    return calls, sum(opcodes.values())
 
 
 async def per_await(top: int) -> list[str]:
@@ -85,8 +70,8 @@ async def per_await(top: int) -> list[str]:
         small_calls, small_ops = await count(case, SMALL)
         large_calls, large_ops = await count(case, LARGE)
         per = {key: (large_calls[key] - small_calls[key]) / (LARGE - SMALL) for key in large_calls}
-        python = sum(value for key, value in per.items() if not key.startswith("C "))
-        native = sum(value for key, value in per.items() if key.startswith("C "))
+        python = sum(value for key, value in per.items() if key.startswith("py "))
+        native = sum(value for key, value in per.items() if key.startswith("c "))
         opcodes = (large_ops - small_ops) / (LARGE - SMALL)
         lines.append(
             f"  {name:13s} {python:5.1f} Python calls  {native:5.1f} C calls  "
