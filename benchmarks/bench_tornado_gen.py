@@ -106,30 +106,30 @@ async def measure(yields: int, reps: int, loop_name: str) -> list[Row]:
         baselines.append(await per_yield(plain))
         ours.append(await per_yield(bridged))
         limits.append(await per_yield(floor))
-    baseline_name = "the same coroutine yielding an asyncio future"
-    return [
-        summarise(
+
+    def row(case: str, figures: list[float], **target: Any) -> Row:
+        return summarise(
             benchmark="tornado",
-            case=f"gen.coroutine yielding a Deferred vs a plain future, {loop_name} loop",
+            case=f"{case}, {loop_name} loop",
             unit="µs/yield",
             higher_is_better=False,
-            baseline_name=baseline_name,
+            baseline_name="the same coroutine yielding an asyncio future",
             baselines=baselines,
-            ours=ours,
+            ours=figures,
+            **target,
+        )
+
+    return [
+        row(
+            "gen.coroutine yielding a Deferred vs a plain future",
+            ours,
             target=f"cost <= {TARGET}x",
             target_ratio=1 / TARGET,
         ),
-        summarise(
-            benchmark="tornado",
-            case=(
-                "the limit: gen.coroutine yielding a future set by Twisted's Deferred() "
-                f"and callback() alone, {loop_name} loop"
-            ),
-            unit="µs/yield",
-            higher_is_better=False,
-            baseline_name=baseline_name,
-            baselines=baselines,
-            ours=limits,
+        row(
+            "the limit: gen.coroutine yielding a future set by Twisted's Deferred() "
+            "and callback() alone",
+            limits,
         ),
     ]
 

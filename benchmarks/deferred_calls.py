@@ -49,17 +49,13 @@ def cases() -> dict[str, Callable[[int], Awaitable[Any]]]:
 async def count(case: Callable[[int], Awaitable[Any]], awaits: int) -> tuple[Counter[str], int]:
     """Calls by name (``py ``/``c `` in front) and opcodes, for ``awaits`` awaits."""
     calls: Counter[str] = Counter()
-    sys.setprofile(_calls(calls))
-    try:
-        await case(awaits)
-    finally:
-        sys.setprofile(None)
     opcodes: Counter[str] = Counter()
-    sys.settrace(_opcodes(opcodes))
-    try:
-        await case(awaits)
-    finally:
-        sys.settrace(None)
+    for install, hook in ((sys.setprofile, _calls(calls)), (sys.settrace, _opcodes(opcodes))):
+        install(hook)
+        try:
+            await case(awaits)
+        finally:
+            install(None)
     return calls, sum(opcodes.values())
 
 
