@@ -9,9 +9,13 @@ yielding a plain asyncio future.  Both sides use the same mechanism: each
 the next loop pass:
 
 * baseline: ``f = loop.create_future(); loop.call_soon(f.set_result, n); yield f``;
-* ours: ``d = Deferred(); loop.call_soon(d.callback, n); yield d``.
+* ours: ``d = Deferred(); loop.call_soon(d.callback, n); yield d``;
+* the limit (nothing of bridges): ``d = Deferred()`` whose one callback (put
+  straight onto its list) sets a plain future ``f``, ``loop.call_soon(d.callback, n)``,
+  ``yield f``: what Twisted's own ``Deferred()`` and ``callback()`` cost on
+  top of the baseline, which a bridged yield of a Deferred cannot go below.
 
-Batches of the two alternate (A B A B ...) on one hub
+Batches of the three alternate (A B C A B C ...) on one hub
 (``frameworks=["tornado", "twisted"]``), the process CPU time of each batch
 divided by its yields; the figure is the median of the per-repetition
 ratios, with min-max.  Target: a bridged yield costs at most 1.3x a plain one.
@@ -33,10 +37,16 @@ import bridges
 TARGET = 1.3
 
 
-def coroutines() -> tuple[Callable[[int], Any], Callable[[int], Any]]:
-    """The two ``@gen.coroutine`` functions, made after the frameworks are importable."""
+def _passthrough(result: object) -> object:
+    return result
+
+
+def coroutines() -> tuple[Callable[[int], Any], Callable[[int], Any], Callable[[int], Any]]:
+    """The three ``@gen.coroutine`` functions, made after the frameworks are importable."""
     from tornado import gen
     from twisted.internet.defer import Deferred
+
+    from bridges.twisted._compat import _callbacks_of
 
     @gen.coroutine
     def plain(count: int) -> Any:
@@ -58,11 +68,26 @@ def coroutines() -> tuple[Callable[[int], Any], Callable[[int], Any]]:
             total += yield d
         return total
 
-    return plain, bridged
+    @gen.coroutine
+    def floor(count: int) -> Any:
+        loop = asyncio.get_running_loop()
+        no_kwargs: dict[str, object] = {}
+        total = 0
+        for n in range(count):
+            d: Deferred[int] = Deferred()
+            future = loop.create_future()
+            _callbacks_of(d).append(
+                ((future.set_result, (), no_kwargs), (_passthrough, (), no_kwargs))
+            )
+            loop.call_soon(d.callback, n)
+            total += yield future
+        return total
+
+    return plain, bridged, floor
 
 
-async def measure(yields: int, reps: int, loop_name: str) -> Row:
-    plain, bridged = coroutines()
+async def measure(yields: int, reps: int, loop_name: str) -> list[Row]:
+    plain, bridged, floor = coroutines()
     expected = yields * (yields - 1) // 2
 
     async def per_yield(coroutine: Callable[[int], Any]) -> float:
@@ -72,24 +97,41 @@ async def measure(yields: int, reps: int, loop_name: str) -> Row:
         assert total == expected, (total, expected)
         return spent / yields * 1e6
 
-    await per_yield(plain)  # warm up both paths (imports, caches)
-    await per_yield(bridged)
+    for coroutine in (plain, bridged, floor):  # warm up every path (imports, caches)
+        await per_yield(coroutine)
     baselines: list[float] = []
     ours: list[float] = []
+    limits: list[float] = []
     for _ in range(reps):
         baselines.append(await per_yield(plain))
         ours.append(await per_yield(bridged))
-    return summarise(
-        benchmark="tornado",
-        case=f"gen.coroutine yielding a Deferred vs a plain future, {loop_name} loop",
-        unit="µs/yield",
-        higher_is_better=False,
-        baseline_name="the same coroutine yielding an asyncio future",
-        baselines=baselines,
-        ours=ours,
-        target=f"cost <= {TARGET}x",
-        target_ratio=1 / TARGET,
-    )
+        limits.append(await per_yield(floor))
+
+    def row(case: str, figures: list[float], **target: Any) -> Row:
+        return summarise(
+            benchmark="tornado",
+            case=f"{case}, {loop_name} loop",
+            unit="µs/yield",
+            higher_is_better=False,
+            baseline_name="the same coroutine yielding an asyncio future",
+            baselines=baselines,
+            ours=figures,
+            **target,
+        )
+
+    return [
+        row(
+            "gen.coroutine yielding a Deferred vs a plain future",
+            ours,
+            target=f"cost <= {TARGET}x",
+            target_ratio=1 / TARGET,
+        ),
+        row(
+            "the limit: gen.coroutine yielding a future set by Twisted's Deferred() "
+            "and callback() alone",
+            limits,
+        ),
+    ]
 
 
 def main() -> None:
@@ -104,7 +146,7 @@ def main() -> None:
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     rows = []
     for loop_name in loops:
-        rows.append(
+        rows.extend(
             bridges.run(
                 lambda loop_name=loop_name: measure(args.yields, args.reps, loop_name),
                 frameworks=["tornado", "twisted"],

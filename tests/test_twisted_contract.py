@@ -242,6 +242,48 @@ def test_cancelling_the_awaiting_task_runs_the_canceller_and_the_task_sees_its_o
     assert reports.contexts == []
 
 
+def test_a_canceller_that_fires_a_result_leaves_it_on_the_deferred_and_the_task_cancelled() -> None:
+    reports = Reports()
+    payload = object()
+
+    async def main() -> tuple[bool, list[object]]:
+        reports.install()
+        d: Deferred[object] = Deferred(lambda d: d.callback(payload))
+        task = asyncio.ensure_future(bridges.awaitable(d))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        later: list[object] = []
+        d.addCallback(later.append)
+        gc.collect()
+        await asyncio.sleep(0)
+        return task.cancelled(), later
+
+    task_cancelled, later = run_twisted(main)
+    assert task_cancelled
+    assert later == [payload]
+    assert reports.contexts == []
+
+
+def test_a_canceller_that_fires_a_failure_leaves_no_unhandled_error() -> None:
+    reports = Reports()
+
+    async def main() -> bool:
+        reports.install()
+        d: Deferred[None] = Deferred(lambda d: d.errback(OSError("refused while cancelling")))
+        task = asyncio.ensure_future(bridges.awaitable(d))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        del d
+        gc.collect()
+        await asyncio.sleep(0)
+        return task.cancelled()
+
+    assert run_twisted(main)
+    assert reports.contexts == []
+
+
 def test_cancelling_a_deferred_that_waits_on_another_cancels_the_inner_one() -> None:
     async def main() -> list[str]:
         cancelled: list[str] = []
