@@ -12,9 +12,7 @@ from ._compat import original_attr as _original
 from ._watchers import (
     _BOUND_PRUNE,
     _EPOLL_MASK_OF_EVENTS,
-    _EPOLL_REPORTED,
     _EV_ERROR,
-    _EVENTS_OF_EPOLL_MASK,
     _READ,
     _UNBOUND,
     _WRITE,
@@ -314,7 +312,6 @@ class FdPoller:
         fds = self._fds
         due: list[_Io] = []
         add = due.append
-        events_of = _EVENTS_OF_EPOLL_MASK
         for fd, mask in ready:
             try:
                 entry = fds[fd]
@@ -322,7 +319,8 @@ class FdPoller:
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(fd)
                 continue
-            event = events_of[mask & _EPOLL_REPORTED] & entry.mask
+            # Only bits of _EPOLL_REPORTED come back for our registrations.
+            event = entry.events_of[mask]
             watcher = entry.sole
             if watcher is None:
                 wanted = self._make_pending(entry, event, add)

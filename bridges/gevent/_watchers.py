@@ -38,10 +38,15 @@ _EPOLLHUP = 0x010
 _EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
 _EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
 _EPOLL_REPORTED = _EPOLLIN | _EPOLLPRI | _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+"""Every bit epoll reports for an fd registered (as ours are) for EPOLLIN and/or EPOLLOUT."""
 _EVENTS_OF_EPOLL_MASK = tuple(
     (_READ if mask & _EPOLL_READABLE else 0) | (_WRITE if mask & _EPOLL_WRITABLE else 0)
     for mask in range(_EPOLL_REPORTED + 1)
 )
+_REGISTERED_EVENTS_OF_EPOLL_MASK = tuple(
+    tuple(events & registered for events in _EVENTS_OF_EPOLL_MASK) for registered in range(4)
+)
+"""For a registered interest (``_READ | _WRITE`` bits): the events in each epoll mask."""
 _EPOLL_MASK_OF_EVENTS = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
 _BOUND_PRUNE = 8
 _CALLBACK_CHECK_COUNT = 50
@@ -570,10 +575,12 @@ class _FdEntry:
     ever waits to read); ``mask`` is the registered interest (``_READ |
     _WRITE`` bits), kept while nobody waits and dropped when the fd turns
     out ready for no one; ``covers[events]`` says whether it includes
-    ``events`` (``_Io.start``'s test, set with the mask by :meth:`set_mask`).
+    ``events`` (``_Io.start``'s test) and ``events_of[epoll_mask]`` which of
+    those an epoll report is about (the poll's), both set with the mask by
+    :meth:`set_mask`.
     """
 
-    __slots__ = ("covers", "in_epoll", "mask", "sole", "watchers")
+    __slots__ = ("covers", "events_of", "in_epoll", "mask", "sole", "watchers")
 
     def __init__(self) -> None:
         self.watchers: list[_Io] = []
@@ -584,6 +591,7 @@ class _FdEntry:
     def set_mask(self, mask: int) -> None:
         self.mask = mask
         self.covers = _COVERS[mask]
+        self.events_of = _REGISTERED_EVENTS_OF_EPOLL_MASK[mask]
 
 
 _COVERS = tuple(tuple(mask & events == events for events in range(4)) for mask in range(4))
