@@ -97,6 +97,7 @@ class Lifetime:
 
     @property
     def activecnt(self) -> int:
+        """libev's count: the started watchers that have ``ref``, plus ``ref()`` - ``unref()``."""
         return self._refs + sum(1 for _ in self._referenced_ios())
 
     def reinit(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .._epoll import set_interest
 from ._compat import original_attr as _original
@@ -213,7 +213,7 @@ class FdPoller:
             self._forget(fd, entry)
 
     @staticmethod
-    def _make_pending(entry: _FdEntry, event: int, add: Any) -> int:
+    def _make_pending(entry: _FdEntry, event: int, add: Callable[[_Io], None]) -> int:
         """``add`` the started watchers waiting for ``event``; return the events they want."""
         wanted = 0
         for watcher in entry.watchers:

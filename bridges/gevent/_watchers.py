@@ -113,9 +113,7 @@ class _Watcher:
 
     def __init__(self, loop: AsyncioLoop, ref: bool = True, priority: Any = None) -> None:
         self.loop = loop
-        # 1 or 0, not a bool: ``_Io`` adds it to the loop's count on every
-        # wait, and Python specializes ``int += int`` but not ``int += bool``.
-        self._ref = 1 if ref else 0
+        self._ref = bool(ref)
         self._priority = priority
         self._callback: Callable[..., Any] | None = None
         self._args: tuple[Any, ...] | None = ()
@@ -200,15 +198,15 @@ class _Watcher:
         return self._queued
 
     def _get_ref(self) -> bool:
-        return bool(self._ref)
+        return self._ref
 
     def _set_ref(self, value: bool) -> None:
-        ref = 1 if value else 0
-        if ref == self._ref:
+        value = bool(value)
+        if value == self._ref:
             return
         if self._active:
-            self.loop._refs += ref - self._ref
-        self._ref = ref
+            self.loop._refs += 1 if value else -1
+        self._ref = value
 
     ref = property(_get_ref, _set_ref)
 
@@ -306,7 +304,8 @@ class _Io(_Watcher):
         self._args = ()
 
     def _set_ref(self, value: bool) -> None:
-        self._ref = 1 if value else 0
+        # Counted when asked (see the comment above start).
+        self._ref = bool(value)
 
     ref = property(_Watcher._get_ref, _set_ref)
 
