@@ -911,6 +911,44 @@ def test_a_watcher_whose_fd_closed_before_it_started_raises_ebadf_and_stays_stop
     assert (active, refs_left) == (False, 0)
 
 
+@pytest.mark.usefixtures("gevent_poller")
+def test_a_started_io_watcher_counts_in_activecnt_until_stopped_as_in_libev() -> None:
+    """libev's ``activecnt``: each started watcher that has ``ref``, wherever its fd is.
+
+    The loop counts its io watchers when asked rather than on every start
+    and stop; this pins the count through re-starts, ``ref`` changes, a
+    watcher of no events, and an fd that gevent closed under a waiting
+    watcher (which stays started, as in libev, until stopped).
+    """
+    import os
+
+    def scenario() -> list[int]:
+        loop = gevent.get_hub().loop
+        base = loop.activecnt
+        read_end, write_end = os.pipe()
+        reader = loop.io(read_end, 1)
+        nothing = loop.io(write_end, 0)
+        counts = []
+        reader.start(lambda: None)
+        reader.start(lambda: None)  # a started watcher started again counts once
+        counts.append(loop.activecnt - base)
+        reader.ref = False
+        counts.append(loop.activecnt - base)
+        reader.ref = True
+        nothing.start(lambda: None)
+        counts.append(loop.activecnt - base)
+        nothing.stop()
+        loop.closing_fd(read_end)  # wakes the reader, which stays started
+        counts.append(loop.activecnt - base)
+        reader.stop()
+        counts.append(loop.activecnt - base)
+        os.close(read_end)
+        os.close(write_end)
+        return counts
+
+    assert run_in_greenlet(scenario) == [1, 0, 2, 1, 0]
+
+
 def test_an_io_watcher_for_a_closed_fd_is_refused_with_ebadf_as_libev_does() -> None:
     import os
 

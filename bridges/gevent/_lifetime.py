@@ -88,7 +88,18 @@ class Lifetime:
             raise unwinding
 
     def _idle_now(self) -> bool:
-        return self._refs <= 0 and not self._queue
+        """libev's ``activecnt == 0`` with nothing pending: the standalone loop's run ends."""
+        if self._queue or self._refs > 0:
+            return False
+        if not self._refs:
+            # Once per pass: stop at the first started io watcher.
+            return next(self._referenced_ios(), None) is None
+        return self.activecnt <= 0
+
+    @property
+    def activecnt(self) -> int:
+        """libev's count: the started watchers that have ``ref``, plus ``ref()`` - ``unref()``."""
+        return self._refs + sum(1 for _ in self._referenced_ios())
 
     def reinit(self) -> None:
         """After ``fork()``, in the child: pollers and self-pipe of its own, then the fork watchers.
@@ -120,10 +131,6 @@ class Lifetime:
         self._refs -= 1
 
     @property
-    def activecnt(self) -> int:
-        return self._refs
-
-    @property
     def pendingcnt(self) -> int:
         return len(self._queue)
 
@@ -134,7 +141,7 @@ class Lifetime:
         return None
 
     def debug(self) -> list[str]:
-        return [f"{self!r}", f"referenced watchers: {self._refs}, queued: {len(self._queue)}"]
+        return [f"{self!r}", f"referenced watchers: {self.activecnt}, queued: {len(self._queue)}"]
 
     def handle_error(self, context: Any, type_: Any, value: Any, tb: Any) -> None:
         handler = self.error_handler

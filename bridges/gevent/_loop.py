@@ -130,6 +130,8 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         """fds whose close gevent deferred to a check watcher (``closing_fd`` returned True)."""
         self._deferred: list[_Io] = []
         """Watchers started on a closing fd: registered after the pass that closes it."""
+        self._unbound: list[_Io] = []
+        """Watchers still started when their fd was closed or refused (see _referenced_ios)."""
         # gevent's fds share one private epoll unless another backend was asked for.
         self._epoll: Any = new_epoll() if self._hosted or backend == "epoll" else None
         self._epoll_watched = False
@@ -147,6 +149,7 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         """Polls for exited children where SIGCHLD is not ours (uvloop keeps it)."""
         self._forks: set[_Fork] = set()
         self._refs = 0
+        """Referenced watchers other than io (counted when asked), plus ref() - unref()."""
         self._hub_glet: _greenlet | None = None
         self._entered_from: _greenlet | None = None
         self._direct = False
@@ -329,6 +332,7 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
         woken = False
         for watcher in self._unbind_all(entry):
             if watcher._active:
+                self._keep_unbound(watcher)
                 watcher._revents |= watcher.events
                 self._queue_fire(watcher)
                 woken = True
@@ -340,7 +344,7 @@ class AsyncioLoop(Lifetime, DispatchCore, FdPoller, SignalsAndChildren):
 
     def _format(self) -> str:
         mode = "hosted" if self._hosted else "standalone"
-        return f"asyncio {mode} refs={self._refs} queued={len(self._queue)}"
+        return f"asyncio {mode} refs={self.activecnt} queued={len(self._queue)}"
 
     def __repr__(self) -> str:
         return f"<bridges AsyncioLoop {self._format()} on {self._aio!r}>"

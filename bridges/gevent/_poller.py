@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from .._epoll import set_interest
 from ._compat import original_attr as _original
 from ._watchers import (
     _BOUND_PRUNE,
     _EPOLL_MASK_OF_EVENTS,
-    _EPOLL_REPORTED,
     _EV_ERROR,
-    _EVENTS_OF_EPOLL_MASK,
     _READ,
     _UNBOUND,
     _WRITE,
@@ -23,9 +21,13 @@ from ._watchers import (
     _Io,
 )
 
+_UNBOUND_PRUNE = 64
+
 
 class FdPoller:
     """gevent's io watchers on a private epoll (or asyncio's readers), a mixin of AsyncioLoop."""
+
+    _unbound_limit = _UNBOUND_PRUNE
 
     # -- io: many gevent watchers per fd, registered lazily -----------------
 
@@ -36,7 +38,8 @@ class FdPoller:
             # would be dropped by the kernel at that close, silently; libev
             # registers at its next poll and so reports the closed fd to the
             # watcher (gevent's select.poll turns that into POLLNVAL).
-            self._deferred.append(watcher)
+            if watcher not in self._deferred:
+                self._deferred.append(watcher)
             if not self._draining:
                 self._schedule_pass()
             return
@@ -72,6 +75,7 @@ class FdPoller:
             except OSError:
                 # libev's answer to an fd the poller refuses: the watcher
                 # fires with EV_ERROR, and the greenlet's next call sees why.
+                self._keep_unbound(watcher)
                 watcher._revents |= _EV_ERROR | watcher.events
                 self._queue_fire(watcher)
                 self._schedule_pass()
@@ -95,7 +99,43 @@ class FdPoller:
                     bound._entry = _UNBOUND
             entry.watchers = kept
         entry.watchers.append(watcher)
+        entry.sole = watcher if len(entry.watchers) == 1 else None
         watcher._entry = entry
+
+    def _referenced_ios(self) -> Iterator[_Io]:
+        """The started io watchers that keep the loop alive (``ref``), each once.
+
+        ``_Io.start``/``stop`` leave the loop's count alone (they run on
+        every wait); this finds them where they are: bound to an fd's entry,
+        waiting for a closing fd to be closed (``_deferred``), or started
+        but bound to nothing since their fd was closed (``_unbound``).
+        """
+        for entry in self._fds.values():
+            for watcher in entry.watchers:
+                if watcher._active and watcher._ref:
+                    yield watcher
+        self._prune_unbound()
+        seen = set()
+        for watcher in (*self._deferred, *self._unbound):
+            if (
+                watcher._active
+                and watcher._ref
+                and watcher._entry is _UNBOUND
+                and watcher not in seen
+            ):
+                seen.add(watcher)
+                yield watcher
+
+    def _keep_unbound(self, watcher: _Io) -> None:
+        """Remember a watcher left started when its fd went away (see _referenced_ios)."""
+        self._unbound.append(watcher)
+        if len(self._unbound) > self._unbound_limit:
+            # Usually stopped by their greenlets since: prune when doubled.
+            self._prune_unbound()
+            self._unbound_limit = max(_UNBOUND_PRUNE, 2 * len(self._unbound))
+
+    def _prune_unbound(self) -> None:
+        self._unbound = [w for w in self._unbound if w._active and w._entry is _UNBOUND]
 
     @staticmethod
     def _waited_on(entry: _FdEntry) -> bool:
@@ -105,6 +145,7 @@ class FdPoller:
     def _unbind_all(entry: _FdEntry) -> list[_Io]:
         """Unbind ``entry``'s watchers; return them."""
         watchers, entry.watchers = entry.watchers, []
+        entry.sole = None
         for watcher in watchers:
             watcher._entry = _UNBOUND
         return watchers
@@ -117,17 +158,17 @@ class FdPoller:
     def _register(self, fd: int, entry: _FdEntry, events: int) -> None:
         if self._epoll is not None:
             before = entry.mask
-            entry.mask |= events
+            entry.set_mask(before | events)
             try:
                 self._epoll_sync(fd, entry)
             except BaseException:
-                entry.mask = before
+                entry.set_mask(before)
                 raise
             return
         for event in (_READ, _WRITE):
             if events & event:
                 self._add(fd, event)
-                entry.mask |= event
+                entry.set_mask(entry.mask | event)
 
     def _add(self, fd: int, event: int) -> None:
         registry = self._fd_registry
@@ -158,7 +199,7 @@ class FdPoller:
     def _unregister(self, fd: int, entry: _FdEntry, events: int = _READ | _WRITE) -> None:
         """Drop ``events`` from ``fd``'s registration."""
         dropped = entry.mask & events
-        entry.mask &= ~events
+        entry.set_mask(entry.mask & ~events)
         if self._epoll is not None:
             self._epoll_sync(fd, entry)
             return
@@ -171,10 +212,10 @@ class FdPoller:
         if not entry.mask and not self._waited_on(entry):
             self._forget(fd, entry)
 
-    def _queue_io(self, entry: _FdEntry, event: int) -> int:
-        """Queue the started watchers waiting for ``event``; return the events they want."""
+    @staticmethod
+    def _make_pending(entry: _FdEntry, event: int, add: Callable[[_Io], None]) -> int:
+        """``add`` the started watchers waiting for ``event``; return the events they want."""
         wanted = 0
-        queue = self._queue
         for watcher in entry.watchers:
             got = watcher.events & event
             if got and watcher._active:
@@ -183,7 +224,7 @@ class FdPoller:
                     watcher._revents |= got
                 if not watcher._queued:
                     watcher._queued = True
-                    queue.append(watcher)
+                    add(watcher)
         return wanted
 
     # asyncio as the poller (where there is no epoll): one reader/writer per fd.
@@ -193,7 +234,7 @@ class FdPoller:
         entry = self._fds.get(fd)
         if entry is None:
             return
-        if not self._queue_io(entry, event):
+        if not self._make_pending(entry, event, self._queue.append):
             self._drop_idle_registration(fd, entry, event)
         elif not self._pass_scheduled:
             # One pass per loop iteration serves every fd that became ready
@@ -248,7 +289,7 @@ class FdPoller:
             try:
                 self._epoll_sync(fd, entry)
             except OSError:
-                entry.mask = 0  # closed since; a new start registers afresh
+                entry.set_mask(0)  # closed since; a new start registers afresh
 
     def _epoll_ready(self) -> None:
         """asyncio reader callback on the private epoll: let the hub poll it."""
@@ -271,7 +312,6 @@ class FdPoller:
         fds = self._fds
         due: list[_Io] = []
         add = due.append
-        events_of = _EVENTS_OF_EPOLL_MASK
         for fd, mask in ready:
             try:
                 entry = fds[fd]
@@ -279,17 +319,22 @@ class FdPoller:
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(fd)
                 continue
-            event = events_of[mask & _EPOLL_REPORTED] & entry.mask
-            wanted = 0
-            for watcher in entry.watchers:
-                got = watcher.events & event
-                if got and watcher._active:
-                    wanted |= got
+            # Only bits of _EPOLL_REPORTED come back for our registrations.
+            event = entry.events_of[mask]
+            watcher = entry.sole
+            if watcher is None:
+                wanted = self._make_pending(entry, event, add)
+            elif watcher._active:
+                # _make_pending for the one watcher, inline: the usual case.
+                wanted = watcher.events & event
+                if wanted:
                     if watcher._pass_events:
-                        watcher._revents |= got
+                        watcher._revents |= wanted
                     if not watcher._queued:
                         watcher._queued = True
                         add(watcher)
+            else:
+                wanted = 0
             if wanted != event:
                 self._drop_idle_registration(fd, entry, event & ~wanted)
         if self._queue:

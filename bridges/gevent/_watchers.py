@@ -38,10 +38,15 @@ _EPOLLHUP = 0x010
 _EPOLL_READABLE = _EPOLLIN | _EPOLLPRI | _EPOLLERR | _EPOLLHUP
 _EPOLL_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
 _EPOLL_REPORTED = _EPOLLIN | _EPOLLPRI | _EPOLLOUT | _EPOLLERR | _EPOLLHUP
+"""Every bit epoll reports for an fd registered (as ours are) for EPOLLIN and/or EPOLLOUT."""
 _EVENTS_OF_EPOLL_MASK = tuple(
     (_READ if mask & _EPOLL_READABLE else 0) | (_WRITE if mask & _EPOLL_WRITABLE else 0)
     for mask in range(_EPOLL_REPORTED + 1)
 )
+_REGISTERED_EVENTS_OF_EPOLL_MASK = tuple(
+    tuple(events & registered for events in _EVENTS_OF_EPOLL_MASK) for registered in range(4)
+)
+"""For a registered interest (``_READ | _WRITE`` bits): the events in each epoll mask."""
 _EPOLL_MASK_OF_EVENTS = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
 _BOUND_PRUNE = 8
 _CALLBACK_CHECK_COUNT = 50
@@ -266,17 +271,17 @@ class _Io(_Watcher):
     # start/stop run on every EAGAIN of every gevent socket (libev does them
     # in C): in the common case they only flip flags.  The watcher stays
     # bound to its fd's entry while stopped, so that starting it again finds
-    # the registration in place (see AsyncioLoop._io_start).
+    # the registration in place (see AsyncioLoop._io_start).  Nor do they
+    # count the loop's references: the loop counts its started io watchers
+    # when asked (FdPoller._referenced_ios), which is rare.
 
     def start(self, callback: Callable[..., Any], *args: Any, pass_events: bool = False) -> None:
         if pass_events or self._pass_events or not callable(callback):
             args = self._checked_args(callback, args, pass_events)
         self._callback = callback
         self._args = args
-        if not self._active:
-            self._active = True
-            self.loop._refs += self._ref  # a bool: 1 if referenced
-        if self._entry.mask & self.events != self.events:
+        self._active = True
+        if not self._entry.covers[self.events]:
             self.loop._io_start(self)
 
     def _checked_args(
@@ -294,11 +299,15 @@ class _Io(_Watcher):
         return args
 
     def stop(self) -> None:
-        if self._active:
-            self._active = False
-            self.loop._refs -= self._ref
+        self._active = False
         self._callback = None
         self._args = ()
+
+    def _set_ref(self, value: bool) -> None:
+        # Counted when asked (see the comment above start).
+        self._ref = bool(value)
+
+    ref = property(_Watcher._get_ref, _set_ref)
 
 
 def _refuse_timeout_without_portal(args: tuple[Any, ...] | None) -> None:
@@ -560,19 +569,35 @@ class _FdEntry:
     """Per-fd state: gevent may have many watchers on one fd, the poller one registration.
 
     ``watchers`` are the watchers bound to this entry, started or not (each
-    has ``_entry`` pointing here); ``mask`` is the registered interest
-    (``_READ | _WRITE`` bits), kept while nobody waits and dropped when the
-    fd turns out ready for no one.
+    has ``_entry`` pointing here); ``sole`` is the only one of them, or None
+    if there are none or several (the poll's fast path: a socket that only
+    ever waits to read); ``mask`` is the registered interest (``_READ |
+    _WRITE`` bits), kept while nobody waits and dropped when the fd turns
+    out ready for no one; ``covers[events]`` says whether it includes
+    ``events`` (``_Io.start``'s test) and ``events_of[epoll_mask]`` which of
+    those an epoll report is about (the poll's), both set with the mask by
+    :meth:`set_mask`.
     """
 
-    __slots__ = ("in_epoll", "mask", "watchers")
+    __slots__ = ("covers", "events_of", "in_epoll", "mask", "sole", "watchers")
 
     def __init__(self) -> None:
         self.watchers: list[_Io] = []
-        self.mask = 0
+        self.sole: _Io | None = None
         self.in_epoll = False
+        self.set_mask(0)
+
+    def set_mask(self, mask: int) -> None:
+        self.mask = mask
+        self.covers = _COVERS[mask]
+        self.events_of = _REGISTERED_EVENTS_OF_EPOLL_MASK[mask]
 
 
-# The entry of every watcher not bound to a live one: it registers nothing,
-# so starting such a watcher always takes the slow path.
+_COVERS = tuple(tuple(mask & events == events for events in range(4)) for mask in range(4))
+"""For a registered interest (``_READ | _WRITE`` bits): which events it includes."""
+
+
+# The entry of every watcher not bound to a live one: it covers nothing,
+# so starting such a watcher always takes the slow path (and binds it).
 _UNBOUND = _FdEntry()
+_UNBOUND.covers = (False, False, False, False)
