@@ -188,6 +188,74 @@ def test_a_write_after_abort_connection_is_dropped_as_twisted_drops_it(loop_fact
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_connection_given_a_do_read_of_its_own_is_read_with_it_until_it_is_deleted(
+    loop_factory: str,
+) -> None:
+    reads: list[str] = []
+    done: list[asyncio.Future[Any]] = []
+
+    class Own(protocol.Protocol):
+        def connectionMade(self) -> None:
+            transport = self.transport
+
+            def own_do_read() -> None:
+                reads.append("own")
+                del transport.doRead  # the data is still there: Twisted's doRead reads it
+
+            transport.doRead = own_do_read
+
+        def dataReceived(self, data: bytes) -> None:
+            reads.append(data.decode())
+            _settle(done)
+
+    async def main() -> list[str]:
+        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Own), interface="127.0.0.1")
+        try:
+            finished = _waiter(done)
+            _, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+            writer.write(b"data")
+            await asyncio.wait_for(finished, 10)
+            writer.close()
+            return reads
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main, loop_factory=loop_factory) == ["own", "data"]
+
+
+def test_do_read_and_do_write_of_a_hub_connection_behave_as_attributes_of_the_instance() -> None:
+    transports: list[asyncio.Future[Any]] = []
+
+    class Keep(protocol.Protocol):
+        def connectionMade(self) -> None:
+            _settle(transports, self.transport)
+
+    def own() -> None:
+        """A replacement."""
+
+    async def main() -> list[object]:
+        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Keep), interface="127.0.0.1")
+        try:
+            made = _waiter(transports)
+            _, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+            transport = await asyncio.wait_for(made, 10)
+            writer.close()
+            seen: list[object] = [type(transport).doRead is tcp.Connection.doRead]
+            seen.append(transport.doWrite == tcp.Connection.doWrite.__get__(transport))
+            with pytest.raises(AttributeError):
+                del transport.doWrite  # nothing of its own to delete
+            transport.doWrite = own
+            seen.append(transport.doWrite is own)
+            del transport.doWrite
+            seen.append(transport.doWrite == tcp.Connection.doWrite.__get__(transport))
+            return seen
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main) == [True, True, True, True]
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
 def test_a_pull_producer_is_asked_for_more_after_each_of_its_writes(loop_factory: str) -> None:
     @implementer(interfaces.IPullProducer)
     class Chunks:
