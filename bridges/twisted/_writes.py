@@ -189,15 +189,21 @@ class _ConnectionRead(_Dispatch):
             now = self._now
             now.selectable = selectable
             try:
-                fileno = selectable.fileno  # an attribute (the socket's), not a method
-                if fileno() == -1:
+                # selectable.fileno() is its socket's (tcp.Connection.__init__); both
+                # are deleted by connectionLost, after which fileno() is -1.  Asked of
+                # the socket: CPython calls a bound method held by an instance slowly.
+                try:
+                    sock = selectable.socket
+                except AttributeError:
+                    sock = None
+                if sock is None or sock.fileno() == -1:
                     self._reactor._disconnect(selectable, NO_FILEDESC, True)
                 else:
                     try:
                         if self._inline and selectable._ownDoRead is None:
                             # tcp.Connection.doRead, inlined (_compat.reads_like_twisted)
                             try:
-                                data = selectable.socket.recv(selectable.bufferSize)
+                                data = sock.recv(selectable.bufferSize)
                             except OSError as exc:
                                 why = None if exc.args[0] == EWOULDBLOCK else CONNECTION_LOST
                             else:
@@ -393,7 +399,8 @@ class FdsWithSoonWrite:
             kind = _Dispatch
             if read and isinstance(selectable, SendsAtOnce) and _logs_as_connection(selectable):
                 kind = _ConnectionRead
-            add(fd, kind(self, selectable, read), owner=OWNER)
+            # Its bound __call__: the loop calls a bound method faster than an object.
+            add(fd, kind(self, selectable, read).__call__, owner=OWNER)
         except OSError as exc:
             if exc.errno == errno.EPERM:
                 return False
