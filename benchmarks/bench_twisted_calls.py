@@ -7,6 +7,8 @@ same loop, with the Python-level calls of the server's loop thread counted by
 ``cProfile`` (which profiles only the thread that enables it: the client
 thread is not counted).  Each server runs in a fresh subprocess.  ``--top N``
 lists the functions called most per round trip, which is where the time goes.
+What a call costs inside (an attribute CPython could not specialise costs ten
+times one it could) is counted by twisted_instructions.py, in instructions.
 
     python benchmarks/bench_twisted_calls.py [--round-trips 5000] [--top 25] [--loops asyncio]
 """

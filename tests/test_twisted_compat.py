@@ -326,3 +326,25 @@ def test_closing_states_are_the_flags_sends_at_once_checks(connection: Any) -> N
     connection.abortConnection()
     assert connection._aborting
     connection.stopWriting()
+
+
+def test_abort_connection_gives_the_connection_a_do_read_and_do_write_of_its_own(
+    connection: Any,
+) -> None:
+    """OwnMethod: Twisted replaces ``doRead``/``doWrite`` on the instance, with no-ops."""
+    connection.connected = True
+    connection.abortConnection()
+    assert {"doRead", "doWrite"} <= set(vars(connection))
+    assert connection.doRead() is None
+    assert connection.doWrite() is None
+    connection.stopWriting()
+
+
+def test_per_connection_defaults_are_plain_class_values_of_a_connection(connection: Any) -> None:
+    """``_PER_CONNECTION``: class-level values (no descriptors) a new connection inherits."""
+    from twisted.internet import tcp
+
+    for name in _compat._PER_CONNECTION:
+        owner = next(klass for klass in tcp.Server.__mro__ if name in vars(klass))
+        assert not hasattr(type(vars(owner)[name]), "__get__"), name
+        assert name not in vars(connection), name

@@ -66,6 +66,25 @@ def _received_until_eof(
     return run_twisted(main, loop_factory=loop_factory)  # type: ignore[no-any-return]
 
 
+async def _server_transport() -> tuple[Any, Any]:
+    """Listen on the hub's reactor and connect to it: (the port, the accepted connection).
+
+    The asyncio client is closed at once; the caller stops the port.
+    """
+    transports: list[asyncio.Future[Any]] = []
+
+    class Keep(protocol.Protocol):
+        def connectionMade(self) -> None:
+            _settle(transports, self.transport)
+
+    port = reactor().listenTCP(0, protocol.Factory.forProtocol(Keep), interface="127.0.0.1")
+    made = _waiter(transports)
+    _, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+    transport = await asyncio.wait_for(made, 10)
+    writer.close()
+    return port, transport
+
+
 @pytest.mark.parametrize("loop_factory", LOOPS)
 def test_a_write_with_nothing_queued_is_on_the_wire_when_write_returns(loop_factory: str) -> None:
     peers: list[socket.socket] = []
@@ -185,6 +204,64 @@ def test_a_write_after_abort_connection_is_dropped_as_twisted_drops_it(loop_fact
             self.transport.write(b"written after the abort")
 
     assert _received_until_eof(Abort, loop_factory, send=b"go") == b""
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_connection_given_a_do_read_of_its_own_is_read_with_it_until_it_is_deleted(
+    loop_factory: str,
+) -> None:
+    reads: list[str] = []
+    done: list[asyncio.Future[Any]] = []
+
+    class Own(protocol.Protocol):
+        def connectionMade(self) -> None:
+            transport = self.transport
+
+            def own_do_read() -> None:
+                reads.append("own")
+                del transport.doRead  # the data is still there: Twisted's doRead reads it
+
+            transport.doRead = own_do_read
+
+        def dataReceived(self, data: bytes) -> None:
+            reads.append(data.decode())
+            _settle(done)
+
+    async def main() -> list[str]:
+        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Own), interface="127.0.0.1")
+        try:
+            finished = _waiter(done)
+            _, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
+            writer.write(b"data")
+            await asyncio.wait_for(finished, 10)
+            writer.close()
+            return reads
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main, loop_factory=loop_factory) == ["own", "data"]
+
+
+def test_do_read_and_do_write_of_a_hub_connection_behave_as_attributes_of_the_instance() -> None:
+    def own() -> None:
+        """A replacement."""
+
+    async def main() -> list[object]:
+        port, transport = await _server_transport()
+        try:
+            seen: list[object] = [type(transport).doRead is tcp.Connection.doRead]
+            seen.append(transport.doWrite == tcp.Connection.doWrite.__get__(transport))
+            with pytest.raises(AttributeError):
+                del transport.doWrite  # nothing of its own to delete
+            transport.doWrite = own
+            seen.append(transport.doWrite is own)
+            del transport.doWrite
+            seen.append(transport.doWrite == tcp.Connection.doWrite.__get__(transport))
+            return seen
+        finally:
+            await bridges.awaitable(port.stopListening())
+
+    assert run_twisted(main) == [True, True, True, True]
 
 
 @pytest.mark.parametrize("loop_factory", LOOPS)
@@ -314,19 +391,9 @@ def test_connect_tcp_clients_are_twisted_clients_whose_writes_arrive(loop_factor
 
 
 def test_listen_tcp_connections_are_twisted_servers() -> None:
-    transports: list[asyncio.Future[Any]] = []
-
-    class Keep(protocol.Protocol):
-        def connectionMade(self) -> None:
-            _settle(transports, self.transport)
-
     async def main() -> bool:
-        port = reactor().listenTCP(0, protocol.Factory.forProtocol(Keep), interface="127.0.0.1")
+        port, transport = await _server_transport()
         try:
-            made = _waiter(transports)
-            _, writer = await asyncio.open_connection("127.0.0.1", port.getHost().port)
-            transport = await asyncio.wait_for(made, 10)
-            writer.close()
             return isinstance(port, tcp.Port) and isinstance(transport, tcp.Server)
         finally:
             await bridges.awaitable(port.stopListening())

@@ -219,6 +219,75 @@ CONNECTION_LOST = main.CONNECTION_LOST
 CONNECTION_DONE = main.CONNECTION_DONE
 
 
+class OwnMethod:
+    """``doRead``, ``doWrite`` of the hub's TCP transports: Twisted's, or the instance's own.
+
+    Twisted gives single connections methods of their own: a connecting
+    client's ``doRead``/``doWrite`` are its ``doConnect`` until it connects
+    (then deleted), an aborted connection's are no-ops (``tcp.BaseClient``,
+    ``_AbortingMixin.abortConnection``, Twisted 23.10 - 26.10).  The read
+    path must know whether that happened, on every read.  Asking the
+    instance's ``__dict__`` makes CPython build that dict, after which every
+    attribute of the transport is slower to read and write (3.11 stops
+    specialising them: the read path and ``write()`` touch about twenty).  So
+    this data descriptor keeps what an instance sets in ``_own<Name>``
+    (None: Twisted's method, found on the class after the one holding the
+    descriptor); getting, setting and deleting behave as for an instance
+    attribute, and on the class it is Twisted's function.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._holder = owner
+        self._name = name
+        self.own = f"_own{name[0].upper()}{name[1:]}"
+        self._twisted: dict[type, Any] = {}
+
+    def twisted(self, kind: type) -> Any:
+        """The method ``kind`` has from Twisted (the next one in its MRO)."""
+        method = self._twisted.get(kind)
+        if method is None:
+            mro = kind.__mro__
+            method = next(
+                vars(klass)[self._name]
+                for klass in mro[mro.index(self._holder) + 1 :]
+                if self._name in vars(klass)
+            )
+            self._twisted[kind] = method
+        return method
+
+    def __get__(self, instance: Any, kind: type | None = None) -> Any:
+        if instance is None:
+            return self.twisted(kind)  # type: ignore[arg-type]
+        own = getattr(instance, self.own)
+        if own is not None:
+            return own
+        return self.twisted(type(instance)).__get__(instance, kind)
+
+    def __set__(self, instance: Any, method: Any) -> None:
+        setattr(instance, self.own, method)
+
+    def __delete__(self, instance: Any) -> None:
+        if getattr(instance, self.own) is None:
+            raise AttributeError(self._name)
+        setattr(instance, self.own, None)
+
+
+_PER_CONNECTION = (
+    "TLS",
+    "producer",
+    "dataBuffer",
+    "disconnecting",
+    "_writeDisconnecting",
+    "_writeDisconnected",
+    "_aborting",
+    "bufferSize",
+)
+"""Class-level defaults of Twisted's connections (``FileDescriptor``, ``_ConsumerMixin``,
+``_AbortingMixin``, ``_newtls.ConnectionMixin``, Twisted 23.10 - 26.10) that the read path
+and ``write()`` read on every event; set on the instance at creation (same values), so that
+CPython reads them as fast as any instance attribute instead of searching the class MRO."""
+
+
 class SendsAtOnce:
     """A mixin of Twisted's TCP transports: ``write()`` sends at once when nothing is queued.
 
@@ -242,6 +311,20 @@ class SendsAtOnce:
     ``_writeDisconnected``, and ``_AbortingMixin._aborting`` (Twisted 23.10 -
     26.10).
     """
+
+    doRead = OwnMethod()
+    doWrite = OwnMethod()
+    _ownDoRead: Any = None
+    """What this connection set as its own ``doRead`` (see :class:`OwnMethod`), or None."""
+    _ownDoWrite: Any = None
+    """What this connection set as its own ``doWrite``, or None."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for name in _PER_CONNECTION:  # see _PER_CONNECTION
+            setattr(self, name, getattr(self, name))
+        self._ownDoRead = self._ownDoWrite = None
+        self._sendFailed = self._sentAtOnce = False
+        super().__init__(*args, **kwargs)
 
     def write(self, data: bytes) -> None:
         if (

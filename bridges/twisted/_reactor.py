@@ -66,7 +66,7 @@ from ._compat import (
 )
 from ._errors import HubOwnsLoopError, not_bound
 from ._timers import Timers
-from ._writes import _NO_HANDLE, _WRITING, OWNER, FdsWithSoonWrite
+from ._writes import _NO_HANDLE, _WRITING, OWNER, FdsWithSoonWrite, ReadingNow
 
 if TYPE_CHECKING:
     from .._hub import Hub
@@ -158,7 +158,7 @@ class HubReactor(Timers, FdsWithSoonWrite, AsyncioSelectorReactor):
         self._timers: dict[DelayedCall, asyncio.Handle | None] = {}
         self._soonWriters: dict[Any, Any] = {}
         """Soon-writers: a pending ``call_soon`` handle, _NO_HANDLE or _WRITING."""
-        self._reading: Any = None
+        self._reading = ReadingNow()
         self._logContextStack = _log_context_stack()
         self._timed: list[tuple[float, int, DelayedCall]] = []
         self._sequence = itertools.count()

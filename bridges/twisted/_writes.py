@@ -129,11 +129,12 @@ class _Dispatch:
             self._method(selectable, False)
             return
         reactor = self._reactor
-        reactor._reading = selectable
+        now = reactor._reading
+        now.selectable = selectable
         try:
             self._method(selectable, True)
         finally:
-            reactor._reading = None
+            now.selectable = None
         # What the read wrote goes out now, in the same callback: as a reactor
         # that finds the socket readable and writable in one poll does.
         if selectable in reactor._soonWriters:
@@ -154,15 +155,22 @@ class _ConnectionRead(_Dispatch):
     queued (:class:`~bridges.twisted._compat.SendsAtOnce`).
     """
 
-    __slots__ = ("_inline",)
+    __slots__ = ("_inline", "_meter", "_now", "_soon", "_stack")
 
     def __init__(self, reactor: HubReactor, selectable: Any, read: bool) -> None:
         super().__init__(reactor, selectable, read)
         self._inline = reads_like_twisted(type(selectable))
+        # What the read needs of the reactor, in slots: the reactor's __dict__ has
+        # too many keys for CPython's fast attribute access.  They change only when
+        # the reactor binds to a hub, and a registration never outlives its binding
+        # (unbind() removes every fd from the hub).
+        self._meter = reactor._meter
+        self._stack = reactor._logContextStack
+        self._now = reactor._reading
+        self._soon = reactor._soonWriters
 
     def __call__(self) -> None:
-        reactor = self._reactor
-        stack = reactor._logContextStack
+        stack = self._stack
         if stack is None:  # Twisted's context tracker was replaced: the general path
             _Dispatch.__call__(self)
             return
@@ -170,7 +178,7 @@ class _ConnectionRead(_Dispatch):
         prefix = selectable.logstr
         if prefix != self._prefix:
             self._setPrefix(prefix)
-        meter = reactor._meter
+        meter = self._meter
         outer = None
         if meter is not None:  # counted; timed when due (bridges._accounting)
             meter.count = dispatches = meter.count + 1
@@ -178,16 +186,24 @@ class _ConnectionRead(_Dispatch):
                 outer = meter.enter(self)
         stack.append(self._context)
         try:
-            reactor._reading = selectable
+            now = self._now
+            now.selectable = selectable
             try:
-                if selectable.fileno() == -1:
-                    reactor._disconnect(selectable, NO_FILEDESC, True)
+                # selectable.fileno() is its socket's (tcp.Connection.__init__); both
+                # are deleted by connectionLost, after which fileno() is -1.  Asked of
+                # the socket: CPython calls a bound method held by an instance slowly.
+                try:
+                    sock = selectable.socket
+                except AttributeError:
+                    sock = None
+                if sock is None or sock.fileno() == -1:
+                    self._reactor._disconnect(selectable, NO_FILEDESC, True)
                 else:
                     try:
-                        if self._inline and "doRead" not in selectable.__dict__:
+                        if self._inline and selectable._ownDoRead is None:
                             # tcp.Connection.doRead, inlined (_compat.reads_like_twisted)
                             try:
-                                data = selectable.socket.recv(selectable.bufferSize)
+                                data = sock.recv(selectable.bufferSize)
                             except OSError as exc:
                                 why = None if exc.args[0] == EWOULDBLOCK else CONNECTION_LOST
                             else:
@@ -198,14 +214,14 @@ class _ConnectionRead(_Dispatch):
                             why = CONNECTION_LOST  # the reset went to a send (SendsAtOnce)
                     except Exception as exc:  # noqa: BLE001 - as _readOrWrite does
                         why = exc
-                        reactor._failureLog.failure(None)
+                        self._reactor._failureLog.failure(None)
                     if why:
-                        reactor._disconnect(selectable, why, True)
+                        self._reactor._disconnect(selectable, why, True)
             finally:
-                reactor._reading = None
+                now.selectable = None
             selectable._sentAtOnce = False  # Twisted would have flushed it by now
-            if selectable in reactor._soonWriters:  # a write that was queued
-                reactor._flush(selectable, False)
+            if selectable in self._soon:  # a write that was queued
+                self._reactor._flush(selectable, False)
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - as callWithLogger does
@@ -214,6 +230,21 @@ class _ConnectionRead(_Dispatch):
             stack.pop()
             if outer is not None:
                 meter.exit(outer)
+
+
+class ReadingNow:
+    """The connection whose read the hub's reactor dispatches now (None between reads).
+
+    ``addWriter`` asks it: a write from a connection's own ``dataReceived`` is
+    flushed when that read returns.  A slot of its own rather than a reactor
+    attribute, since the read path sets it twice per read and the reactor's
+    ``__dict__`` is slow to write (see :class:`_ConnectionRead`).
+    """
+
+    __slots__ = ("selectable",)
+
+    def __init__(self) -> None:
+        self.selectable: Any = None
 
 
 _SAFE_WRITERS: dict[type, bool] = {}
@@ -246,7 +277,18 @@ def _writes_safely_when_not_writable(writer: Any) -> bool:
             and kind.writeSomeData in _TWISTED_WRITE_SOME_DATA
         )
         _SAFE_WRITERS[kind] = safe
-    return safe and "doWrite" not in writer.__dict__
+    return safe and not _has_own_do_write(writer)
+
+
+def _has_own_do_write(writer: Any) -> bool:
+    """Whether ``writer`` has a ``doWrite`` of its own (a connecting client's ``doConnect``).
+
+    Asked without building the ``__dict__`` of the hub's transports (see
+    :class:`~bridges.twisted._compat.OwnMethod`).
+    """
+    if isinstance(writer, SendsAtOnce):
+        return writer._ownDoWrite is not None
+    return "doWrite" in writer.__dict__
 
 
 class FdsWithSoonWrite:
@@ -272,10 +314,10 @@ class FdsWithSoonWrite:
         if writer in soon:
             return
         if (
-            writer is self._reading
+            writer is self._reading.selectable
             and _SAFE_WRITERS.get(type(writer))
             and self.soonWrite
-            and "doWrite" not in writer.__dict__
+            and not _has_own_do_write(writer)
             and writer not in self._writerFds
         ):
             # The hot path: a connection writing from its own dataReceived (an fd
@@ -292,7 +334,7 @@ class FdsWithSoonWrite:
             loop = self._hubLoop
             if loop is None:
                 raise not_bound("addWriter")
-            if writer is self._reading:
+            if writer is self._reading.selectable:
                 self._soonWriters[writer] = _NO_HANDLE
             else:
                 self._soonWriters[writer] = loop.call_soon(self._writeSoon, writer)
@@ -326,10 +368,10 @@ class FdsWithSoonWrite:
         if writer not in self._soonWriters:
             return
         self._soonWriters[writer] = _NO_HANDLE  # the handle is the one running now
-        dispatch = writer.__dict__.get(_WRITE_DISPATCH)
+        dispatch = getattr(writer, _WRITE_DISPATCH, None)
         if dispatch is None or dispatch._reactor is not self:
             dispatch = _Dispatch(self, writer, False, self._flush)
-            writer.__dict__[_WRITE_DISPATCH] = dispatch
+            setattr(writer, _WRITE_DISPATCH, dispatch)
         dispatch()
 
     def _flush(self, writer: Any, _read: bool) -> None:
@@ -357,7 +399,8 @@ class FdsWithSoonWrite:
             kind = _Dispatch
             if read and isinstance(selectable, SendsAtOnce) and _logs_as_connection(selectable):
                 kind = _ConnectionRead
-            add(fd, kind(self, selectable, read), owner=OWNER)
+            # Its bound __call__: the loop calls a bound method faster than an object.
+            add(fd, kind(self, selectable, read).__call__, owner=OWNER)
         except OSError as exc:
             if exc.errno == errno.EPERM:
                 return False
