@@ -42,6 +42,10 @@ a cost on every handle, and even a wrapper around the selector's ``select``
 costs a few percent of a ping-pong server.  So the loop's busy time is the
 loop thread's CPU time (read when the figures are), and asyncio's loop time
 is what it holds beyond the other frameworks' dispatches; it has no count.
+On Linux the busy time also holds the time the thread was ready to run and
+waited for a CPU (the scheduler's ``schedstat``): a timed dispatch's wall
+time includes the moments other processes ran in its place, and a CPU time
+without them would leave asyncio nothing on a machine short of CPU.
 ``accounting="exact"`` (``BRIDGES_ACCOUNTING=exact``) times every dispatch,
 and on the stdlib loop wraps ``select`` to time every pass (the busy time is
 then the loop's wall time between passes) and to count the handles each
@@ -53,6 +57,7 @@ not matter.
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
@@ -127,13 +132,14 @@ class Accounting:
     """
 
     __slots__ = (
+        "_busy_start",
         "_cpu_clock",
-        "_cpu_start",
         "_describe",
         "_handles",
         "_loop",
         "_meters",
         "_passes",
+        "_schedstat",
         "_selector",
         "_slowest",
         "_started",
@@ -182,7 +188,9 @@ class Accounting:
         self._handles = 0
         self._started = _perf()
         self._cpu_clock: Optional[int] = None
-        self._cpu_start = 0.0
+        self._busy_start = 0.0
+        self._schedstat: Optional[str] = None
+        """The loop thread's ``/proc/.../schedstat``, where it can be read."""
 
     @property
     def framework(self) -> Optional[str]:
@@ -252,10 +260,15 @@ class Accounting:
         ):
             self._time_passes(selector, ready)
             return
+        schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+        start = _scheduled_seconds(schedstat)
+        if start is not None:
+            self._schedstat, self._busy_start = schedstat, start
+            return
         getcpuclockid = getattr(time, "pthread_getcpuclockid", None)
         if getcpuclockid is not None:
             self._cpu_clock = getcpuclockid(thread_ident)
-            self._cpu_start = time.clock_gettime(self._cpu_clock)
+            self._busy_start = time.clock_gettime(self._cpu_clock)
 
     def _time_passes(self, selector: Any, ready: Any) -> None:
         select = selector.select
@@ -281,13 +294,18 @@ class Accounting:
         selector, self._selector = self._selector, None
         if selector is not None:
             selector.__dict__.pop("select", None)
-        self._cpu_clock = None
+        self._cpu_clock = self._schedstat = None
         self._loop = None
 
     def _busy_seconds(self) -> Optional[float]:
+        if self._schedstat is not None:
+            scheduled = _scheduled_seconds(self._schedstat)
+            if scheduled is None:  # the loop's thread has ended
+                return self.busy
+            return scheduled - self._busy_start
         if self._cpu_clock is not None:
             try:
-                return time.clock_gettime(self._cpu_clock) - self._cpu_start
+                return time.clock_gettime(self._cpu_clock) - self._busy_start
             except OSError:  # the loop's thread has ended
                 return self.busy
         if self._selector is not None:  # timed passes
@@ -324,6 +342,20 @@ class Accounting:
                 for seconds, framework, name in slowest
             ],
         }
+
+
+def _scheduled_seconds(schedstat: str) -> Optional[float]:
+    """A thread's time on a CPU plus its time ready and waiting for one, or None if unreadable.
+
+    ``schedstat`` (Linux, ``/proc/<pid>/task/<tid>/schedstat``) holds the
+    nanoseconds the thread ran, then those it waited on a run queue.
+    """
+    try:
+        with open(schedstat, "rb") as stat:
+            ran, waited = stat.read().split()[:2]
+        return (int(ran) + int(waited)) / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def qualified_name(obj: Any) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -13,6 +16,7 @@ from tornado import web
 from twisted.internet import protocol
 
 import bridges
+import bridges.metrics
 from bridges._accounting import EVERY, EXACT, Accounting, qualified_name
 
 
@@ -129,6 +133,41 @@ def test_asyncio_gets_the_busy_time_no_framework_claimed(
         assert asyncio_figures["count"] >= 3
     else:  # busy time is the loop thread's CPU time (uvloop's passes are C): no count
         assert asyncio_figures["count"] is None
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="pins a CPU hog to the loop's CPU (Linux)"
+)
+def test_asyncio_keeps_its_share_when_other_processes_take_the_loops_cpu() -> None:
+    # A timed dispatch's wall time holds the moments another process ran in
+    # its place; the busy time must hold them too, or asyncio's share (the
+    # busy time beyond the dispatches) drops to nothing on a loaded machine.
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(hog.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})
+
+        async def main() -> dict[str, Any]:
+            from twisted.internet import reactor, task
+
+            for _ in range(10):  # half the work in Twisted's dispatches, half in asyncio's
+                await bridges.awaitable(task.deferLater(reactor, 0, _burn_cpu, 0.01))
+                _burn_cpu(0.01)
+                await asyncio.sleep(0)
+            return bridges.current_hub().stats()
+
+        stats = bridges.run(main, frameworks=["twisted"])
+    finally:
+        os.sched_setaffinity(0, before)
+        hog.kill()
+        hog.wait(10)
+    share = bridges.metrics.shares(_NOTHING_YET, stats)
+    assert 0.25 < share["asyncio"] < 0.75, share
+
+
+_NOTHING_YET: dict[str, Any] = {"frameworks": {}, "wall_seconds": 0.0, "busy_seconds": 0.0}
 
 
 def test_stats_are_empty_when_accounting_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
