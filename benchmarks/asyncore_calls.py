@@ -151,8 +151,6 @@ def main() -> None:
     print(f"{'server':<16} {'case':<22} {'py/rt':>7} {'C/rt':>7} {'ops/rt':>7} {'passes/rt':>9}")
     for case in args.case or ("idle", "busy"):
         for mode in args.modes:
-            if case == "busy" and mode == "handlers":
-                continue  # that floor follows no change of interest: the idle case only
             if case == "idle" and mode in bench.NATIVE and args.idle > 100:
                 continue  # select() cannot take the fds; poll() over 1,000 of them, traced: hours
             result = measure(mode, case, "calls", args.idle)

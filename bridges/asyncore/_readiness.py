@@ -50,9 +50,10 @@ def batches_on(loop: asyncio.AbstractEventLoop) -> bool:
     code, which the batch saves on every ready fd.  uvloop's per-fd dispatch
     is C, so there the batch's second ``epoll_wait`` per pass costs more
     than it saves unless many fds are ready at once (measured: 50 active
-    connections 8 % cheaper, one active beside 1,000 idle 26 % dearer); its
-    fds stay registered with the loop one by one, as on platforms without
-    epoll.
+    connections 8 % cheaper, one active beside 1,000 idle 26 % dearer; with
+    the lone connection watched by the loop itself, no gain at 50 active
+    within the noise of two interleaved runs); its fds stay registered with
+    the loop one by one, as on platforms without epoll.
     """
     return hasattr(select, "epoll") and isinstance(loop, BaseSelectorEventLoop)
 
