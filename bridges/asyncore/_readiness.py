@@ -176,7 +176,8 @@ class Readiness:
     def _unbatch(self, entry: _Entry) -> None:
         """The loop watches ``entry``'s fd itself: one epoll_wait per pass while it is alone."""
         self._move(entry, batched=False)
-        self.alone = entry
+        if not entry.dead:  # its handle_error() may have closed it
+            self.alone = entry
 
     def _batch(self, entry: _Entry) -> None:
         """Back into the batch with ``entry``'s fd (or it has left its map)."""
