@@ -5,6 +5,7 @@ Usage::
     python benchmarks/asyncore_calls.py                  # every server, both cases
     python benchmarks/asyncore_calls.py hub select       # some servers
     python benchmarks/asyncore_calls.py --top 15 hub     # and the calls that cost most
+    python benchmarks/asyncore_calls.py --idle 0 hub     # one active connection alone
 
 Each server of bench_asyncore.py runs in a child process under
 ``sys.setprofile``; a client thread in that process does the benchmark's
@@ -31,6 +32,7 @@ from typing import Any
 import bench_asyncore as bench
 
 IDLE, ROUNDS, BUSY_ROUNDS = 1000, 3000, 60
+"""The idle case's idle connections (``--idle``), round trips counted, rounds per busy one."""
 PASSES = {"base_events.py:_run_once", "asyncore.py:poll", "asyncore.py:poll2"}
 """The functions that run once per loop pass (the stdlib loop's, asyncore's own)."""
 
@@ -84,9 +86,9 @@ class _Port:
         pass
 
 
-def _client(case: str, ports: queue.Queue[int], counting: _Counting) -> None:
+def _client(case: str, idle_count: int, ports: queue.Queue[int], counting: _Counting) -> None:
     port = ports.get(timeout=30)
-    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(IDLE * (case == "idle"))]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(idle_count)]
     server = bench.Server.__new__(bench.Server)
     server.mode = "server"
     server.active = socket.create_connection(("127.0.0.1", port))
@@ -113,10 +115,11 @@ def _client(case: str, ports: queue.Queue[int], counting: _Counting) -> None:
     os._exit(0)
 
 
-def child(mode: str, case: str, what: str) -> None:
+def child(mode: str, case: str, what: str, idle: int) -> None:
     ports: queue.Queue[int] = queue.Queue()
     counting = _Opcodes() if what == "opcodes" else _Counting()
-    threading.Thread(target=_client, args=(case, ports, counting), daemon=True).start()
+    idle_count = idle if case == "idle" else 0
+    threading.Thread(target=_client, args=(case, idle_count, ports, counting), daemon=True).start()
     sys.stdout = _Port(ports)  # type: ignore[assignment]
     if what == "opcodes":
         sys.settrace(counting)
@@ -125,9 +128,9 @@ def child(mode: str, case: str, what: str) -> None:
     bench.serve(mode)
 
 
-def measure(mode: str, case: str, what: str) -> dict[str, Any]:
+def measure(mode: str, case: str, what: str, idle: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, case, what],
+        [sys.executable, __file__, "--child", mode, case, what, str(idle)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -141,21 +144,22 @@ def main() -> None:
     parser.add_argument("modes", nargs="*", default=list(bench.MODES))
     parser.add_argument("--top", type=int, default=0, help="also list the N costliest calls")
     parser.add_argument("--case", choices=("idle", "busy"), action="append")
+    parser.add_argument(
+        "--idle", type=int, default=IDLE, help=f"idle connections in the idle case ({IDLE})"
+    )
     args = parser.parse_args()
     print(f"{'server':<16} {'case':<22} {'py/rt':>7} {'C/rt':>7} {'ops/rt':>7} {'passes/rt':>9}")
     for case in args.case or ("idle", "busy"):
         for mode in args.modes:
-            if case == "busy" and mode == "handlers":
-                continue  # that floor follows no change of interest: the idle case only
-            if case == "idle" and mode in bench.NATIVE:
+            if case == "idle" and mode in bench.NATIVE and args.idle > 100:
                 continue  # select() cannot take the fds; poll() over 1,000 of them, traced: hours
-            result = measure(mode, case, "calls")
+            result = measure(mode, case, "calls", args.idle)
             rounds, counts = result["rounds"], Counter(result["counts"])
-            opcodes = Counter(measure(mode, case, "opcodes")["counts"])
+            opcodes = Counter(measure(mode, case, "opcodes", args.idle)["counts"])
             py = sum(n for k, n in counts.items() if k.startswith("py "))
             c = sum(n for k, n in counts.items() if k.startswith("c "))
             passes = sum(n for k, n in counts.items() if k[3:] in PASSES)
-            label = f"1 active + {IDLE} idle" if case == "idle" else f"{bench.ACTIVE} active"
+            label = f"1 active + {args.idle} idle" if case == "idle" else f"{bench.ACTIVE} active"
             shown = f"{passes / rounds:9.3f}" if passes else f"{'-':>9}"
             ops = sum(opcodes.values()) / rounds
             print(f"{mode:<16} {label:<22} {py / rounds:7.2f} {c / rounds:7.2f} {ops:7.1f} {shown}")
@@ -164,7 +168,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        child(sys.argv[2], sys.argv[3], sys.argv[4])
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         main()

@@ -6,7 +6,8 @@ use_poll=True)``, and the bridges hub on the stdlib loop and on uvloop; the
 limits beside them are a plain asyncio echo with one ``add_reader`` per socket
 and no framework (on the stdlib loop and on uvloop), and the same asyncore
 handlers on plain ``add_reader`` with no hub ("asyncore's handlers on plain
-add_reader": what the handlers cost by themselves, the floor of any driver).
+add_reader", on both loops: what the handlers cost by themselves, the floor of
+any driver).
 
 * **idle**: each server holds N idle connections (0, 100, 1,000); one more
   connection does 64-byte ping-pong;
@@ -47,7 +48,9 @@ NATIVE = ("select", "poll")
 HUBS = ("hub", "hub-uvloop")
 LIMITS = {"hub": "asyncio", "hub-uvloop": "asyncio-uvloop"}
 """Each hub's limit: the plain asyncio echo on the same loop."""
-MODES = (*NATIVE, "asyncio", "asyncio-uvloop", "handlers", *HUBS)
+FLOORS = {"hub": "handlers", "hub-uvloop": "handlers-uvloop"}
+"""Each hub's floor: asyncore's handlers on plain add_reader on the same loop."""
+MODES = (*NATIVE, "asyncio", "asyncio-uvloop", "handlers", "handlers-uvloop", *HUBS)
 IDLE_MODES = {0: (*NATIVE, "asyncio", *HUBS), 100: (*NATIVE, "asyncio", *HUBS), 1000: MODES}
 """The limits are measured where their targets are: at 1,000 idle connections."""
 
@@ -68,6 +71,11 @@ def serve(mode: str) -> None:
         return
     if mode == "handlers":
         asyncio.run(_add_reader_handlers())
+        return
+    if mode == "handlers-uvloop":
+        import uvloop
+
+        uvloop.new_event_loop().run_until_complete(_add_reader_handlers())
         return
     if mode.startswith("hub"):
         import bridges
@@ -273,6 +281,7 @@ _NAMES = {
     "asyncio": "plain asyncio add_reader",
     "asyncio-uvloop": "plain asyncio add_reader on uvloop",
     "handlers": "asyncore's handlers on plain add_reader",
+    "handlers-uvloop": "asyncore's handlers on plain add_reader on uvloop",
 }
 
 
@@ -348,19 +357,7 @@ def measure_idle(
             rows.append(
                 _row(f"{mode} vs {_NAMES['asyncio']}, {idle} idle", samples, mode, "asyncio", None)
             )
-    if "handlers" in samples:
-        rows.append(
-            _row(f"hub vs {_NAMES['handlers']}, {idle} idle", samples, "hub", "handlers", None)
-        )
-        rows.append(
-            _row(
-                f"{_NAMES['handlers']} vs {_NAMES['asyncio']}, {idle} idle (no hub: the floor)",
-                samples,
-                "handlers",
-                "asyncio",
-                None,
-            )
-        )
+    rows.extend(_floor_rows(samples, f"{idle} idle"))
     for mode in references:
         row = _row(f"{mode}: {idle} idle vs 0 idle", samples, mode, f"{mode} 0 idle", 0.9)
         row.target = "cost does not grow (>= 0.9x)"
@@ -368,10 +365,29 @@ def measure_idle(
     return rows
 
 
+def _floor_rows(samples: dict[str, list[float]], case: str) -> list[Row]:
+    """Each hub against its floor, and each floor against plain asyncio on the same loop."""
+    rows: list[Row] = []
+    for mode, floor in FLOORS.items():
+        if floor in samples:
+            limit = LIMITS[mode]
+            rows.append(_row(f"{mode} vs {_NAMES[floor]}, {case}", samples, mode, floor, None))
+            rows.append(
+                _row(
+                    f"{_NAMES[floor]} vs {_NAMES[limit]}, {case} (no hub: the floor)",
+                    samples,
+                    floor,
+                    limit,
+                    None,
+                )
+            )
+    return rows
+
+
 def measure_active(repetitions: int, quick: bool) -> list[Row]:
     """Servers with 50 busy connections each, measured in turns."""
     per_connection = 40 if quick else 100
-    modes = (*NATIVE, "asyncio", "asyncio-uvloop", *HUBS)
+    modes = (*NATIVE, "asyncio", "asyncio-uvloop", *FLOORS.values(), *HUBS)
     samples: dict[str, list[float]] = {mode: [] for mode in modes}
     with servers(modes, 0, ACTIVE) as running:
         for server in running.values():
@@ -393,6 +409,7 @@ def measure_active(repetitions: int, quick: bool) -> list[Row]:
             )
         limit = LIMITS[mode]
         rows.append(_row(f"{mode} vs {_NAMES[limit]}, {ACTIVE} active", samples, mode, limit, None))
+    rows.extend(_floor_rows(samples, f"{ACTIVE} active"))
     return rows
 
 

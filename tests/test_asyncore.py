@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import select
 import socket
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from _asyncore_helpers import (
     LOOPS,
+    Echo,
     EchoServer,
     Recorder,
     asyncore,
@@ -25,7 +27,7 @@ from _asyncore_helpers import (
 )
 
 import bridges
-from bridges.asyncore import _sweep
+from bridges.asyncore import _readiness, _sweep
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -679,3 +681,95 @@ def test_a_dispatcher_closed_during_a_pass_takes_its_events_of_that_pass_with_it
         return second.calls, third.calls
 
     assert run(main) == ([], [])
+
+
+needs_batches = pytest.mark.skipif(
+    not hasattr(select, "epoll"), reason="readiness is batched with epoll (Linux)"
+)
+
+
+@needs_batches
+def test_a_connection_alone_active_is_watched_by_the_loop_until_another_is_active() -> None:
+    # On the stdlib loop the dispatchers' fds sit in one epoll set, whose
+    # second epoll_wait per pass pays only when several are ready: a
+    # connection alone active is watched by the loop itself, still owned by
+    # asyncore in the hub's registry (reading, and writing what the socket
+    # buffer would not take), and back in the batch once another is.
+    big = os.urandom(4_000_000)
+
+    async def echo(reader: Any, writer: Any, payload: bytes) -> bytes:
+        writer.write(payload)
+        return await reader.readexactly(len(payload))
+
+    async def main() -> tuple[list[bytes], bool, bytes, bool, list[bytes]]:
+        server = EchoServer()
+        await asyncio.sleep(0)
+        driver = ba._driver()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        alone = [
+            await echo(reader, writer, b"%03d" % i) for i in range(3 * _readiness.LONE_BATCHES)
+        ]
+        [handler] = server.handlers
+        watched_alone = driver.alone is not None and driver.alone.obj is handler
+        hub = bridges.current_hub()
+        owned = hub.fd_owners()["readers"].get(handler.socket.fileno()) == "asyncore"
+        with pytest.raises(bridges.FdConflictError, match="owned by 'asyncore'"):
+            hub.add_reader(handler.socket, lambda: None, owner="someone")
+        echoed = await echo(reader, writer, big)
+        others = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        together = await asyncio.gather(
+            *(echo(r, w, b"%d" % i) for i, (r, w) in enumerate([(reader, writer), *others]))
+        )
+        batched_again = driver.alone is None
+        for _, w in [(reader, writer), *others]:
+            w.close()
+        server.close()
+        for each in server.handlers:
+            each.close()
+        return alone, watched_alone and owned, echoed, batched_again, together
+
+    alone, watched_alone, echoed, batched_again, together = run(main)
+    assert alone == [b"%03d" % i for i in range(3 * _readiness.LONE_BATCHES)]
+    assert watched_alone
+    assert echoed == big
+    assert batched_again
+    assert together == [b"0", b"1", b"2", b"3"]
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_hub_waiting_for_its_next_event_arms_no_sweep_timer_finer_than_a_millisecond(
+    loop_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a handful of dispatchers a sweep takes microseconds, and so did the
+    # wait its budget asked for; uvloop runs a timer under a millisecond on
+    # its next pass without waiting, so the hub spun between a client's
+    # requests, re-arming the timer on every pass.
+    checks: list[float] = []
+    when_due = _sweep.Sweep._sweep_when_due
+
+    def counted(self: Any) -> None:
+        checks.append(self.loop.time())
+        when_due(self)
+
+    monkeypatch.setattr(_sweep.Sweep, "_sweep_when_due", counted)
+
+    async def main() -> tuple[int, float]:
+        ours, peer = connect_pair()
+        Echo(ours)
+        await asyncio.sleep(0.01)
+
+        def ping_pong() -> None:
+            for _ in range(1000):
+                peer.sendall(b"x")
+                peer.recv(1)
+
+        loop = asyncio.get_running_loop()
+        started, before = loop.time(), len(checks)
+        await asyncio.to_thread(ping_pong)
+        elapsed, count = loop.time() - started, len(checks) - before
+        peer.close()
+        ours.close()
+        return count, elapsed
+
+    count, elapsed = run(main, loop_factory)
+    assert count <= 2 * elapsed / _sweep.SWEEP_MIN_WAIT + 10, (count, elapsed)

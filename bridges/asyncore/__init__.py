@@ -7,7 +7,8 @@ the thread.  On the hub each dispatcher's fd is watched by the asyncio loop
 instead, owned by asyncore in the hub's fd registry, and only the dispatcher
 that had an event is asked again.  On asyncio's own loops (Linux) the fds sit
 in one epoll set whose fd is the loop's reader, and one callback per pass
-dispatches every ready dispatcher, as ``asyncore.poll`` does; on uvloop, and
+dispatches every ready dispatcher, as ``asyncore.poll`` does (a connection
+alone active is watched by the loop itself until another is); on uvloop, and
 where there is no epoll, each fd is registered with the loop.  The
 dispatchers keep asyncore's rules:
 

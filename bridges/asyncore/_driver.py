@@ -27,6 +27,7 @@ class _Entry:
     """One dispatcher's registration: what the loop currently watches for it."""
 
     __slots__ = (
+        "batched",
         "context",
         "dead",
         "fd",
@@ -45,7 +46,13 @@ class _Entry:
     )
 
     def __init__(
-        self, socket_map: Any, fd: int, obj: Any, watched: bool, dispatch: Callable[..., None]
+        self,
+        socket_map: Any,
+        fd: int,
+        obj: Any,
+        watched: bool,
+        dispatch: Callable[..., None],
+        batched: bool,
     ) -> None:
         # Like an asyncio task, a dispatcher runs its handlers in a copy of the
         # context it was created in, whichever code later changes its interest.
@@ -66,6 +73,8 @@ class _Entry:
         self.w = False
         self.x = False
         self.dead = False
+        self.batched = batched
+        """Whether its fd is watched in the driver's epoll set (``_readiness``), not by the loop."""
         # What each event dispatches, made once: the loop's callback argument,
         # and what the accounting meter names (no tuple built per event).
         self.read_event = (obj, "handle_read_event")
@@ -118,6 +127,9 @@ class _Driver(Sweep, TakeOver, Readiness):
         if self.expt is not None:
             hub.add_reader(self.expt.fileno(), self._on_expt_ready, owner=_OWNER)
         self.ready = None
+        self.lone_fd = -1
+        self.lone_batches = 0
+        self.alone = None
         self.poller = None
         """The epoll set of every dispatcher's fd (``_readiness``); None: one loop
         registration per fd."""
@@ -182,7 +194,7 @@ class _Driver(Sweep, TakeOver, Readiness):
                 self._refresh(old)
                 return
             self._drop(old)
-        entry = _Entry(socket_map, fd, obj, watched, self._dispatch)
+        entry = _Entry(socket_map, fd, obj, watched, self._dispatch, self.poller is not None)
         self.wakers += entry.wakes
         self.entries[fd] = entry
         self.by_obj[id(obj)] = entry
@@ -218,6 +230,8 @@ class _Driver(Sweep, TakeOver, Readiness):
         if self.by_obj.get(id(entry.obj)) is entry:
             del self.by_obj[id(entry.obj)]
         self._set_interest(entry, False, False, lazy=False)
+        if self.alone is entry:
+            self.alone = None
         if self.ready:
             self._forget_ready(fd)
         waiters = self.closed_waiters.pop(id(entry.obj), None)
@@ -241,7 +255,7 @@ class _Driver(Sweep, TakeOver, Readiness):
         entry.r = r
         reading = r if r or not lazy else entry.reading
         if reading is not entry.reading or w is not entry.w:
-            if self.poller is not None:
+            if entry.batched:
                 self._poll_for(entry, reading, w)
             else:
                 self._register_with_loop(entry, reading, w)
@@ -281,7 +295,7 @@ class _Driver(Sweep, TakeOver, Readiness):
         event: tuple[Any, str],
     ) -> None:
         if wanted:
-            add(entry.fd, entry.context.run, self._on_event, entry, event, owner=_OWNER)
+            add(entry.fd, entry.context.run, self._dispatch, entry, event, True, owner=_OWNER)
         else:
             remove(entry.fd, owner=_OWNER)
 
@@ -291,7 +305,7 @@ class _Driver(Sweep, TakeOver, Readiness):
     def _refresh_all(self, entries: Iterable[_Entry]) -> None:
         """Ask each live dispatcher ``readable()``/``writable()`` again and follow its answers.
 
-        One frame for a whole sweep, not one per dispatcher (``_on_event``
+        One frame for a whole sweep, not one per dispatcher (``_dispatch``
         spells the same out for the dispatcher that had the event).
         """
         interrupted = self.interrupted
@@ -313,31 +327,23 @@ class _Driver(Sweep, TakeOver, Readiness):
 
     # -- events --
 
-    def _on_event(self, entry: _Entry, event: tuple[Any, str]) -> None:
-        """One dispatcher event where each fd is registered with the loop (no epoll set).
-
-        The loop's reader or writer callback is ``entry.context.run`` with this
-        method and ``event`` (``entry.read_event`` or ``entry.write_event``)
-        as its arguments.
-        """
-        if event is entry.read_event and not entry.r and self._read_unwanted(entry):
-            return
-        self._dispatch(entry, event)
-        if entry.wakes:
-            self._sweep()
-        elif self.sweep_handle is None:
-            self._after_event()
-
-    def _dispatch(self, entry: _Entry, event: tuple[Any, str]) -> None:
+    def _dispatch(self, entry: _Entry, event: tuple[Any, str], alone: bool = False) -> None:
         """Run one dispatcher's handler for ``event``, then ask it what it wants next.
 
-        Runs in the dispatcher's context, for a dispatcher that wants the
-        event.  An ordinary event costs this one frame and the handler's own
-        calls.
+        Runs in the dispatcher's context.  ``alone``: the loop's own reader or
+        writer callback for the fd (``entry.context.run`` with this method,
+        ``event`` -- ``entry.read_event`` or ``entry.write_event`` -- and
+        True), which checks that the dispatcher wants the event and follows
+        it with the interest sweep; a batch (``_readiness``) does both once
+        for all its events.  An ordinary event costs this one frame and the
+        handler's own calls.
         """
-        reading = event is entry.read_event
+        if alone and not entry.r and event is entry.read_event and self._read_unwanted(entry):
+            return
         if entry.watched and entry.map.get(entry.fd) is not entry.obj:
             self._sync(entry.map)  # a plain dict changed behind our back
+            if alone:
+                self._event_done(entry)
             return
         obj = entry.obj
         meter = self.meter
@@ -348,7 +354,7 @@ class _Driver(Sweep, TakeOver, Readiness):
                 outer = meter.enter(event)
         try:
             try:
-                if reading:
+                if event is entry.read_event:
                     obj.handle_read_event()
                 else:
                     obj.handle_write_event()
@@ -373,6 +379,19 @@ class _Driver(Sweep, TakeOver, Readiness):
         finally:
             if outer is not None:
                 meter.exit(outer)
+        if alone:
+            # _event_done(entry), spelled out: one frame less on every event.
+            if entry.wakes:
+                self._sweep()
+            elif self.sweep_handle is None:
+                self._after_event()
+
+    def _event_done(self, entry: _Entry) -> None:
+        """After its own event: a sweep at once for a trigger, when due for others."""
+        if entry.wakes:
+            self._sweep()
+        elif self.sweep_handle is None:
+            self._after_event()
 
     def _read_unwanted(self, entry: _Entry) -> bool:
         """A read event on a lazily kept registration (``_set_interest``): does it still not read?

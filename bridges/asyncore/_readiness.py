@@ -11,6 +11,12 @@ the loop watches only that set's fd: when it is ready, one callback polls it
 without rebuilding any fd list.  The hub's fd registry still records
 asyncore as the owner of each fd (``Hub.claim``), so another framework's
 ``add_reader`` on one of them is refused as before.
+
+The batch costs a second ``epoll_wait`` per pass, which pays only when
+several fds are ready at once.  When one connection is the only one active
+(the same fd alone in ``LONE_BATCHES`` batches in a row), its fd is
+registered with the loop itself, as without a batch; the first batch that
+has any other fd ready takes it back.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ _IN = select.EPOLLIN if hasattr(select, "epoll") else 0
 _READABLE = ~select.EPOLLOUT if hasattr(select, "epoll") else 0
 _WRITABLE = ~select.EPOLLIN if hasattr(select, "epoll") else 0
 
+LONE_BATCHES = 8
+"""Batches in a row with the same fd alone ready after which the loop watches that fd itself."""
+
 
 def batches_on(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether the driver batches readiness on ``loop``.
@@ -41,9 +50,10 @@ def batches_on(loop: asyncio.AbstractEventLoop) -> bool:
     code, which the batch saves on every ready fd.  uvloop's per-fd dispatch
     is C, so there the batch's second ``epoll_wait`` per pass costs more
     than it saves unless many fds are ready at once (measured: 50 active
-    connections 8 % cheaper, one active beside 1,000 idle 26 % dearer); its
-    fds stay registered with the loop one by one, as on platforms without
-    epoll.
+    connections 8 % cheaper, one active beside 1,000 idle 26 % dearer; with
+    the lone connection watched by the loop itself, no gain at 50 active
+    within the noise of two interleaved runs); its fds stay registered with
+    the loop one by one, as on platforms without epoll.
     """
     return hasattr(select, "epoll") and isinstance(loop, BaseSelectorEventLoop)
 
@@ -54,9 +64,14 @@ class Readiness:
     poller: Any
     ready: list[tuple[int, int]] | None
     """The batch being dispatched (``epoll.poll``'s list), None between batches."""
+    lone_fd: int
+    """The fd that was alone ready in the last batches (-1: none)."""
+    lone_batches: int
+    """How many batches in a row ``lone_fd`` was alone in."""
+    alone: _Entry | None
+    """The dispatcher whose fd the loop watches itself, out of the batch."""
 
     def _open_poller(self) -> None:
-        self.ready = None
         self.poller = select.epoll()
         self.hub.add_reader(self.poller.fileno(), self._on_ready, owner=_OWNER)
 
@@ -106,6 +121,8 @@ class Readiness:
         decides whether the writer still runs.
         """
         self.ready = ready = self.poller.poll(0)
+        if self.alone is not None:
+            self._batch(self.alone)  # several connections are active: back into the batch
         get = self.entries.get
         nobody = _NOBODY
         try:
@@ -117,6 +134,10 @@ class Readiness:
                     self._on_flags(entry, flags)
         finally:
             self.ready = None
+        if len(ready) == 1:
+            self._count_lone(ready[0][0])
+        elif self.lone_batches:
+            self.lone_batches = 0
         if self.wakers and any(get(fd, nobody).wakes for fd, _ in ready):
             self._sweep()
         elif self.sweep_handle is None:
@@ -139,6 +160,46 @@ class Readiness:
         if writer and entry.w:
             entry.on_write()
 
+    def _count_lone(self, fd: int) -> None:
+        """``fd`` was alone in a batch: after ``LONE_BATCHES`` in a row, out of the batch."""
+        if fd != self.lone_fd:
+            self.lone_fd = fd
+            self.lone_batches = 1
+            return
+        self.lone_batches += 1
+        if self.lone_batches >= LONE_BATCHES:
+            self.lone_batches = 0
+            entry = self.entries.get(fd)
+            if entry is not None and entry.batched:
+                self._unbatch(entry)
+
+    def _unbatch(self, entry: _Entry) -> None:
+        """The loop watches ``entry``'s fd itself: one epoll_wait per pass while it is alone."""
+        self._move(entry, batched=False)
+        if not entry.dead:  # its handle_error() may have closed it
+            self.alone = entry
+
+    def _batch(self, entry: _Entry) -> None:
+        """Back into the batch with ``entry``'s fd (or it has left its map)."""
+        self.alone = None
+        if not entry.dead:
+            self._move(entry, batched=True)
+
+    def _move(self, entry: _Entry, batched: bool) -> None:
+        """Watch ``entry``'s fd in the batch or with the loop, for what it wants now.
+
+        A registration kept lazily (``_set_interest``) is not carried over.
+        Registering can fail as a sweep's can (a socket closed behind the
+        map's back): asyncore's rules decide then, as for the sweep.
+        """
+        r, w = entry.r, entry.w
+        try:
+            self._set_interest(entry, False, False, lazy=False)
+            entry.batched = batched
+            self._set_interest(entry, r, w)
+        except BaseException as exc:  # noqa: BLE001 - asyncore's rules decide
+            self._failed(entry, exc)
+
     def _forget_ready(self, fd: int) -> None:
         """A dispatcher left during a batch: its events of that batch go with it.
 
@@ -154,7 +215,7 @@ class Readiness:
 class _Nobody:
     """What an fd with no dispatcher any more maps to in a batch: it wants nothing."""
 
-    r = reading = w = wakes = False
+    r = reading = w = wakes = batched = False
 
 
 _NOBODY: Any = _Nobody()

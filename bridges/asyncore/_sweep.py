@@ -27,6 +27,16 @@ time rather than wall time: a hub that shares its CPU with other processes
 (or waits for the GIL) does not sweep more often per event because of them."""
 
 
+SWEEP_MIN_WAIT = 0.001
+"""The shortest wall-clock wait for a sweep's budget: the loops' timers are no finer.
+
+asyncio's selector loop rounds its poll timeout up to a millisecond, and
+uvloop counts its timers in milliseconds, running a shorter one on the next
+pass without waiting: with a handful of dispatchers (a sweep of a few
+microseconds) a finer wait made the hub re-arm its timer on every pass,
+spinning while it waited for its next event."""
+
+
 class Sweep:
     """The interest sweep of the driver (a mixin of ``_Driver``)."""
 
@@ -52,7 +62,7 @@ class Sweep:
         now = self.loop.time()
         wait = min(self.next_sweep_cpu - time.thread_time(), self.sweep_deadline - now)
         if wait > 0:
-            self.next_sweep_at = now + wait
+            self.next_sweep_at = now + max(wait, SWEEP_MIN_WAIT)
             self.sweep_handle = self.loop.call_at(self.next_sweep_at, self._sweep_when_due)
         else:
             self._sweep()
@@ -79,7 +89,7 @@ class Sweep:
         now = self.loop.time()
         # The thread's CPU clock runs no faster than the wall clock: before
         # next_sweep_at the CPU budget cannot have been spent.
-        self.next_sweep_at = now + wait
+        self.next_sweep_at = now + max(wait, SWEEP_MIN_WAIT)
         self.next_sweep_cpu = ended + wait
         self.sweep_deadline = now + max(wait, SWEEP_INTERVAL)
 
