@@ -43,9 +43,11 @@ costs a few percent of a ping-pong server.  So the loop's busy time is the
 loop thread's CPU time (read when the figures are), and asyncio's loop time
 is what it holds beyond the other frameworks' dispatches; it has no count.
 On Linux the busy time also holds the time the thread was ready to run and
-waited for a CPU (the scheduler's ``schedstat``): a timed dispatch's wall
-time includes the moments other processes ran in its place, and a CPU time
-without them would leave asyncio nothing on a machine short of CPU.
+waited for a CPU (the scheduler's ``schedstat``) since the figures were
+first read: a timed dispatch's wall time includes the moments other
+processes ran in its place, and a CPU time without them would leave asyncio
+nothing on a machine short of CPU.  Reading ``schedstat`` costs a file read,
+which a hub whose figures nobody reads (one per test) does not pay.
 ``accounting="exact"`` (``BRIDGES_ACCOUNTING=exact``) times every dispatch,
 and on the stdlib loop wraps ``select`` to time every pass (the busy time is
 then the loop's wall time between passes) and to count the handles each
@@ -57,6 +59,8 @@ not matter.
 from __future__ import annotations
 
 import heapq
+import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -144,6 +148,7 @@ class Accounting:
         "_slowest",
         "_started",
         "_top",
+        "_waited_start",
         "_wake",
         "busy",
         "claimed",
@@ -190,7 +195,9 @@ class Accounting:
         self._cpu_clock: Optional[int] = None
         self._busy_start = 0.0
         self._schedstat: Optional[str] = None
-        """The loop thread's ``/proc/.../schedstat``, where it can be read."""
+        """The loop thread's ``/proc/.../schedstat`` (Linux)."""
+        self._waited_start: Optional[float] = None
+        """Its run-queue wait when the figures were first read, or None before."""
 
     @property
     def framework(self) -> Optional[str]:
@@ -260,15 +267,12 @@ class Accounting:
         ):
             self._time_passes(selector, ready)
             return
-        schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
-        start = _scheduled_seconds(schedstat)
-        if start is not None:
-            self._schedstat, self._busy_start = schedstat, start
-            return
         getcpuclockid = getattr(time, "pthread_getcpuclockid", None)
         if getcpuclockid is not None:
             self._cpu_clock = getcpuclockid(thread_ident)
             self._busy_start = time.clock_gettime(self._cpu_clock)
+            if sys.platform.startswith("linux"):
+                self._schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
 
     def _time_passes(self, selector: Any, ready: Any) -> None:
         select = selector.select
@@ -290,27 +294,37 @@ class Accounting:
         """Stop watching the loop (the hub stops); the figures stay readable."""
         if self._loop is None:
             return
-        self.busy = self._busy_seconds() or 0.0
+        self.busy = self._busy_seconds(start_waiting=False) or 0.0
         selector, self._selector = self._selector, None
         if selector is not None:
             selector.__dict__.pop("select", None)
         self._cpu_clock = self._schedstat = None
         self._loop = None
 
-    def _busy_seconds(self) -> Optional[float]:
-        if self._schedstat is not None:
-            scheduled = _scheduled_seconds(self._schedstat)
-            if scheduled is None:  # the loop's thread has ended
-                return self.busy
-            return scheduled - self._busy_start
+    def _busy_seconds(self, start_waiting: bool = True) -> Optional[float]:
         if self._cpu_clock is not None:
             try:
-                return time.clock_gettime(self._cpu_clock) - self._busy_start
+                busy = time.clock_gettime(self._cpu_clock) - self._busy_start
             except OSError:  # the loop's thread has ended
                 return self.busy
+            return busy + self._waited(start_waiting)
         if self._selector is not None:  # timed passes
             return self.busy + (_perf() - self._wake)
         return self.busy if self._loop is None and self.busy else None
+
+    def _waited(self, start: bool) -> float:
+        """How long the loop's thread waited for a CPU since the figures were first read.
+
+        ``start``: this read may be the first (the one that starts counting).
+        """
+        if self._schedstat is None or (self._waited_start is None and not start):
+            return 0.0
+        waited = _waited_seconds(self._schedstat)
+        if waited is None:  # not readable here, or the thread has ended
+            return 0.0
+        if self._waited_start is None:
+            self._waited_start = waited
+        return waited - self._waited_start
 
     # -- reading ---------------------------------------------------------------
 
@@ -344,17 +358,19 @@ class Accounting:
         }
 
 
-def _scheduled_seconds(schedstat: str) -> Optional[float]:
-    """A thread's time on a CPU plus its time ready and waiting for one, or None if unreadable.
+def _waited_seconds(schedstat: str) -> Optional[float]:
+    """A thread's time ready to run and waiting for a CPU, or None if unreadable.
 
     ``schedstat`` (Linux, ``/proc/<pid>/task/<tid>/schedstat``) holds the
     nanoseconds the thread ran, then those it waited on a run queue.
     """
     try:
-        with open(schedstat, "rb") as stat:
-            ran, waited = stat.read().split()[:2]
-        return (int(ran) + int(waited)) / 1e9
-    except (OSError, ValueError):
+        stat = os.open(schedstat, os.O_RDONLY)
+        try:
+            return int(os.read(stat, 128).split()[1]) / 1e9
+        finally:
+            os.close(stat)
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -49,8 +49,8 @@ class HubCollector:
       (asyncio's only with exact accounting on the stdlib loop);
     * ``bridges_loop_busy_seconds_total``: the loop's busy time (the loop
       thread's CPU time, and on Linux the time it was ready to run and waited
-      for a CPU; with exact accounting on the stdlib loop, its time outside
-      ``select``);
+      for a CPU since the figures were first read; with exact accounting on
+      the stdlib loop, its time outside ``select``);
     * ``bridges_slow_callbacks_total``: dispatches the blocking detector reported;
     * ``bridges_slowest_dispatch_seconds``: the slowest dispatches so far,
       labelled by framework and the user's function.

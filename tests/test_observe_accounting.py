@@ -143,31 +143,29 @@ def test_asyncio_keeps_its_share_when_other_processes_take_the_loops_cpu() -> No
     # its place; the busy time must hold them too, or asyncio's share (the
     # busy time beyond the dispatches) drops to nothing on a loaded machine.
     cpu = min(os.sched_getaffinity(0))
-    before = os.sched_getaffinity(0)
+    affinity = os.sched_getaffinity(0)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         os.sched_setaffinity(hog.pid, {cpu})
         os.sched_setaffinity(0, {cpu})
 
-        async def main() -> dict[str, Any]:
+        async def main() -> tuple[dict[str, Any], dict[str, Any]]:
             from twisted.internet import reactor, task
 
+            first = bridges.current_hub().stats()
             for _ in range(10):  # half the work in Twisted's dispatches, half in asyncio's
                 await bridges.awaitable(task.deferLater(reactor, 0, _burn_cpu, 0.01))
                 _burn_cpu(0.01)
                 await asyncio.sleep(0)
-            return bridges.current_hub().stats()
+            return first, bridges.current_hub().stats()
 
-        stats = bridges.run(main, frameworks=["twisted"])
+        first, last = bridges.run(main, frameworks=["twisted"])
     finally:
-        os.sched_setaffinity(0, before)
+        os.sched_setaffinity(0, affinity)
         hog.kill()
         hog.wait(10)
-    share = bridges.metrics.shares(_NOTHING_YET, stats)
+    share = bridges.metrics.shares(first, last)
     assert 0.25 < share["asyncio"] < 0.75, share
-
-
-_NOTHING_YET: dict[str, Any] = {"frameworks": {}, "wall_seconds": 0.0, "busy_seconds": 0.0}
 
 
 def test_stats_are_empty_when_accounting_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
