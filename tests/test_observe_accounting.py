@@ -227,7 +227,7 @@ def _dispatch(meter: Any, seconds: float, what: Any = legacy_view) -> None:
 def test_past_the_first_dispatches_counts_stay_exact_and_time_is_estimated_from_a_sample() -> None:
     acct = Accounting(lambda framework, what: qualified_name(what))
     meter = acct.meter_for("twisted")
-    dispatches = EXACT + 10 * EVERY
+    dispatches = EXACT + 20 * EVERY
     # Sleeping, not burning CPU: a dispatch's length then barely depends on the
     # machine's load, and the estimate is compared with what they really took.
     took = 0.0
