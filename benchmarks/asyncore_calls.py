@@ -99,12 +99,9 @@ def _client(case: str, idle_count: int, ports: queue.Queue[int], counting: _Coun
         counting.on = True
         server.ping_pong(rounds)
     else:
-        busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(bench.ACTIVE)]
-        for sock in busy:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        server.busy = busy
+        server.busy = bench.connect_busy(port, bench.ACTIVE)
         server.echo_busy(20)
-        rounds = BUSY_ROUNDS * len(busy)
+        rounds = BUSY_ROUNDS * len(server.busy)
         counting.on = True
         server.echo_busy(BUSY_ROUNDS)
     counting.on = False

@@ -198,6 +198,24 @@ def _raise_fd_limit() -> None:
 # -- the client side --------------------------------------------------------------
 
 
+def connect_busy(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections to the echo server on ``port``, for :func:`echo_busy`."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    for sock in socks:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return socks
+
+
+def echo_busy(socks: Sequence[socket.socket], per_connection: int, server: str) -> None:
+    """Every connection keeps one 64-byte message in flight, ``per_connection`` times."""
+
+    def check(fd: int, left: int, echo: bytes) -> None:
+        if echo != _payload(fd, left):
+            raise AssertionError(f"{server} echoed {echo!r}, not {_payload(fd, left)!r}")
+
+    keep_in_flight(socks, per_connection, _payload, PAYLOAD, check, server)
+
+
 class Server:
     """One server process, its N idle connections, its active one and its ``busy`` ones."""
 
@@ -212,9 +230,7 @@ class Server:
         self.active = socket.create_connection(("127.0.0.1", port))
         self.active.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ping_pong(10)  # accepted in order: the idle ones are in the server's map too
-        self.busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(busy)]
-        for sock in self.busy:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.busy = connect_busy(port, busy)
 
     def ping_pong(self, count: int) -> None:
         sock = self.active
@@ -231,14 +247,7 @@ class Server:
                 raise AssertionError(f"{self.mode} server echoed {got!r}, not {payload!r}")
 
     def echo_busy(self, per_connection: int) -> None:
-        """Every busy connection keeps one 64-byte message in flight, ``per_connection`` times."""
-        keep_in_flight(
-            self.busy, per_connection, _payload, PAYLOAD, self._check_echo, f"{self.mode} server"
-        )
-
-    def _check_echo(self, fd: int, left: int, echo: bytes) -> None:
-        if echo != _payload(fd, left):
-            raise AssertionError(f"{self.mode} server echoed {echo!r}, not {_payload(fd, left)!r}")
+        echo_busy(self.busy, per_connection, f"{self.mode} server")
 
     def cpu_ns(self) -> int:
         return process_cpu_ns(self.proc.pid)

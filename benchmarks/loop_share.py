@@ -60,7 +60,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,7 +71,7 @@ from typing import Callable, ContextManager, Iterator
 
 import bench_asyncore
 import bench_gevent
-from _harness import keep_in_flight, process_cpu_ns
+from _harness import process_cpu_ns
 
 GROUPS = ("loop", "framework", "handler", "other", "unknown")
 _FRAME = re.compile(r"py::(?P<function>[^:]+):(?P<path>.*)\+0x[0-9a-f]+ \(")
@@ -126,27 +125,13 @@ def _gevent_clients(port: int) -> Iterator[Load]:
     yield load
 
 
-def _check_echo(fd: int, left: int, echo: bytes) -> None:
-    if echo != bench_asyncore._payload(fd, left):
-        raise AssertionError(f"the asyncore server echoed {echo!r}")
-
-
 @contextlib.contextmanager
 def _asyncore_clients(port: int) -> Iterator[Load]:
-    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(bench_asyncore.ACTIVE)]
-    for sock in socks:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    socks = bench_asyncore.connect_busy(port, bench_asyncore.ACTIVE)
 
     def load(round_trips: int) -> int:
         per_connection = max(1, round_trips // len(socks))
-        keep_in_flight(
-            socks,
-            per_connection,
-            bench_asyncore._payload,
-            bench_asyncore.PAYLOAD,
-            _check_echo,
-            "asyncore server",
-        )
+        bench_asyncore.echo_busy(socks, per_connection, "the asyncore server")
         return per_connection * len(socks)
 
     try:

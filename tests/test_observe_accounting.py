@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from _asyncore_helpers import EchoServer
@@ -135,37 +136,63 @@ def test_asyncio_gets_the_busy_time_no_framework_claimed(
         assert asyncio_figures["count"] is None
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="pins a CPU hog to the loop's CPU (Linux)"
-)
-def test_asyncio_keeps_its_share_when_other_processes_take_the_loops_cpu() -> None:
-    # A timed dispatch's wall time holds the moments another process ran in
-    # its place; the busy time must hold them too, or asyncio's share (the
-    # busy time beyond the dispatches) drops to nothing on a loaded machine.
+@contextlib.contextmanager
+def _sharing_a_cpu_with_a_hog() -> Iterator[None]:
+    """This thread and a busy process pinned to one CPU: the thread waits for it half the time."""
     cpu = min(os.sched_getaffinity(0))
     affinity = os.sched_getaffinity(0)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         os.sched_setaffinity(hog.pid, {cpu})
         os.sched_setaffinity(0, {cpu})
-
-        async def main() -> tuple[dict[str, Any], dict[str, Any]]:
-            from twisted.internet import reactor, task
-
-            first = bridges.current_hub().stats()
-            for _ in range(10):  # half the work in Twisted's dispatches, half in asyncio's
-                await bridges.awaitable(task.deferLater(reactor, 0, _burn_cpu, 0.01))
-                _burn_cpu(0.01)
-                await asyncio.sleep(0)
-            return first, bridges.current_hub().stats()
-
-        first, last = bridges.run(main, frameworks=["twisted"])
+        yield
     finally:
         os.sched_setaffinity(0, affinity)
         hog.kill()
         hog.wait(10)
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="pins a CPU hog to the loop's CPU (Linux)"
+)
+
+
+@linux_only
+def test_asyncio_keeps_its_share_when_other_processes_take_the_loops_cpu() -> None:
+    # A timed dispatch's wall time holds the moments another process ran in
+    # its place; the busy time must hold them too, or asyncio's share (the
+    # busy time beyond the dispatches) drops to nothing on a loaded machine.
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        from twisted.internet import reactor, task
+
+        first = bridges.current_hub().stats()
+        for _ in range(10):  # half the work in Twisted's dispatches, half in asyncio's
+            await bridges.awaitable(task.deferLater(reactor, 0, _burn_cpu, 0.01))
+            _burn_cpu(0.01)
+            await asyncio.sleep(0)
+        return first, bridges.current_hub().stats()
+
+    with _sharing_a_cpu_with_a_hog():
+        first, last = bridges.run(main, frameworks=["twisted"])
     share = bridges.metrics.shares(first, last)
     assert 0.25 < share["asyncio"] < 0.75, share
+
+
+@linux_only
+def test_the_wait_for_a_cpu_counts_only_from_the_first_reading_of_the_figures() -> None:
+    # Reading the scheduler's figures costs a file read, which a hub whose
+    # figures nobody reads (one per test) does not pay: until the first
+    # reading the busy time is the loop thread's CPU time alone, though the
+    # thread waited for the hog about as long as it ran.
+    async def main() -> tuple[float, float]:
+        _burn_cpu(0.1)
+        busy = bridges.current_hub().stats()["busy_seconds"]
+        return busy, time.thread_time()
+
+    with _sharing_a_cpu_with_a_hog():
+        ran_before = time.thread_time()
+        busy, ran_after = bridges.run(main, frameworks=["twisted"])
+    assert 0.1 <= busy <= ran_after - ran_before, (busy, ran_after - ran_before)
 
 
 def test_stats_are_empty_when_accounting_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
